@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * aioloop event loop: one io_uring per thread, shared by everything that
+ * thread does (socket reads and writes of a frontend, disk I/O of the
+ * engine, timers).  Nothing here is thread-safe except
+ * aiol_loop_post(): a loop belongs to the thread that runs it.
+ *
+ * Every SQE submitted through a loop carries, in user_data, a pointer to a
+ * caller-owned struct aiol_event that stays valid until its CQE has been
+ * dispatched.  Events are embedded in preallocated slots (connection,
+ * request, queue tag), never allocated per completion.
+ *
+ * The loop also owns the thread's I/O buffer arena: one anonymous mapping
+ * of a fixed size, registered with the ring as fixed buffer 0, from which
+ * aligned data buffers are carved.  Its size is the in-flight byte cap of
+ * the thread; nothing on the data path allocates memory sized by a client.
+ */
+#ifndef AIOLOOP_LOOP_H
+#define AIOLOOP_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct io_uring;
+struct io_uring_sqe;
+struct aiol_loop;
+
+/* A completion target.  fn is called on the loop thread with the CQE's res
+ * and flags.  For multishot requests it may be called several times. */
+struct aiol_event {
+	void (*fn)(struct aiol_event *ev, int res, unsigned int cqe_flags);
+};
+
+/* Deferred work: run on the loop thread at the next iteration.  Used to
+ * complete requests outside the submitter's stack and to wake waiters. */
+struct aiol_work {
+	void (*fn)(struct aiol_work *w);
+	struct aiol_work *next;
+	bool queued;
+};
+
+struct aiol_loop_opts {
+	unsigned int entries;	/* SQ size; 0: 256 */
+	size_t arena_bytes;	/* in-flight buffer cap of this thread; 0: 64 MiB */
+};
+
+/* Create a loop for the calling thread.  Returns 0 or -errno. */
+int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out);
+/* Destroy; the caller has drained everything it submitted. */
+void aiol_loop_destroy(struct aiol_loop *loop);
+
+/* The ring, for frontends that prepare their own SQEs (sockets, uring_cmd). */
+struct io_uring *aiol_loop_ring(struct aiol_loop *loop);
+
+/* Get an SQE whose user_data points at ev.  Never returns NULL: when the
+ * SQ is full it submits first.  ev may be NULL for SQEs whose completion is
+ * of no interest (their CQEs are dropped). */
+struct io_uring_sqe *aiol_loop_sqe(struct aiol_loop *loop, struct aiol_event *ev);
+
+/* Submit pending SQEs, wait for at least one completion (unless work is
+ * pending or wait is false), dispatch all CQEs and run all deferred work.
+ * Returns the number of events dispatched or -errno. */
+int aiol_loop_run_once(struct aiol_loop *loop, bool wait);
+
+/* Queue w to run on the loop thread at the next iteration (loop thread only). */
+void aiol_loop_defer(struct aiol_loop *loop, struct aiol_work *w);
+
+/* Cross-thread completion: queue w from any thread and wake the loop.
+ * Lock-free (MPSC stack + eventfd). */
+void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w);
+
+/* Buffers: 4096-aligned, carved from the registered arena.  Returns NULL
+ * when the arena has no free run of that size right now (the caller waits
+ * with aiol_loop_buf_wait()) or when len exceeds the arena (never
+ * satisfiable: check aiol_loop_buf_max()). */
+void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len);
+void aiol_loop_buf_free(struct aiol_loop *loop, void *buf, size_t len);
+size_t aiol_loop_buf_max(const struct aiol_loop *loop);
+size_t aiol_loop_buf_used(const struct aiol_loop *loop);
+/* Registered-buffer index for buf (0 for the arena) or -1 if buf is not in it. */
+int aiol_loop_buf_index(const struct aiol_loop *loop, const void *buf);
+/* Run w (deferred) once some buffer space has been freed. */
+void aiol_loop_buf_wait(struct aiol_loop *loop, struct aiol_work *w);
+
+/* Registered files: install fd in the ring's sparse file table.  Returns
+ * the slot index or -errno (-ENOTSUP when the kernel has no sparse table,
+ * in which case the caller uses the plain fd). */
+int aiol_loop_file_register(struct aiol_loop *loop, int fd);
+void aiol_loop_file_unregister(struct aiol_loop *loop, int slot);
+
+#endif

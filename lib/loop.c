@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The per-thread event loop (aioloop/loop.h): an io_uring, a list of
+ * deferred work, a lock-free inbox for completions posted by other threads
+ * (woken through an eventfd that the ring itself reads), and the thread's
+ * buffer arena registered as fixed buffer 0.
+ *
+ * Thread model: everything but aiol_loop_post() runs on the owning thread.
+ * aiol_loop_post() pushes onto an atomic stack and writes the eventfd.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "aioloop/log.h"
+#include "aioloop/loop.h"
+
+#define ARENA_PAGE 4096u
+#define FILE_SLOTS 64
+
+struct aiol_loop {
+	struct io_uring ring;
+	/* deferred work, FIFO */
+	struct aiol_work *work_head, *work_tail;
+	/* cross-thread inbox (LIFO stack, reversed when drained) */
+	_Atomic(struct aiol_work *) inbox;
+	int efd;
+	uint64_t efd_val;
+	struct aiol_event efd_ev;
+	bool efd_armed;
+	/* buffer arena */
+	uint8_t *arena;
+	size_t arena_bytes;
+	size_t npages;
+	uint64_t *bitmap;	/* 1 = page in use */
+	size_t hint;		/* next-fit start page */
+	size_t used;
+	bool arena_registered;
+	struct aiol_work *buf_waiters_head, *buf_waiters_tail;
+	/* registered files */
+	bool files_sparse;
+	int file_used[FILE_SLOTS];
+};
+
+static void loop_arm_efd(struct aiol_loop *loop);
+
+static void efd_complete(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct aiol_loop *loop = (struct aiol_loop *)((char *)ev - offsetof(struct aiol_loop, efd_ev));
+	struct aiol_work *w, *rev = NULL;
+
+	(void)res;
+	(void)flags;
+	loop->efd_armed = false;
+	w = atomic_exchange_explicit(&loop->inbox, NULL, memory_order_acquire);
+	while (w) {		/* reverse into FIFO order */
+		struct aiol_work *n = w->next;
+		w->next = rev;
+		rev = w;
+		w = n;
+	}
+	while (rev) {
+		struct aiol_work *n = rev->next;
+		rev->queued = false;
+		aiol_loop_defer(loop, rev);
+		rev = n;
+	}
+	loop_arm_efd(loop);
+}
+
+static void loop_arm_efd(struct aiol_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+
+	if (loop->efd_armed || loop->efd < 0)
+		return;
+	sqe = aiol_loop_sqe(loop, &loop->efd_ev);
+	io_uring_prep_read(sqe, loop->efd, &loop->efd_val, sizeof(loop->efd_val), 0);
+	loop->efd_armed = true;
+}
+
+int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
+{
+	struct aiol_loop *loop;
+	struct io_uring_params p;
+	unsigned int entries = opts && opts->entries ? opts->entries : 256;
+	size_t arena = opts && opts->arena_bytes ? opts->arena_bytes : 64u << 20;
+	struct iovec iov;
+	int ret;
+
+	arena = (arena + ARENA_PAGE - 1) & ~(size_t)(ARENA_PAGE - 1);
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	loop->efd = -1;
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = entries * 4;
+	ret = io_uring_queue_init_params(entries, &loop->ring, &p);
+	if (ret < 0) {
+		aiol_err("io_uring_queue_init: %s", strerror(-ret));
+		goto err_free;
+	}
+	loop->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->efd < 0) {
+		ret = -errno;
+		aiol_err("eventfd: %m");
+		goto err_ring;
+	}
+	loop->efd_ev.fn = efd_complete;
+
+	loop->arena_bytes = arena;
+	loop->npages = arena / ARENA_PAGE;
+	loop->arena = mmap(NULL, arena, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (loop->arena == MAP_FAILED) {
+		ret = -errno;
+		aiol_err("mmap of a %zu-byte buffer arena: %m", arena);
+		goto err_efd;
+	}
+	loop->bitmap = calloc((loop->npages + 63) / 64, sizeof(uint64_t));
+	if (!loop->bitmap) {
+		ret = -ENOMEM;
+		goto err_arena;
+	}
+	iov.iov_base = loop->arena;
+	iov.iov_len = arena;
+	ret = io_uring_register_buffers(&loop->ring, &iov, 1);
+	loop->arena_registered = ret == 0;
+	if (ret < 0)
+		aiol_debug("buffer arena not registered with the ring: %s", strerror(-ret));
+
+	ret = io_uring_register_files_sparse(&loop->ring, FILE_SLOTS);
+	loop->files_sparse = ret == 0;
+
+	loop_arm_efd(loop);
+	*out = loop;
+	return 0;
+
+err_arena:
+	munmap(loop->arena, arena);
+err_efd:
+	close(loop->efd);
+err_ring:
+	io_uring_queue_exit(&loop->ring);
+err_free:
+	free(loop);
+	return ret;
+}
+
+void aiol_loop_destroy(struct aiol_loop *loop)
+{
+	if (!loop)
+		return;
+	io_uring_queue_exit(&loop->ring);
+	if (loop->efd >= 0)
+		close(loop->efd);
+	munmap(loop->arena, loop->arena_bytes);
+	free(loop->bitmap);
+	free(loop);
+}
+
+struct io_uring *aiol_loop_ring(struct aiol_loop *loop)
+{
+	return &loop->ring;
+}
+
+struct io_uring_sqe *aiol_loop_sqe(struct aiol_loop *loop, struct aiol_event *ev)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&loop->ring)))
+		io_uring_submit(&loop->ring);
+	/* Reset fields that io_uring_prep_* leaves alone. */
+	sqe->flags = 0;
+	sqe->ioprio = 0;
+	sqe->personality = 0;
+	sqe->file_index = 0;
+	sqe->addr3 = 0;
+	sqe->__pad2[0] = 0;
+	io_uring_sqe_set_data(sqe, ev);
+	return sqe;
+}
+
+void aiol_loop_defer(struct aiol_loop *loop, struct aiol_work *w)
+{
+	if (w->queued)
+		return;
+	w->queued = true;
+	w->next = NULL;
+	if (loop->work_tail)
+		loop->work_tail->next = w;
+	else
+		loop->work_head = w;
+	loop->work_tail = w;
+}
+
+void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
+{
+	struct aiol_work *head = atomic_load_explicit(&loop->inbox, memory_order_relaxed);
+	uint64_t one = 1;
+
+	do {
+		w->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&loop->inbox, &head, w,
+							memory_order_release,
+							memory_order_relaxed));
+	if (write(loop->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		aiol_err("eventfd write: %m");
+}
+
+static int run_work(struct aiol_loop *loop)
+{
+	int n = 0;
+
+	while (loop->work_head) {
+		struct aiol_work *w = loop->work_head;
+
+		loop->work_head = w->next;
+		if (!loop->work_head)
+			loop->work_tail = NULL;
+		w->queued = false;
+		w->next = NULL;
+		w->fn(w);
+		n++;
+	}
+	return n;
+}
+
+int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	int ret, n = 0;
+
+	if (wait && !loop->work_head)
+		ret = io_uring_submit_and_wait(&loop->ring, 1);
+	else
+		ret = io_uring_submit(&loop->ring);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		return ret;
+
+	while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
+		struct aiol_event *ev = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		unsigned int flags = cqe->flags;
+
+		io_uring_cqe_seen(&loop->ring, cqe);
+		if (ev)
+			ev->fn(ev, res, flags);
+		n++;
+	}
+	n += run_work(loop);
+	return n;
+}
+
+/* ---- buffer arena ---- */
+
+static bool page_used(const struct aiol_loop *loop, size_t i)
+{
+	return loop->bitmap[i / 64] & (1ull << (i % 64));
+}
+
+static void mark_pages(struct aiol_loop *loop, size_t first, size_t n, bool used)
+{
+	for (size_t i = first; i < first + n; i++) {
+		if (used)
+			loop->bitmap[i / 64] |= 1ull << (i % 64);
+		else
+			loop->bitmap[i / 64] &= ~(1ull << (i % 64));
+	}
+}
+
+/* First free run of n pages in [from, to); returns its start or SIZE_MAX. */
+static size_t find_run(const struct aiol_loop *loop, size_t n, size_t from, size_t to)
+{
+	size_t run = 0;
+
+	for (size_t i = from; i < to; i++) {
+		if ((i % 64) == 0 && loop->bitmap[i / 64] == ~0ull && i + 64 <= to) {
+			run = 0;
+			i += 63;
+			continue;
+		}
+		if (page_used(loop, i)) {
+			run = 0;
+			continue;
+		}
+		if (++run == n)
+			return i + 1 - n;
+	}
+	return SIZE_MAX;
+}
+
+void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len)
+{
+	size_t n = (len + ARENA_PAGE - 1) / ARENA_PAGE, start;
+
+	if (n == 0)
+		n = 1;
+	if (n > loop->npages || loop->used + n * ARENA_PAGE > loop->arena_bytes)
+		return NULL;
+	start = find_run(loop, n, loop->hint, loop->npages);
+	if (start == SIZE_MAX)
+		start = find_run(loop, n, 0, loop->npages);
+	if (start == SIZE_MAX)
+		return NULL;
+	mark_pages(loop, start, n, true);
+	loop->hint = start + n < loop->npages ? start + n : 0;
+	loop->used += n * ARENA_PAGE;
+	return loop->arena + start * ARENA_PAGE;
+}
+
+void aiol_loop_buf_free(struct aiol_loop *loop, void *buf, size_t len)
+{
+	size_t n = (len + ARENA_PAGE - 1) / ARENA_PAGE;
+	size_t start;
+
+	if (!buf)
+		return;
+	if (n == 0)
+		n = 1;
+	start = (size_t)((uint8_t *)buf - loop->arena) / ARENA_PAGE;
+	mark_pages(loop, start, n, false);
+	loop->used -= n * ARENA_PAGE;
+	/* Wake every waiter: each retries its allocation and re-queues itself. */
+	while (loop->buf_waiters_head) {
+		struct aiol_work *w = loop->buf_waiters_head;
+
+		loop->buf_waiters_head = w->next;
+		w->queued = false;
+		aiol_loop_defer(loop, w);
+	}
+	loop->buf_waiters_tail = NULL;
+}
+
+void aiol_loop_buf_wait(struct aiol_loop *loop, struct aiol_work *w)
+{
+	if (w->queued)
+		return;
+	w->queued = true;
+	w->next = NULL;
+	if (loop->buf_waiters_tail)
+		loop->buf_waiters_tail->next = w;
+	else
+		loop->buf_waiters_head = w;
+	loop->buf_waiters_tail = w;
+}
+
+size_t aiol_loop_buf_max(const struct aiol_loop *loop)
+{
+	return loop->arena_bytes;
+}
+
+size_t aiol_loop_buf_used(const struct aiol_loop *loop)
+{
+	return loop->used;
+}
+
+int aiol_loop_buf_index(const struct aiol_loop *loop, const void *buf)
+{
+	const uint8_t *p = buf;
+
+	if (!loop->arena_registered || p < loop->arena || p >= loop->arena + loop->arena_bytes)
+		return -1;
+	return 0;
+}
+
+/* ---- registered files ---- */
+
+int aiol_loop_file_register(struct aiol_loop *loop, int fd)
+{
+	int ret;
+
+	if (!loop->files_sparse)
+		return -ENOTSUP;
+	for (int i = 0; i < FILE_SLOTS; i++) {
+		if (loop->file_used[i])
+			continue;
+		ret = io_uring_register_files_update(&loop->ring, i, &fd, 1);
+		if (ret < 0)
+			return ret;
+		loop->file_used[i] = 1;
+		return i;
+	}
+	return -ENOSPC;
+}
+
+void aiol_loop_file_unregister(struct aiol_loop *loop, int slot)
+{
+	int fd = -1;
+
+	if (slot < 0 || slot >= FILE_SLOTS || !loop->file_used[slot])
+		return;
+	io_uring_register_files_update(&loop->ring, slot, &fd, 1);
+	loop->file_used[slot] = 0;
+}

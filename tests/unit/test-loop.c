@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the event loop: deferred work order, cross-thread posts,
+ * the buffer arena's bounds and reuse, and a real ring operation (a nop)
+ * dispatched to its event.
+ */
+#include <liburing.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "aioloop/loop.h"
+
+struct counter {
+	struct aiol_work w;
+	int *log;
+	int *n;
+	int id;
+};
+
+static void count_fn(struct aiol_work *w)
+{
+	struct counter *c = (struct counter *)w;
+
+	c->log[(*c->n)++] = c->id;
+}
+
+static void test_defer_fifo(void **state)
+{
+	struct aiol_loop *loop;
+	struct counter c[3];
+	int log[3], n = 0;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct counter){ .w.fn = count_fn, .log = log, .n = &n, .id = i };
+		aiol_loop_defer(loop, &c[i].w);
+	}
+	aiol_loop_defer(loop, &c[1].w);	/* already queued: no double run */
+	assert_true(aiol_loop_run_once(loop, true) >= 3);
+	assert_int_equal(n, 3);
+	assert_int_equal(log[0], 0);
+	assert_int_equal(log[1], 1);
+	assert_int_equal(log[2], 2);
+	aiol_loop_destroy(loop);
+}
+
+struct poster {
+	struct aiol_loop *loop;
+	struct counter c[100];
+};
+
+static void *post_thread(void *arg)
+{
+	struct poster *p = arg;
+
+	for (int i = 0; i < 100; i++)
+		aiol_loop_post(p->loop, &p->c[i].w);
+	return NULL;
+}
+
+static void test_post_cross_thread(void **state)
+{
+	static struct poster p;
+	static int log[100];
+	int n = 0;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(NULL, &p.loop), 0);
+	for (int i = 0; i < 100; i++)
+		p.c[i] = (struct counter){ .w.fn = count_fn, .log = log, .n = &n, .id = i };
+	assert_int_equal(pthread_create(&t, NULL, post_thread, &p), 0);
+	while (n < 100)
+		assert_true(aiol_loop_run_once(p.loop, true) >= 0);
+	pthread_join(t, NULL);
+	/* every post ran once, and one poster's posts keep their order */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(log[i], i);
+	aiol_loop_destroy(p.loop);
+}
+
+static void test_arena_bounds(void **state)
+{
+	struct aiol_loop *loop;
+	struct aiol_loop_opts o = { .arena_bytes = 1 << 20 };
+	void *a, *b, *c;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(&o, &loop), 0);
+	assert_int_equal(aiol_loop_buf_max(loop), 1 << 20);
+	assert_null(aiol_loop_buf_alloc(loop, (1 << 20) + 1));	/* never fits */
+	a = aiol_loop_buf_alloc(loop, 512 << 10);
+	b = aiol_loop_buf_alloc(loop, 512 << 10);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal((uintptr_t)a % 4096, 0);
+	assert_null(aiol_loop_buf_alloc(loop, 1));	/* full */
+	assert_int_equal(aiol_loop_buf_used(loop), 1 << 20);
+	aiol_loop_buf_free(loop, a, 512 << 10);
+	c = aiol_loop_buf_alloc(loop, 100);
+	assert_ptr_equal(c, a);
+	assert_true(aiol_loop_buf_index(loop, c) == 0 || aiol_loop_buf_index(loop, c) == -1);
+	assert_int_equal(aiol_loop_buf_index(loop, &o), -1);
+	aiol_loop_buf_free(loop, b, 512 << 10);
+	aiol_loop_buf_free(loop, c, 100);
+	assert_int_equal(aiol_loop_buf_used(loop), 0);
+	aiol_loop_destroy(loop);
+}
+
+struct nop_ev {
+	struct aiol_event ev;
+	int calls;
+	int res;
+};
+
+static void nop_done(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct nop_ev *n = (struct nop_ev *)ev;
+
+	(void)flags;
+	n->calls++;
+	n->res = res;
+}
+
+static void test_ring_event(void **state)
+{
+	struct aiol_loop *loop;
+	struct nop_ev n = { .ev.fn = nop_done };
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	io_uring_prep_nop(aiol_loop_sqe(loop, &n.ev));
+	while (!n.calls)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(n.calls, 1);
+	assert_int_equal(n.res, 0);
+	aiol_loop_destroy(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defer_fifo),
+		cmocka_unit_test(test_post_cross_thread),
+		cmocka_unit_test(test_arena_bounds),
+		cmocka_unit_test(test_ring_event),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
