@@ -83,6 +83,7 @@ int aiol_queue_create(struct aiol_dev *dev, struct aiol_loop *loop,
 	q->dev = dev;
 	q->loop = loop;
 	q->file_slot = -1;
+	q->stripe_retry.tv_nsec = ENG_STRIPE_RETRY_NS;
 	q->depth = opts && opts->depth ? opts->depth : 128;
 	switch (dev->info.engine) {
 	case AIOL_ENGINE_URING:

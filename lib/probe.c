@@ -366,6 +366,13 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 		ret = -ENOMEM;
 		goto err_free;
 	}
+	if (direct) {
+		dev->stripes = calloc(ENG_STRIPES, sizeof(*dev->stripes));
+		if (!dev->stripes) {
+			ret = -ENOMEM;
+			goto err_path;
+		}
+	}
 	dev->fd = fd;
 	dev->threads = o->threads ? o->threads : 4;
 	dev->info.path = dev->path;
@@ -420,6 +427,8 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 	*out = dev;
 	return 0;
 
+err_path:
+	free(dev->path);
 err_free:
 	free(dev);
 err_close:
@@ -432,6 +441,7 @@ void aiol_dev_close(struct aiol_dev *dev)
 	if (!dev)
 		return;
 	close(dev->fd);
+	free(dev->stripes);
 	free(dev->path);
 	free(dev);
 }
