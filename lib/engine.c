@@ -427,6 +427,11 @@ static int pick_zmode(struct aiol_req *req, int failed)
 	const struct aiol_dev *dev = p->q->dev;
 	uint32_t fl = load_fl(dev);
 	bool keep = req->flags & AIOL_F_NO_UNMAP;
+	uint64_t boff = dev->info.offset + req->off;
+
+	/* fallocate on a block device wants whole logical blocks. */
+	if (dev->info.is_blockdev && ((boff | req->len) & (dev->bdev_lbs - 1)))
+		fl = 0;
 
 	if (!keep && failed < ZM_PUNCH && (fl & ENG_FL_PUNCH))
 		p->zmode = ZM_PUNCH;
@@ -446,6 +451,30 @@ static void issue_falloc(struct aiol_req *req, int mode)
 	p->stage = ST_FALLOC;
 	set_io(p, IO_FALLOC, backing_off(req, p), req->len, NULL);
 	p->io.mode = mode;
+	eng_issue(req);
+}
+
+/* Discard is a hint: on a block device only the whole logical blocks
+ * inside the range are discarded (fallocate refuses partial ones). */
+static void discard_go(struct aiol_req *req)
+{
+	struct eng_priv *p = eng_priv(req);
+	const struct aiol_dev *dev = p->q->dev;
+	uint64_t s, e;
+
+	if (!dev->info.is_blockdev) {
+		issue_falloc(req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+		return;
+	}
+	s = eng_align_up(dev->info.offset + req->off, dev->bdev_lbs);
+	e = eng_align_down(dev->info.offset + req->off + req->len, dev->bdev_lbs);
+	if (s >= e) {
+		eng_finish(req, 0);
+		return;
+	}
+	p->stage = ST_FALLOC;
+	set_io(p, IO_FALLOC, s, e - s, NULL);
+	p->io.mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	eng_issue(req);
 }
 
@@ -543,7 +572,7 @@ static void eng_after_lock(struct aiol_req *req)
 		next_chunk(req);
 		return;
 	case AIOL_OP_DISCARD:
-		issue_falloc(req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+		discard_go(req);
 		return;
 	default:
 		zeroes_go(req);

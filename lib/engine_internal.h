@@ -69,6 +69,7 @@ struct aiol_dev {
 	uint32_t fl;		/* ENG_FL_*, cleared atomically on EOPNOTSUPP */
 	uint32_t *stripes;	/* direct devs: ENG_STRIPES write-lock words (rmw.c) */
 	unsigned int threads;	/* threads engine: pool size */
+	unsigned int bdev_lbs;	/* logical block size of a block device backing, else 1 */
 	char *path;
 };
 

@@ -200,7 +200,8 @@ static void test_tmpfs_direct(void **state)
 	struct aiol_dev *dev;
 
 	if (!f->path[0]) {
-		skip();	/* /dev/shm is not a tmpfs here */
+		print_message("skip: /dev/shm is not a tmpfs here\n");
+		skip();
 		return;
 	}
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
@@ -234,7 +235,8 @@ static void test_disk_direct(void **state)
 	unsigned int a;
 
 	if (!direct_works(disk_dir())) {
-		skip();	/* no O_DIRECT on the scratch file system */
+		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
+		skip();
 		return;
 	}
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
@@ -277,6 +279,7 @@ static void test_disk_unaligned_end(void **state)
 	struct aiol_dev *dev;
 
 	if (!direct_works(disk_dir())) {
+		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
 		skip();
 		return;
 	}

@@ -34,6 +34,7 @@
 struct fixture {
 	char path[256];
 	bool direct;	/* the file system does O_DIRECT */
+	bool is_bdev;	/* never unlinked */
 };
 
 static bool is_tmpfs(const char *dir)
@@ -83,11 +84,28 @@ static int setup_shm(void **state)
 	return make(state, "/dev/shm", true);
 }
 
+/* A scratch block device named by AIOLOOP_TEST_BDEV (its data is
+ * overwritten; at least 96 MiB), e.g. a loop device set up by root. */
+static int setup_bdev(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *d = getenv("AIOLOOP_TEST_BDEV");
+
+	*state = f;
+	if (!f)
+		return -1;
+	if (d && *d)
+		snprintf(f->path, sizeof(f->path), "%s", d);
+	f->direct = true;
+	f->is_bdev = true;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	if (f && f->path[0])
+	if (f && f->path[0] && !f->is_bdev)
 		unlink(f->path);
 	free(f);
 	return 0;
@@ -440,7 +458,9 @@ static void for_engines(void **state, void (*fn)(const char *, enum aiol_engine)
 	struct fixture *f = *state;
 
 	if (!f->path[0]) {
-		skip();	/* no scratch file of this kind here */
+		print_message("skip: %s\n", f->is_bdev ? "AIOLOOP_TEST_BDEV names no scratch block device" :
+			      "no scratch file on a file system of this kind here");
+		skip();
 		return;
 	}
 	for (int e = AIOL_ENGINE_URING; e <= AIOL_ENGINE_SYNC; e++)
@@ -478,6 +498,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zeroes, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_cross_queue, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_cross_queue, setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writes, setup_bdev, teardown),
+		cmocka_unit_test_setup_teardown(test_big_unaligned, setup_bdev, teardown),
+		cmocka_unit_test_setup_teardown(test_zeroes, setup_bdev, teardown),
+		cmocka_unit_test_setup_teardown(test_cross_queue, setup_bdev, teardown),
 	};
 
 	aiol_log_setup("test-rmw", -1, NULL);
