@@ -243,6 +243,11 @@ static void complete_later(struct aiol_req *req, int res)
 /* Start parked requests while the depth allows. */
 static void eng_pump(struct aiol_queue *q)
 {
+	/* A request that finishes while it starts pumps again: let the
+	 * outer call go on instead of recursing once per parked request. */
+	if (q->pumping)
+		return;
+	q->pumping = true;
 	while (q->fifo_head && q->started < q->depth) {
 		struct aiol_req *req = q->fifo_head;
 
@@ -252,6 +257,7 @@ static void eng_pump(struct aiol_queue *q)
 		eng_priv(req)->next = NULL;
 		eng_start(req);
 	}
+	q->pumping = false;
 }
 
 void eng_finish(struct aiol_req *req, int res)

@@ -179,6 +179,7 @@ struct aiol_queue {
 	unsigned int started;		/* requests past the FIFO, not finished */
 	unsigned int outstanding;	/* accepted, done() not yet called */
 	struct aiol_req *fifo_head, *fifo_tail;
+	bool pumping;			/* eng_pump() is running */
 	/* inline (sync) trampoline */
 	bool in_trampoline;
 	struct aiol_req *tramp_head, *tramp_tail;
