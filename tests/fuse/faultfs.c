@@ -22,7 +22,17 @@
  * way, so a short transfer reaches the caller as a short read(2)/write(2)
  * instead of being taken for the end of the file.
  *
- * Usage: faultfs [--rule TEXT]... BACKING MOUNTPOINT [FUSE-OPTION...]
+ * How the kernel hands short transfers of asynchronous callers (io_uring,
+ * Linux AIO) on to them depends on FUSE's async direct I/O (Linux 6.18):
+ *   - with it (the default here), a short read arrives as a short count,
+ *     but a short write arrives as EIO (fuse_get_res_by_io());
+ *   - without it (--sync-dio), a short write arrives as a short count, but
+ *     io_uring retries a short read inside the kernel from the original
+ *     offset and returns the full length with the wrong data in the tail.
+ * So short reads are tested on a default mount and short writes on a
+ * --sync-dio one.
+ *
+ * Usage: faultfs [--sync-dio] [--rule TEXT]... BACKING MOUNTPOINT [FUSE-OPTION...]
  * It runs in the foreground; unmount with fusermount3 -u (it also asks
  * for auto_unmount, so the mount goes when the process dies).
  *
@@ -204,9 +214,12 @@ static enum node lookup(const char *path)
 	return N_NONE;
 }
 
+static bool sync_dio;
+
 static void *ffs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	(void)conn;
+	if (sync_dio)
+		conn->want &= ~(unsigned int)FUSE_CAP_ASYNC_DIO;
 	cfg->direct_io = 1;
 	cfg->attr_timeout = 0;
 	cfg->entry_timeout = 0;
@@ -422,7 +435,7 @@ static const struct fuse_operations ffs_ops = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: faultfs [--rule TEXT]... BACKING MOUNTPOINT [FUSE-OPTION...]\n"
+	fprintf(f, "Usage: faultfs [--sync-dio] [--rule TEXT]... BACKING MOUNTPOINT [FUSE-OPTION...]\n"
 		   "Rules: eio read|write START LEN, short read|write AT, half read|write,\n"
 		   "       eof read AT, nodirect, nofallocate, clear.\n"
 		   "Change them later by writing lines to MOUNTPOINT/ctl.\n");
@@ -437,6 +450,11 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
+		}
+		if (!strcmp(argv[i], "--sync-dio")) {
+			sync_dio = true;
+			i++;
+			continue;
 		}
 		if (strcmp(argv[i], "--rule") || i + 1 >= argc) {
 			usage(stderr);
