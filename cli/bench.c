@@ -615,6 +615,9 @@ static int bench_run(const struct bench_opts *o, const char *path)
 		fprintf(stderr, "aioloop bench: note: --bs %llu is not a multiple of the "
 			"%u-byte direct I/O alignment: each request is read-modify-write\n",
 			(unsigned long long)o->bs, info->dio_align);
+	if (o->file && (o->rw == RW_WRITE || o->rw == RW_RANDWRITE))
+		fprintf(stderr, "aioloop bench: warning: --rw=%s overwrites the data in %s\n",
+			rw_names[o->rw], path);
 	ret = aiol_queue_create(dev, loop, &qo, &b->q);
 	if (ret < 0) {
 		fprintf(stderr, "aioloop bench: cannot create a %s queue: %s\n",
@@ -742,9 +745,6 @@ int cmd_bench(int argc, char **argv)
 				o.file);
 			return 1;
 		}
-		if (o.rw == RW_WRITE || o.rw == RW_RANDWRITE)
-			fprintf(stderr, "aioloop bench: warning: --rw=%s overwrites the data in %s\n",
-				rw_names[o.rw], o.file);
 	}
 
 	interrupted = 0;

@@ -114,7 +114,14 @@ expect_fail 2 "with a bad --direct" --direct=maybe "$F"
 expect_fail 2 "with an unknown option" --frobnicate "$F"
 expect_fail 2 "with two files" "$F" "$F"
 expect_fail 2 "with a bad --size and no file" --size=1Q
-expect_fail 1 "with --bs larger than the file" --bs=64M --rw=randwrite "$F"
+expect_fail 2 "with --qd too large" --qd=5000 "$F"
+expect_fail 2 "with --bs times --qd over 256M" --bs=16M --qd=32 "$F"
+if [ -d /dev/shm ]; then
+	head -c 1M /dev/zero >/dev/shm/aioloop-bench-test.$$
+	expect_fail 1 "with --direct=on on tmpfs" --direct=on /dev/shm/aioloop-bench-test.$$
+	rm -f /dev/shm/aioloop-bench-test.$$
+fi
+expect_fail 1 "with --bs larger than the file" --bs=64M --qd=1 --rw=randwrite "$F"
 expect_fail 1 "with --size larger than the file" --size=1G --rw=randwrite "$F"
 
 out=$("$AIOLOOP" bench --help 2>&1)
