@@ -39,7 +39,7 @@
 #define NBD_BS_EXT	64		/* extents per BLOCK_STATUS reply */
 #define NBD_SPARSE_EXT	16		/* extents looked up for a sparse read */
 #define NBD_SPARSE_MIN	(64u << 10)	/* reads this long are checked for holes */
-#define NBD_ENGINE_RESERVE ((size_t)(64u << 20) + (64u << 10))
+#define NBD_ENGINE_RESERVE ((size_t)(4u << 20))	/* arena left for bounces */
 #define SLOT_IOV	(2 * NBD_SPARSE_EXT + 4)
 #define SLOT_HDR_BYTES	((NBD_SPARSE_EXT + 2) * 48)
 #define TX_IOV_MAX	256

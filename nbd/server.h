@@ -21,9 +21,9 @@
 
 #include "aioloop/engine.h"
 
-/* Smallest arena a worker may have: one 64 MiB request plus the engine's
- * bounce buffer for it being unaligned, plus slack for small requests. */
-#define NBD_WORKER_ARENA_MIN ((size_t)(2 * 64 + 1) << 20)
+/* Smallest arena a worker may have: one 64 MiB request plus room for the
+ * engine's bounce buffers (it bounces unaligned I/O in 1 MiB steps). */
+#define NBD_WORKER_ARENA_MIN ((size_t)72 << 20)
 
 struct nbd_export_opts {
 	const char *name;	/* export name; "" for the default export */
