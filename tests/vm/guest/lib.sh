@@ -22,6 +22,14 @@ wait_for() {
 	[ -e "$1" ]
 }
 
+# dev_gone DEV: a ublk disk is deleted; an nbd one is disconnected (size 0)
+dev_gone() {
+	case $1 in
+	/dev/nbd*) [ "$(cat /sys/block/${1#/dev/}/size)" = 0 ] ;;
+	*) [ ! -e "$1" ] ;;
+	esac
+}
+
 # fs_scenario --ublk|--nbd BACKING: attach, mkfs.ext4, mount, write files,
 # sync, umount, e2fsck, detach; ask the host to check the backing image.
 fs_scenario() {
@@ -52,7 +60,7 @@ fs_scenario() {
 	fi
 	check "e2fsck -fn clean" e2fsck -fn "$dev"
 	if aioloop list | grep -q "^$dev "; then ok "list shows the device"; else fail "list shows the device: $(aioloop list)"; fi
-	if aioloop detach "$dev" 2>/tmp/detach.err && [ ! -e "$dev" ] && [ -z "$(ls /run/aioloop)" ]; then
+	if aioloop detach "$dev" 2>/tmp/detach.err && dev_gone "$dev" && [ -z "$(ls /run/aioloop)" ]; then
 		ok "detach"
 	else
 		fail "detach: $(cat /tmp/detach.err) $(ls /dev/ublkb* /dev/nbd0 /run/aioloop 2>&1 | tr '\n' ' ')"
