@@ -44,3 +44,31 @@ fs_host() {	# VER SCEN LOG
 }
 host_ublk-fs() { fs_host "$@"; }
 host_nbd-fs() { fs_host "$@"; }
+
+host_ublk-recover() { fs_host "$@"; }
+
+# Power cut: kill qemu after 40 acknowledged writes, then every
+# acknowledged block must be in the image.
+host_ublk-powercut() {
+	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img acks n bad=0 first=""
+	rm -f "$img"
+	truncate -s 64M "$img"
+	KILL_AFTER_RE='^ACK ' KILL_AFTER_COUNT=40 boot "$ver" "$scen" "$logf" "$img"
+	EXPECT_CUT=1 report "$ver" "$scen" "$logf"
+	acks=$(grep -a '^ACK ' "$logf.clean" | awk '{ print $2 }')
+	if [ -z "$acks" ]; then
+		echo "not ok - vm-$ver/$scen: acknowledged writes survive the power cut: none acknowledged"
+		rm -f "$img"; return
+	fi
+	for n in $acks; do
+		if [ "$(dd if="$img" bs=4096 skip="$n" count=1 2>/dev/null | head -c 20)" != "$(printf 'AIOLOOP-SEQ-%08d' "$n")" ]; then
+			bad=$((bad + 1)); [ -n "$first" ] || first=$n
+		fi
+	done
+	if [ $bad = 0 ]; then
+		echo "ok - vm-$ver/$scen: all $(echo "$acks" | wc -l) acknowledged writes survive the power cut"
+	else
+		echo "not ok - vm-$ver/$scen: $bad acknowledged writes lost in the power cut (first: $first)"
+	fi
+	rm -f "$img"
+}
