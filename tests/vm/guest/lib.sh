@@ -68,30 +68,40 @@ fs_scenario() {
 	echo "host - fsck"
 }
 
+# fio_verify NAME JOBS ATTACH-OPTIONS...: 4k random writes at QD32 on the
+# device, each job on its own region, verified with crc32c.
+fio_verify() {
+	name=$1 jobs=$2
+	shift 2
+	truncate -s 32M /tmp/fio.img
+	if dev=$(aioloop attach "$@" /tmp/fio.img 2>/tmp/attach.err); then
+		if fio --name=verify --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 \
+			--ioengine=libaio --direct=1 --size=8m --offset_increment=8m \
+			--numjobs="$jobs" --verify=crc32c --do_verify=1 --verify_fatal=1 \
+			--randrepeat=0 --group_reporting --output=/tmp/fio.out >/dev/null 2>&1 &&
+		   grep -q 'err= 0' /tmp/fio.out; then
+			echo "# fio: $(grep -E '^ *(write|read):' /tmp/fio.out | tr -s ' \n' ' ')"
+			ok "$name"
+		else
+			fail "$name: $(grep -iE 'err|verify' /tmp/fio.out | head -n 3 | tr '\n' ' ')"
+		fi
+		aioloop detach "$dev"
+	else
+		fail "$name: attach: $(cat /tmp/attach.err)"
+	fi
+	rm -f /tmp/fio.img
+}
+
 # blk_scenario --ublk|--nbd: fio verify, discard, read-only, offset/sizelimit
 # on backing files in the guest's tmpfs.
 blk_scenario() {
 	fe=$1
-	plan "fio randwrite 4k QD32 verify=crc32c" "blkdiscard punches a hole in the backing file" \
+	plan "fio randwrite 4k QD32 verify=crc32c" "2 queues, 2 fio jobs, verify=crc32c" "blkdiscard punches a hole in the backing file" \
 		"read-only attach rejects writes" "--offset/--sizelimit expose exactly that window"
 
 	# fio with verification straight on the device
-	truncate -s 32M /tmp/fio.img
-	if dev=$(aioloop attach $fe /tmp/fio.img 2>/tmp/attach.err); then
-		if fio --name=verify --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 \
-			--ioengine=libaio --direct=1 --size=8m --verify=crc32c --do_verify=1 \
-			--verify_fatal=1 --randrepeat=0 --output=/tmp/fio.out >/dev/null 2>&1 &&
-		   grep -q 'err= 0' /tmp/fio.out; then
-			echo "# fio: $(grep -E '^ *(write|read|verify)' /tmp/fio.out | tr -s ' \n' ' ')"
-			ok "fio randwrite 4k QD32 verify=crc32c"
-		else
-			fail "fio randwrite 4k QD32 verify=crc32c: $(grep -iE 'err|verify' /tmp/fio.out | head -n 3 | tr '\n' ' ')"
-		fi
-		aioloop detach "$dev"
-	else
-		fail "fio randwrite 4k QD32 verify=crc32c: attach: $(cat /tmp/attach.err)"
-	fi
-	rm -f /tmp/fio.img
+	fio_verify "fio randwrite 4k QD32 verify=crc32c" 1 $fe
+	fio_verify "2 queues, 2 fio jobs, verify=crc32c" 2 $fe --queues 2 --depth 16
 
 	# discard: a fully written file loses 4 MiB of allocation
 	dd if=/dev/urandom of=/tmp/d.img bs=1M count=16 2>/dev/null
