@@ -350,12 +350,18 @@ static int ioctl_connect(const int *fds, unsigned int n, uint64_t size, uint64_t
 	ret = -pthread_create(&d->thread, NULL, doit_thread, d);
 	if (ret < 0)
 		goto err_clear;
-	/* NBD_DO_IT has started the device once its pid file shows up. */
-	snprintf(path, sizeof(path), "/sys/block/nbd%d/pid", idx);
-	for (int i = 0; i < 100; i++) {
-		struct stat sb;
+	/* NBD_DO_IT has started the device once the capacity shows (the pid
+	 * file appears before the size is set). */
+	snprintf(path, sizeof(path), "/sys/block/nbd%d/size", idx);
+	for (int i = 0; i < 250; i++) {
+		char buf[32];
+		FILE *f = fopen(path, "re");
+		bool done = f && fgets(buf, sizeof(buf), f) &&
+			    strtoull(buf, NULL, 10) == size >> 9;
 
-		if (stat(path, &sb) == 0)
+		if (f)
+			fclose(f);
+		if (done)
 			break;
 		usleep(20000);
 	}
