@@ -11,6 +11,8 @@
  *   rw_same_block        many concurrent writes into the same blocks from
  *                        disjoint byte ranges (read-modify-write races)
  *   window               offset + sizelimit: data outside untouched
+ *   window_end_neighbour the bytes past an unaligned window end are not
+ *                        rewritten under a concurrent writer
  *   past_end             -EINVAL / -ENOSPC, overflow, nothing written
  *   read_only            -EPERM, file byte-identical
  *   fua_flush            FUA writes, flush, visible through another fd
@@ -29,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -554,6 +557,75 @@ static void window(void **state)
 	assert_int_equal(fx_run(f, AIOL_OP_WRITE, size, 1, buf, 0), -ENOSPC);
 	assert_int_equal(fx_run(f, AIOL_OP_WRITE_ZEROES, size - 4096, 8192, NULL, 0), -ENOSPC);
 	fx_check(f);
+}
+
+/*
+ * A window whose end is not aligned to the direct I/O alignment: a write to
+ * its last partial block must not rewrite the bytes past the window's end
+ * that share the block, because something else (another dev on the
+ * adjacent window, another process) may be writing them.  A thread keeps
+ * writing those bytes with plain pwrite and reading them back; a read-back
+ * that differs means the engine wrote stale bytes over them.
+ */
+struct neighbour {
+	const char *path;
+	uint64_t at;
+	_Atomic int stop;
+	int lost, rounds;
+};
+
+static void *neighbour_thread(void *arg)
+{
+	struct neighbour *n = arg;
+	int fd = open(n->path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	for (unsigned int v = 1; !n->stop; v++) {
+		uint8_t w[24], r[24];
+
+		memset(w, (int)(v & 0xff) | 1, sizeof(w));
+		if (pwrite(fd, w, sizeof(w), (off_t)n->at) != (ssize_t)sizeof(w))
+			break;
+		usleep(100);
+		if (pread(fd, r, sizeof(r), (off_t)n->at) != (ssize_t)sizeof(r))
+			break;
+		if (memcmp(w, r, sizeof(r)))
+			n->lost++;
+		n->rounds++;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void window_end_neighbour(void **state)
+{
+	struct fx *f = *state;
+	struct aiol_open_opts o = fx_opts(f);
+	struct neighbour nb = { .path = f->path };
+	uint8_t buf[100];
+	pthread_t t;
+	uint64_t size;
+
+	fx_need_direct(f);
+	fx_file(f, 2 * MiB);
+	o.sizelimit = 1 * MiB + 1000;
+	fx_open_with(f, &o, 0, 0);
+	size = f->env.info->size;
+	nb.at = size;	/* the first byte past the window */
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(pthread_create(&t, NULL, neighbour_thread, &nb), 0);
+	for (int i = 0; i < 1500; i++)
+		if (fx_run(f, AIOL_OP_WRITE, size - sizeof(buf), sizeof(buf), buf, 0) != 0)
+			break;
+	nb.stop = 1;
+	pthread_join(t, NULL);
+	if (nb.lost)
+		fail_msg("%s (direct %d): %d of %d writes just past the window's end (byte %llu) "
+			 "were overwritten by the engine's writes to the window's last block",
+			 f->cfg->name, f->env.info->direct, nb.lost, nb.rounds,
+			 (unsigned long long)nb.at);
+	assert_true(nb.rounds > 0);
 }
 
 /* ---- past the end ---- */
@@ -1118,6 +1190,7 @@ static const struct {
 	{ "rw_random", rw_random },
 	{ "rw_same_block", rw_same_block },
 	{ "window", window },
+	{ "window_end_neighbour", window_end_neighbour },
 	{ "past_end", past_end },
 	{ "read_only", read_only },
 	{ "fua_flush", fua_flush },
