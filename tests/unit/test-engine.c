@@ -25,6 +25,9 @@
  *
  * Files go to $TMPDIR or /var/tmp.  The cases of a backend that needs
  * O_DIRECT skip (with the reason) where that directory has none.
+ *   bdev_*               the data paths on a block device, only with
+ *                        AIOLOOP_TEST_BLOCKDEV=/dev/... (engine-blockdev.sh)
+ *
  * Usage: test-engine [FILTER]   (a cmocka glob on "backend: case" names).
  * AIOLOOP_TEST_SEED=N repeats a run's random choices.
  */
@@ -39,6 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/time.h>
@@ -70,10 +75,12 @@ static struct cfg cfgs[] = {
 
 static bool g_odirect;		/* the test directory takes O_DIRECT */
 static uint64_t g_seed;
+static const char *g_bdev;	/* $AIOLOOP_TEST_BLOCKDEV: a scratch block device */
 
 struct fx {
 	const struct cfg *cfg;
 	char path[PATH_MAX];
+	bool is_bdev;		/* path is g_bdev, not a temporary file */
 	uint64_t size;		/* of the backing file */
 	uint8_t *model;		/* what the backing file must hold */
 	struct eng_env env;
@@ -113,7 +120,8 @@ static int fx_teardown(void **state)
 	if (f->env.loop && f->env.pending)
 		eng_drain(&f->env, 30000);
 	eng_env_close(&f->env);
-	unlink(f->path);
+	if (!f->is_bdev)
+		unlink(f->path);
 	free(f->model);
 	free(f);
 	return 0;
@@ -427,17 +435,12 @@ static void rw_random(void **state)
  * an engine that does not serialise those loses some pieces.  Each round
  * cuts differently, so each byte's final value is the one its piece wrote.
  */
-static void rw_same_block(void **state)
+static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span)
 {
-	struct fx *f = *state;
-	const uint64_t base = 1 * MiB - 3000, span = 48 * KiB + 777;
 	struct rop *p;
 	unsigned int *perm;
 	size_t maxp = span;
 
-	fx_need_direct(f);
-	fx_file(f, 2 * MiB);
-	fx_open(f);
 	p = calloc(maxp, sizeof(*p));
 	perm = calloc(maxp, sizeof(*perm));
 	assert_non_null(p);
@@ -504,6 +507,16 @@ static void rw_same_block(void **state)
 	}
 	free(perm);
 	free(p);
+}
+
+static void rw_same_block(void **state)
+{
+	struct fx *f = *state;
+
+	fx_need_direct(f);
+	fx_file(f, 2 * MiB);
+	fx_open(f);
+	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777);
 	fx_check(f);
 }
 
@@ -1181,6 +1194,125 @@ static void large_small_arena(void **state)
 	fx_check(f);
 }
 
+/* ---- a block device ---- */
+
+/*
+ * With AIOLOOP_TEST_BLOCKDEV set (engine-blockdev.sh sets it to a scratch
+ * loop device), these cases run the data paths on a block device, where
+ * the engine uses the block ioctls instead of fallocate.  Its whole
+ * content is overwritten.
+ */
+static void fx_bdev(struct fx *f)
+{
+	uint64_t size;
+	int fd;
+
+	unlink(f->path);
+	snprintf(f->path, sizeof(f->path), "%s", g_bdev);
+	f->is_bdev = true;
+	fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ioctl(fd, BLKGETSIZE64, &size), 0);
+	close(fd);
+	free(f->model);
+	f->size = size;
+	f->model = malloc(size);
+	assert_non_null(f->model);
+	eng_rand_fill(&f->rng, f->model, size);
+	fd = open(f->path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (uint64_t off = 0; off < size; off += 1 * MiB) {
+		size_t n = size - off < 1 * MiB ? (size_t)(size - off) : 1 * MiB;
+
+		assert_int_equal(pwrite(fd, f->model + off, n, (off_t)off), (ssize_t)n);
+	}
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+static void bdev_rw(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[4096];
+
+	fx_need_direct(f);
+	fx_bdev(f);
+	fx_open(f);
+	assert_true(f->env.info->is_blockdev);
+	assert_int_equal(f->env.info->size, f->size);
+	random_batches(f, 1000, 0, f->size);
+	same_block_rounds(f, 5 * MiB - 3000, 40 * KiB + 777);
+	fx_expect(f, f->size - 1000, 1000, f->model + f->size - 1000);
+	assert_int_equal(fx_run(f, AIOL_OP_READ, f->size - 1000, 2000, buf, 0), -EINVAL);
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE, f->size - 1000, 2000, buf, 0), -ENOSPC);
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE, 1000, 3000, buf, AIOL_F_FUA), 0);
+	memcpy(f->model + 1000, buf, 3000);
+	assert_int_equal(fx_run(f, AIOL_OP_FLUSH, 0, 0, NULL, 0), 0);
+	fx_check(f);
+}
+
+static void bdev_zero(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *got;
+	int ret;
+
+	fx_need_direct(f);
+	fx_bdev(f);
+	fx_open(f);
+	/* Write-zeroes: exactly its bytes, with and without unmap. */
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE_ZEROES, 1 * MiB + 100, 1 * MiB, NULL, 0), 0);
+	memset(f->model + 1 * MiB + 100, 0, 1 * MiB);
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE_ZEROES, 3 * MiB, 256 * KiB + 7, NULL,
+				AIOL_F_NO_UNMAP), 0);
+	memset(f->model + 3 * MiB, 0, 256 * KiB + 7);
+	fx_check(f);
+	/* Fast-only: done as the caps say. */
+	ret = fx_run(f, AIOL_OP_WRITE_ZEROES, 4 * MiB, 64 * KiB, NULL, AIOL_F_FAST_ONLY);
+	if (f->env.info->caps & AIOL_CAP_FAST_ZERO) {
+		assert_int_equal(ret, 0);
+		memset(f->model + 4 * MiB, 0, 64 * KiB);
+	} else {
+		assert_int_equal(ret, -ENOTSUP);
+	}
+	fx_check(f);
+	/* Discard: whatever it did (zeroes or nothing), only in its range. */
+	ret = fx_run(f, AIOL_OP_DISCARD, 6 * MiB, 1 * MiB, NULL, 0);
+	if (f->env.info->caps & AIOL_CAP_DISCARD)
+		assert_int_equal(ret, 0);
+	else
+		assert_int_equal(ret, -EOPNOTSUPP);
+	got = malloc(1 * MiB);
+	assert_non_null(got);
+	assert_int_equal(eng_read_file(f->path, 6 * MiB, 1 * MiB, got, false), 0);
+	for (size_t i = 0; i < 1 * MiB; i++)
+		assert_true(got[i] == 0 || got[i] == f->model[6 * MiB + i]);
+	memcpy(f->model + 6 * MiB, got, 1 * MiB);
+	free(got);
+	fx_check(f);
+}
+
+static void bdev_block_status(void **state)
+{
+	struct fx *f = *state;
+	struct aiol_extent ext[16];
+	uint32_t n;
+	int ret;
+
+	fx_need_direct(f);
+	fx_bdev(f);
+	fx_open(f);
+	ret = block_status(f, 1000, 2 * MiB, ext, 16, &n);
+	if (!(f->env.info->caps & AIOL_CAP_BLOCK_STATUS) && ret == -EOPNOTSUPP)
+		return;
+	assert_int_equal(ret, 0);
+	assert_true(check_extents(f, 0, 1000, 2 * MiB, ext, n) > 0);
+	/* Random data everywhere: nothing may be reported as zero. */
+	for (uint32_t i = 0; i < n; i++)
+		assert_false(ext[i].flags & AIOL_EXT_ZERO);
+	assert_int_equal(block_status(f, f->size - 512, 1024, ext, 16, &n), -EINVAL);
+}
+
 /* ---- main ---- */
 
 static const struct {
@@ -1202,13 +1334,23 @@ static const struct {
 	{ "large_small_arena", large_small_arena },
 };
 
+static const struct {
+	const char *name;
+	CMUnitTestFunction fn;
+} bdev_cases[] = {
+	{ "bdev_rw", bdev_rw },
+	{ "bdev_zero", bdev_zero },
+	{ "bdev_block_status", bdev_block_status },
+};
+
 #define NCFG (sizeof(cfgs) / sizeof(cfgs[0]))
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
+#define NBDEV (sizeof(bdev_cases) / sizeof(bdev_cases[0]))
 
 int main(int argc, char **argv)
 {
-	static struct CMUnitTest tests[NCFG * NCASES];
-	static char names[NCFG * NCASES][64];
+	static struct CMUnitTest tests[NCFG * (NCASES + NBDEV)];
+	static char names[NCFG * (NCASES + NBDEV)][64];
 	const char *seed = getenv("AIOLOOP_TEST_SEED");
 	size_t n = 0;
 
@@ -1220,12 +1362,17 @@ int main(int argc, char **argv)
 	       (unsigned long long)g_seed);
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
+	g_bdev = getenv("AIOLOOP_TEST_BLOCKDEV");
+	if (g_bdev && !*g_bdev)
+		g_bdev = NULL;
 	for (size_t i = 0; i < NCFG; i++) {
-		for (size_t j = 0; j < NCASES; j++) {
-			snprintf(names[n], sizeof(names[n]), "%s: %s", cfgs[i].name, cases[j].name);
+		for (size_t j = 0; j < NCASES + (g_bdev ? NBDEV : 0); j++) {
+			const char *cname = j < NCASES ? cases[j].name : bdev_cases[j - NCASES].name;
+
+			snprintf(names[n], sizeof(names[n]), "%s: %s", cfgs[i].name, cname);
 			tests[n] = (struct CMUnitTest){
 				.name = names[n],
-				.test_func = cases[j].fn,
+				.test_func = j < NCASES ? cases[j].fn : bdev_cases[j - NCASES].fn,
 				.setup_func = fx_setup,
 				.teardown_func = fx_teardown,
 				.initial_state = &cfgs[i],
