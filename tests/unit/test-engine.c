@@ -267,6 +267,8 @@ static blkcnt_t file_blocks(const char *path)
 
 struct rop {
 	struct eng_op op;
+	struct aiol_loop *arena;	/* mem is from this loop's arena */
+	size_t mem_len;
 	uint8_t *mem;
 	uint8_t *buf;
 	bool write;
@@ -292,15 +294,36 @@ static uint64_t pick_len(uint64_t *rng, uint64_t max, bool *aligned)
 	return len < max ? len : max;
 }
 
-static void rop_alloc(struct rop *r, uint64_t *rng, uint64_t len)
+/*
+ * A buffer for len bytes: a third page-aligned, the rest at odd addresses;
+ * a quarter from the loop's registered arena (io_uring fixed buffers) when
+ * loop is given and has room, the rest from the heap.
+ */
+static void rop_alloc_in(struct rop *r, uint64_t *rng, uint64_t len, struct aiol_loop *loop)
 {
 	size_t mis = 0;
 
-	/* A third of the buffers page-aligned, the rest at odd addresses. */
 	if (eng_rand(rng) % 3)
 		mis = (size_t)eng_rand_range(rng, 1, 4095);
-	assert_int_equal(posix_memalign((void **)&r->mem, 4096, len + mis), 0);
+	r->arena = NULL;
+	r->mem_len = len + mis;
+	if (loop && eng_rand(rng) % 4 == 0 && r->mem_len <= aiol_loop_buf_max(loop) / 4) {
+		r->mem = aiol_loop_buf_alloc(loop, r->mem_len);
+		if (r->mem)
+			r->arena = loop;
+	}
+	if (!r->arena)
+		assert_int_equal(posix_memalign((void **)&r->mem, 4096, r->mem_len), 0);
 	r->buf = r->mem + mis;
+}
+
+static void rop_free(struct rop *r)
+{
+	if (r->arena)
+		aiol_loop_buf_free(r->arena, r->mem, r->mem_len);
+	else
+		free(r->mem);
+	r->mem = NULL;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -341,7 +364,7 @@ static void random_batches(struct fx *f, unsigned int nops, uint64_t mbase, uint
 					ok = false;
 			if (!ok)
 				continue;
-			rop_alloc(r, &f->rng, len);
+			rop_alloc_in(r, &f->rng, len, f->env.loop);
 			if (r->write)
 				eng_rand_fill(&f->rng, r->buf, len);
 			else
@@ -381,7 +404,7 @@ static void random_batches(struct fx *f, unsigned int nops, uint64_t mbase, uint
 		for (unsigned int i = 0; i < n; i++) {
 			if (b[i].write)
 				memcpy(model + b[i].op.req.off, b[i].buf, b[i].op.req.len);
-			free(b[i].mem);
+			rop_free(&b[i]);
 		}
 		done_ops += n;
 	}
@@ -461,7 +484,7 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span)
 				len = 4096 - off % 4096 + 8192;
 			if (len > base + span - off)
 				len = base + span - off;
-			rop_alloc(&p[n], &f->rng, len);
+			rop_alloc_in(&p[n], &f->rng, len, f->env.loop);
 			eng_rand_fill(&f->rng, p[n].buf, len);
 			eng_op_init(&p[n].op, AIOL_OP_WRITE, off, len, p[n].buf, 0);
 			perm[n] = n;
@@ -484,7 +507,7 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span)
 					 round, (unsigned long long)p[i].op.req.off,
 					 (unsigned long long)p[i].op.req.len, strerror(-p[i].op.res));
 			memcpy(f->model + p[i].op.req.off, p[i].buf, p[i].op.req.len);
-			free(p[i].mem);
+			rop_free(&p[i]);
 		}
 		{
 			int64_t at = eng_file_cmp(f->path, base, f->model + base, span);
@@ -580,6 +603,14 @@ static void window(void **state)
  * writing those bytes with plain pwrite and reading them back; a read-back
  * that differs means the engine wrote stale bytes over them.
  */
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 struct neighbour {
 	const char *path;
 	uint64_t at;
@@ -619,6 +650,7 @@ static void window_end_neighbour(void **state)
 	uint8_t buf[100];
 	pthread_t t;
 	uint64_t size;
+	double t0 = now_s();
 
 	fx_need_direct(f);
 	fx_file(f, 2 * MiB);
@@ -628,7 +660,8 @@ static void window_end_neighbour(void **state)
 	nb.at = size;	/* the first byte past the window */
 	memset(buf, 0x5a, sizeof(buf));
 	assert_int_equal(pthread_create(&t, NULL, neighbour_thread, &nb), 0);
-	for (int i = 0; i < 1500; i++)
+	/* 1500 writes or 0.7 s, whichever comes first. */
+	for (int i = 0; i < 1500 && (i % 64 || now_s() < t0 + 0.7); i++)
 		if (fx_run(f, AIOL_OP_WRITE, size - sizeof(buf), sizeof(buf), buf, 0) != 0)
 			break;
 	nb.stop = 1;
