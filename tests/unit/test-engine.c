@@ -10,6 +10,7 @@
  *   rw_random            random unaligned reads/writes, batches in flight
  *   rw_same_block        many concurrent writes into the same blocks from
  *                        disjoint byte ranges (read-modify-write races)
+ *   rw_two_queues        the same, split between two queues (threads)
  *   window               offset + sizelimit: data outside untouched
  *   window_end_neighbour the bytes past an unaligned window end are not
  *                        rewritten under a concurrent writer
@@ -458,16 +459,88 @@ static void rw_random(void **state)
  * an engine that does not serialise those loses some pieces.  Each round
  * cuts differently, so each byte's final value is the one its piece wrote.
  */
-static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span)
+/*
+ * A second queue of the same dev on its own thread and loop, as a second
+ * NBD connection has: it submits the requests it is handed each round and
+ * runs its loop until they are done.
+ */
+struct peer {
+	struct aiol_dev *dev;
+	struct eng_env env;
+	pthread_barrier_t go, done;
+	struct rop **list;
+	unsigned int n;
+	bool quit;
+	int err;
+};
+
+static void *peer_thread(void *arg)
 {
-	struct rop *p;
+	struct peer *pp = arg;
+	struct aiol_queue_opts qo = { 0 };
+
+	pp->err = aiol_loop_create(NULL, &pp->env.loop);
+	if (!pp->err)
+		pp->err = aiol_queue_create(pp->dev, pp->env.loop, &qo, &pp->env.q);
+	pthread_barrier_wait(&pp->go);	/* ready (or failed) */
+	for (;;) {
+		pthread_barrier_wait(&pp->go);
+		if (pp->quit || pp->err)
+			break;
+		for (unsigned int i = 0; i < pp->n; i++)
+			if (eng_submit(&pp->env, &pp->list[i]->op) < 0)
+				pp->err = -EINVAL;
+		if (eng_drain(&pp->env, 30000) < 0)
+			pp->err = -ETIMEDOUT;
+		pthread_barrier_wait(&pp->done);
+	}
+	pp->env.dev = NULL;	/* the fixture's */
+	eng_env_close(&pp->env);
+	return NULL;
+}
+
+/* Start a peer on f's dev; returns 0 or fails the test. */
+static void peer_start(struct fx *f, struct peer *pp, pthread_t *t)
+{
+	memset(pp, 0, sizeof(*pp));
+	pp->dev = f->env.dev;
+	pthread_barrier_init(&pp->go, NULL, 2);
+	pthread_barrier_init(&pp->done, NULL, 2);
+	assert_int_equal(pthread_create(t, NULL, peer_thread, pp), 0);
+	pthread_barrier_wait(&pp->go);
+	if (pp->err) {
+		pthread_join(*t, NULL);
+		fail_msg("%s: a second queue on the dev: %s", f->cfg->name, strerror(-pp->err));
+	}
+}
+
+static void peer_stop(struct peer *pp, pthread_t t)
+{
+	pp->quit = true;
+	pthread_barrier_wait(&pp->go);
+	pthread_join(t, NULL);
+	pthread_barrier_destroy(&pp->go);
+	pthread_barrier_destroy(&pp->done);
+}
+
+/* Each round's pieces go to f's queue, or alternately to f's queue and
+ * peer's (when peer is given), all submitted at once in random order. */
+static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span, struct peer *peer)
+{
+	struct rop *p, **mine;
 	unsigned int *perm;
 	size_t maxp = span;
 
 	p = calloc(maxp, sizeof(*p));
 	perm = calloc(maxp, sizeof(*perm));
+	mine = calloc(maxp, sizeof(*mine));
 	assert_non_null(p);
 	assert_non_null(perm);
+	assert_non_null(mine);
+	if (peer) {
+		peer->list = calloc(maxp, sizeof(*peer->list));
+		assert_non_null(peer->list);
+	}
 
 	for (unsigned int round = 0; round < 12; round++) {
 		uint64_t off = base;
@@ -484,7 +557,7 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span)
 				len = 4096 - off % 4096 + 8192;
 			if (len > base + span - off)
 				len = base + span - off;
-			rop_alloc_in(&p[n], &f->rng, len, f->env.loop);
+			rop_alloc_in(&p[n], &f->rng, len, peer ? NULL : f->env.loop);
 			eng_rand_fill(&f->rng, p[n].buf, len);
 			eng_op_init(&p[n].op, AIOL_OP_WRITE, off, len, p[n].buf, 0);
 			perm[n] = n;
@@ -497,10 +570,31 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span)
 			perm[i] = perm[j];
 			perm[j] = t;
 		}
-		for (unsigned int i = 0; i < n; i++)
-			assert_int_equal(eng_submit(&f->env, &p[perm[i]].op), 0);
-		if (eng_drain(&f->env, 30000) < 0)
-			fail_msg("%s: round %u: %u writes did not complete", f->cfg->name, round, n);
+		{
+			unsigned int nmine = 0;
+
+			if (peer)
+				peer->n = 0;
+			for (unsigned int i = 0; i < n; i++) {
+				if (peer && (i & 1))
+					peer->list[peer->n++] = &p[perm[i]];
+				else
+					mine[nmine++] = &p[perm[i]];
+			}
+			if (peer)
+				pthread_barrier_wait(&peer->go);
+			for (unsigned int i = 0; i < nmine; i++)
+				assert_int_equal(eng_submit(&f->env, &mine[i]->op), 0);
+			if (eng_drain(&f->env, 30000) < 0)
+				fail_msg("%s: round %u: %u writes did not complete", f->cfg->name,
+					 round, nmine);
+			if (peer) {
+				pthread_barrier_wait(&peer->done);
+				if (peer->err)
+					fail_msg("%s: round %u: the second queue's writes: %s",
+						 f->cfg->name, round, strerror(-peer->err));
+			}
+		}
 		for (unsigned int i = 0; i < n; i++) {
 			if (p[i].op.res != 0)
 				fail_msg("%s: round %u: write off %llu len %llu: %s", f->cfg->name,
@@ -520,14 +614,17 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span)
 					if (bad >= p[i].op.req.off &&
 					    bad < p[i].op.req.off + p[i].op.req.len)
 						who = i;
-				fail_msg("%s: round %u (%u writes in flight): byte %llu lost, "
-					 "written by off %llu len %llu",
-					 f->cfg->name, round, n, (unsigned long long)bad,
+				fail_msg("%s: round %u (%u writes in flight on %d queues): byte %llu "
+					 "lost, written by off %llu len %llu",
+					 f->cfg->name, round, n, peer ? 2 : 1, (unsigned long long)bad,
 					 (unsigned long long)p[who].op.req.off,
 					 (unsigned long long)p[who].op.req.len);
 			}
 		}
 	}
+	if (peer)
+		free(peer->list);
+	free(mine);
 	free(perm);
 	free(p);
 }
@@ -539,7 +636,23 @@ static void rw_same_block(void **state)
 	fx_need_direct(f);
 	fx_file(f, 2 * MiB);
 	fx_open(f);
-	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777);
+	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777, NULL);
+	fx_check(f);
+}
+
+/* The same with every round split between two queues on two threads. */
+static void rw_two_queues(void **state)
+{
+	struct fx *f = *state;
+	struct peer peer;
+	pthread_t t;
+
+	fx_need_direct(f);
+	fx_file(f, 2 * MiB);
+	fx_open(f);
+	peer_start(f, &peer, &t);
+	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777, &peer);
+	peer_stop(&peer, t);
 	fx_check(f);
 }
 
@@ -1274,7 +1387,7 @@ static void bdev_rw(void **state)
 	assert_true(f->env.info->is_blockdev);
 	assert_int_equal(f->env.info->size, f->size);
 	random_batches(f, 1000, 0, f->size);
-	same_block_rounds(f, 5 * MiB - 3000, 40 * KiB + 777);
+	same_block_rounds(f, 5 * MiB - 3000, 40 * KiB + 777, NULL);
 	fx_expect(f, f->size - 1000, 1000, f->model + f->size - 1000);
 	assert_int_equal(fx_run(f, AIOL_OP_READ, f->size - 1000, 2000, buf, 0), -EINVAL);
 	assert_int_equal(fx_run(f, AIOL_OP_WRITE, f->size - 1000, 2000, buf, 0), -ENOSPC);
@@ -1354,6 +1467,7 @@ static const struct {
 } cases[] = {
 	{ "rw_random", rw_random },
 	{ "rw_same_block", rw_same_block },
+	{ "rw_two_queues", rw_two_queues },
 	{ "window", window },
 	{ "window_end_neighbour", window_end_neighbour },
 	{ "past_end", past_end },
