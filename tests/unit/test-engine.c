@@ -86,7 +86,10 @@ struct fx {
 	uint8_t *model;		/* what the backing file must hold */
 	struct eng_env env;
 	uint64_t rng;
+	struct peer *peer;	/* a second queue's thread, when running */
 };
+
+static void peer_stop(struct fx *f);
 
 /* ---- fixture ---- */
 
@@ -118,6 +121,7 @@ static int fx_teardown(void **state)
 
 	/* A failed assertion can leave requests in flight: drain them
 	 * before the buffers and the loop go away. */
+	peer_stop(f);
 	if (f->env.loop && f->env.pending)
 		eng_drain(&f->env, 30000);
 	eng_env_close(&f->env);
@@ -467,10 +471,13 @@ static void rw_random(void **state)
 struct peer {
 	struct aiol_dev *dev;
 	struct eng_env env;
+	pthread_t thread;
 	pthread_barrier_t go, done;
+	bool in_round;		/* past "go", not yet past "done" */
 	struct rop **list;
 	unsigned int n;
 	bool quit;
+	bool init_failed;
 	int err;
 };
 
@@ -482,10 +489,11 @@ static void *peer_thread(void *arg)
 	pp->err = aiol_loop_create(NULL, &pp->env.loop);
 	if (!pp->err)
 		pp->err = aiol_queue_create(pp->dev, pp->env.loop, &qo, &pp->env.q);
+	pp->init_failed = pp->err != 0;
 	pthread_barrier_wait(&pp->go);	/* ready (or failed) */
-	for (;;) {
+	while (!pp->init_failed) {
 		pthread_barrier_wait(&pp->go);
-		if (pp->quit || pp->err)
+		if (pp->quit)
 			break;
 		for (unsigned int i = 0; i < pp->n; i++)
 			if (eng_submit(&pp->env, &pp->list[i]->op) < 0)
@@ -499,28 +507,41 @@ static void *peer_thread(void *arg)
 	return NULL;
 }
 
-/* Start a peer on f's dev; returns 0 or fails the test. */
-static void peer_start(struct fx *f, struct peer *pp, pthread_t *t)
+/* Start a peer on f's dev (f->peer); fails the test if it cannot. */
+static void peer_start(struct fx *f)
 {
-	memset(pp, 0, sizeof(*pp));
+	struct peer *pp = calloc(1, sizeof(*pp));
+
+	assert_non_null(pp);
 	pp->dev = f->env.dev;
 	pthread_barrier_init(&pp->go, NULL, 2);
 	pthread_barrier_init(&pp->done, NULL, 2);
-	assert_int_equal(pthread_create(t, NULL, peer_thread, pp), 0);
+	assert_int_equal(pthread_create(&pp->thread, NULL, peer_thread, pp), 0);
+	f->peer = pp;
 	pthread_barrier_wait(&pp->go);
-	if (pp->err) {
-		pthread_join(*t, NULL);
+	if (pp->err)
 		fail_msg("%s: a second queue on the dev: %s", f->cfg->name, strerror(-pp->err));
-	}
 }
 
-static void peer_stop(struct peer *pp, pthread_t t)
+/* Stop f's peer, if any, also after a failure in the middle of a round. */
+static void peer_stop(struct fx *f)
 {
-	pp->quit = true;
-	pthread_barrier_wait(&pp->go);
-	pthread_join(t, NULL);
+	struct peer *pp = f->peer;
+
+	if (!pp)
+		return;
+	if (!pp->init_failed) {
+		if (pp->in_round)
+			pthread_barrier_wait(&pp->done);
+		pp->quit = true;
+		pthread_barrier_wait(&pp->go);
+	}
+	pthread_join(pp->thread, NULL);
 	pthread_barrier_destroy(&pp->go);
 	pthread_barrier_destroy(&pp->done);
+	free(pp->list);
+	free(pp);
+	f->peer = NULL;
 }
 
 /* Each round's pieces go to f's queue, or alternately to f's queue and
@@ -581,8 +602,10 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span, struct
 				else
 					mine[nmine++] = &p[perm[i]];
 			}
-			if (peer)
+			if (peer) {
 				pthread_barrier_wait(&peer->go);
+				peer->in_round = true;
+			}
 			for (unsigned int i = 0; i < nmine; i++)
 				assert_int_equal(eng_submit(&f->env, &mine[i]->op), 0);
 			if (eng_drain(&f->env, 30000) < 0)
@@ -590,6 +613,7 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span, struct
 					 round, nmine);
 			if (peer) {
 				pthread_barrier_wait(&peer->done);
+				peer->in_round = false;
 				if (peer->err)
 					fail_msg("%s: round %u: the second queue's writes: %s",
 						 f->cfg->name, round, strerror(-peer->err));
@@ -622,8 +646,10 @@ static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span, struct
 			}
 		}
 	}
-	if (peer)
+	if (peer) {
 		free(peer->list);
+		peer->list = NULL;
+	}
 	free(mine);
 	free(perm);
 	free(p);
@@ -644,15 +670,13 @@ static void rw_same_block(void **state)
 static void rw_two_queues(void **state)
 {
 	struct fx *f = *state;
-	struct peer peer;
-	pthread_t t;
 
 	fx_need_direct(f);
 	fx_file(f, 2 * MiB);
 	fx_open(f);
-	peer_start(f, &peer, &t);
-	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777, &peer);
-	peer_stop(&peer, t);
+	peer_start(f);
+	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777, f->peer);
+	peer_stop(f);
 	fx_check(f);
 }
 
