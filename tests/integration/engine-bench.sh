@@ -67,8 +67,8 @@ else
 	notok "bench --rw=randwrite on a FILE gave no warning"
 fi
 
-out=$(timeout 30 "$AIOLOOP" bench --engine=threads --bs=1000 --qd=3 --seconds=0.5 "$F" 2>&1)
-if [ $? = 0 ] && grep -q "IOPS" <<<"$out" && grep -q "p99" <<<"$out"; then
+if out=$(timeout 30 "$AIOLOOP" bench --engine=threads --bs=1000 --qd=3 --seconds=0.5 "$F" 2>&1) &&
+	grep -q "IOPS" <<<"$out" && grep -q "p99" <<<"$out"; then
 	ok "bench text output with an unaligned --bs"
 else
 	notok "bench text output: $out"
@@ -127,8 +127,8 @@ fi
 expect_fail 1 "with --bs larger than the file" --bs=64M --qd=1 --rw=randwrite "$F"
 expect_fail 1 "with --size larger than the file" --size=1G --rw=randwrite "$F"
 
-out=$("$AIOLOOP" bench --help 2>&1)
-if [ $? = 0 ] && grep -q "^Usage: aioloop bench" <<<"$out" && grep -q -- "--qd" <<<"$out"; then
+if out=$("$AIOLOOP" bench --help 2>&1) && grep -q "^Usage: aioloop bench" <<<"$out" &&
+	grep -q -- "--qd" <<<"$out"; then
 	ok "bench --help"
 else
 	notok "bench --help: $out"
