@@ -951,6 +951,14 @@ void nbd_conn_shutdown_all(struct nbd_worker *w)
 	}
 }
 
+void nbd_conn_abort_all(struct nbd_worker *w)
+{
+	for (struct nbd_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		conn_fail(c, "still busy when the shutdown grace period ended");
+	}
+}
+
 void nbd_worker_buf_ready(struct nbd_worker *w)
 {
 	for (struct nbd_conn *c = w->conns; c; c = c->next) {

@@ -7,6 +7,7 @@
 #ifndef AIOLOOP_NBD_INTERNAL_H
 #define AIOLOOP_NBD_INTERNAL_H
 
+#include <linux/time_types.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,6 +41,8 @@ struct nbd_worker {
 	struct aiol_queue **queues;	/* one per export */
 	struct aiol_work stop_work;
 	struct aiol_work buf_waiter;	/* arena space freed: resume waiting conns */
+	struct aiol_event grace_ev;	/* shutdown grace period over */
+	struct __kernel_timespec grace_ts;
 	bool stopping;
 	struct nbd_conn *conns;		/* list, loop thread only */
 	unsigned int nconns;
@@ -115,6 +118,10 @@ uint16_t nbd_export_tflags(const struct nbd_export *e, bool structured);
 int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_session *s);
 /* conn.c, loop thread: begin graceful shutdown of every connection of w. */
 void nbd_conn_shutdown_all(struct nbd_worker *w);
+/* conn.c, loop thread: hard-disconnect every connection of w (the
+ * shutdown grace period is over: a client that does not read its replies
+ * must not hold the server up). */
+void nbd_conn_abort_all(struct nbd_worker *w);
 /* conn.c, loop thread: arena space was freed; resume connections of w
  * that were waiting for it. */
 void nbd_worker_buf_ready(struct nbd_worker *w);

@@ -22,6 +22,7 @@
  * the writable exports.
  */
 #include <errno.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 
 #define DEFAULT_QUEUE_DEPTH 128
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 60000
+#define SHUTDOWN_GRACE_S 10	/* then connections still busy are cut */
 
 int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_t len)
 {
@@ -55,8 +57,28 @@ static void worker_stop(struct aiol_work *wk)
 {
 	struct nbd_worker *w = (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, stop_work));
 
+	struct io_uring_sqe *sqe;
+
 	w->stopping = true;
 	nbd_conn_shutdown_all(w);
+	if (w->nconns) {
+		w->grace_ts.tv_sec = SHUTDOWN_GRACE_S;
+		w->grace_ts.tv_nsec = 0;
+		sqe = aiol_loop_sqe(w->loop, &w->grace_ev);
+		io_uring_prep_timeout(sqe, &w->grace_ts, 0, 0);
+	}
+}
+
+static void worker_grace_over(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct nbd_worker *w = (struct nbd_worker *)((char *)ev - offsetof(struct nbd_worker, grace_ev));
+
+	(void)res;
+	(void)flags;
+	if (w->nconns)
+		aiol_warn("nbd: worker %u: %u connections still busy %d s after the shutdown "
+			  "began: disconnecting them", w->index, w->nconns, SHUTDOWN_GRACE_S);
+	nbd_conn_abort_all(w);
 }
 
 static void worker_buf_waiter(struct aiol_work *wk)
@@ -99,6 +121,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	w->stop_work.fn = worker_stop;
+	w->grace_ev.fn = worker_grace_over;
 	w->buf_waiter.fn = worker_buf_waiter;
 	worker_ready(srv, 0);
 
