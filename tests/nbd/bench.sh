@@ -22,6 +22,9 @@ iops() {	# rw fio-args...: print IOPS
 		--size=1G --output-format=terse --terse-version=3 "$@" 2>/dev/null |
 		awk -F';' '$1 == 3 { print $8 + $49 }'
 }
+cpu_ticks() {	# pid: utime+stime of all its threads, in clock ticks
+	awk '{ print $14 + $15 }' /proc/"$1"/stat
+}
 nbdrun() {	# name server-cmd...
 	local name=$1; shift
 	rm -f "$sock"
@@ -29,9 +32,14 @@ nbdrun() {	# name server-cmd...
 	local p=$!; pids="$pids $p"
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 	sleep 0.3
-	printf '%-10s randread %8s  randwrite %8s\n' "$name" \
-		"$(iops randread --ioengine=nbd --uri="nbd+unix:///?socket=$sock")" \
-		"$(iops randwrite --ioengine=nbd --uri="nbd+unix:///?socket=$sock")"
+	local c0 r w c1 n
+	c0=$(cpu_ticks $p)
+	r=$(iops randread --ioengine=nbd --uri="nbd+unix:///?socket=$sock")
+	w=$(iops randwrite --ioengine=nbd --uri="nbd+unix:///?socket=$sock")
+	c1=$(cpu_ticks $p)
+	n=$((r * secs + w * secs))
+	printf '%-10s randread %8s  randwrite %8s   server CPU %s us/request\n' "$name" "$r" "$w" \
+		"$([ $n -gt 0 ] && echo $(( (c1 - c0) * 10000 * 1000 / n / 1000 )) || echo -)"
 	kill $p; wait $p 2>/dev/null
 }
 printf '%-10s randread %8s  randwrite %8s\n' "raw" \
