@@ -10,7 +10,7 @@ img=$TESTTMP/f.img sock=$TESTTMP/f.sock log=$TESTTMP/f.log
 truncate -s 256M "$img"
 start_server "$AIOLOOP" "$log" "$sock" -t 2 "$img" || { notok "server starts"; exit 1; }
 uri="nbd+unix:///?socket=$sock"
-common="--ioengine=nbd --uri=$uri --numjobs=4 --size=32M --offset_increment=64M --group_reporting"
+common="--verify_state_save=0 --ioengine=nbd --uri=$uri --numjobs=4 --size=32M --offset_increment=64M --group_reporting"
 check "fio: 4 connections, random 4k-64k writes verified with crc32c" \
 	timeout 120 fio --name=v $common --rw=randwrite --bsrange=4k-64k --iodepth=16 \
 	--verify=crc32c --verify_fatal=1 --do_verify=1 --output="$TESTTMP/fio1.out"
