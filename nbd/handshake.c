@@ -384,8 +384,15 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 	}
 	idx = nbd_server_find_export(hs->srv, (const char *)hs->buf, len);
 	if (idx < 0) {
-		aiol_info("nbd: client asked for an unknown export '%.*s'", (int)len,
-			  (const char *)hs->buf);
+		char safe[65];
+		size_t n = len < sizeof(safe) - 1 ? len : sizeof(safe) - 1;
+
+		/* Client bytes never reach the log unfiltered. */
+		for (size_t i = 0; i < n; i++)
+			safe[i] = hs->buf[i] >= 0x20 && hs->buf[i] < 0x7f ? (char)hs->buf[i] : '?';
+		safe[n] = '\0';
+		aiol_info("nbd: client asked for an unknown export '%s'%s", safe,
+			  len > n ? "..." : "");
 		return -ENOENT;
 	}
 	e = &hs->srv->exports[idx];
