@@ -68,6 +68,8 @@ static void usage(FILE *f)
 		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs "
 		"%zu MiB\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
+		"      --fork               run in the background once listening (default: "
+		"foreground)\n"
 		"  -v, --verbose            more messages (-vv: every request)\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n\n"
@@ -157,6 +159,36 @@ err:
 	return NULL;
 }
 
+/* Fork into the background.  Returns 0 in the child (*ready_fd: write one
+ * byte there once serving) or -errno; the parent never returns. */
+static int fork_server(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		aiol_err("pipe: %m");
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		aiol_err("fork: %m");
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		/* Exit without cleanup: the socket and files are the child's. */
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	*ready_fd = p[1];
+	return 0;
+}
+
 static int write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -178,6 +210,7 @@ enum {
 	OPT_MAX_CONN,
 	OPT_MAX_INFLIGHT,
 	OPT_PIDFILE,
+	OPT_FORK,
 };
 
 static const struct option longopts[] = {
@@ -198,6 +231,7 @@ static const struct option longopts[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
     {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
     {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"fork", no_argument, NULL, OPT_FORK},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -223,7 +257,8 @@ int cmd_serve(int argc, char **argv)
 	const char *sock = NULL, *port = NULL, *addr = NULL, *name = "", *desc = NULL;
 	const char *pidfile = NULL;
 	char *demo = NULL;
-	bool stdio = false, ro = false;
+	bool stdio = false, ro = false, daemonize = false;
+	int ready_fd = -1;
 	uint64_t v, offset = 0, sizelimit = 0;
 	int verbose = 0, c, ret, rc = 1, sfd = -1, nact;
 	sigset_t mask;
@@ -300,6 +335,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case OPT_PIDFILE:
 			pidfile = optarg;
+			break;
+		case OPT_FORK:
+			daemonize = true;
 			break;
 		case 'v':
 			verbose++;
@@ -384,6 +422,14 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 	}
 
+	/* --fork: before any thread exists; the parent exits once the child
+	 * serves (status 0) or failed (status 1). */
+	if (daemonize && !stdio) {
+		ret = fork_server(&ready_fd);
+		if (ret < 0)
+			goto out;
+	}
+
 	ret = nbd_server_create(eo, nex, &so, &srv);
 	if (ret < 0)
 		goto out;
@@ -396,6 +442,20 @@ int cmd_serve(int argc, char **argv)
 		aiol_info("export '%s': %s, %" PRIu64 " bytes%s, engine %s%s", ex[i].name, in->path,
 			  in->size, in->read_only ? ", read-only" : "",
 			  aiol_engine_name(in->engine), in->direct ? ", O_DIRECT" : "");
+	}
+
+	if (ready_fd >= 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			close(null);
+		}
+		if (write(ready_fd, "1", 1) != 1)
+			aiol_warn("cannot tell the parent process that the server runs: %m");
+		close(ready_fd);
+		ready_fd = -1;
 	}
 
 	if (stdio && !nact) {
