@@ -633,6 +633,10 @@ static void slot_done(struct aiol_req *req, int res)
 	}
 reply:
 	c->inflight--;
+	/* TRIM and CACHE are hints: a backing that turned out unable to do
+	 * them (the engine drops the capability) has still done its duty. */
+	if (res == -EOPNOTSUPP && (s->hdr.type == NBD_CMD_TRIM || s->hdr.type == NBD_CMD_CACHE))
+		res = 0;
 	if (res < 0) {
 		AIOL_DEBUG_DATA("nbd: %s failed: %s", nbd_cmd_name(s->hdr.type), strerror(-res));
 		reply_error(s, nbd_errno(res));
