@@ -35,11 +35,12 @@ dev_gone() {
 fs_scenario() {
 	fe=$1 backing=$2
 	plan "attach $fe" "mkfs.ext4" "write files" "e2fsck -fn clean" "list shows the device" "detach"
-	if ! dev=$(aioloop attach $fe "$backing" 2>/tmp/attach.err); then
+	if ! dev=$(aioloop attach -v $fe "$backing" 2>/tmp/attach.err); then
 		fail "attach $fe: $(cat /tmp/attach.err)"
 		return
 	fi
 	ok "attach $fe"
+	sed 's/^/# attach: /' /tmp/attach.err
 	echo "# attached $dev"
 	check "mkfs.ext4" mkfs.ext4 -q -F -E nodiscard "$dev"
 	if mount -t ext4 "$dev" /mnt 2>/tmp/mount.err; then
