@@ -35,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-timeout -k 10 300 "$SRCDIR/bench/compare" --quick --out "$out" --file "$img" \
+TMPDIR=$TESTTMP timeout -k 10 300 "$SRCDIR/bench/compare" --quick --out "$out" --file "$img" \
 	>"$TESTTMP/compare.out" 2>"$TESTTMP/compare.err"
 st=$?
 if [ $st = 0 ]; then
