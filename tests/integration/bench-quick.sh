@@ -45,9 +45,9 @@ else
 	tail -n 20 "$TESTTMP/compare.err" | sed 's/^/# /'
 fi
 
-md=$(ls "$out"/*.md 2>/dev/null | head -n1)
-json=$(ls "$out"/*.json 2>/dev/null | head -n1)
-png=$(ls "$out"/*.png 2>/dev/null | head -n1)
+md=$(find "$out" -maxdepth 1 -name '*.md' | head -n1)
+json=$(find "$out" -maxdepth 1 -name '*.json' | head -n1)
+png=$(find "$out" -maxdepth 1 -name '*.png' | head -n1)
 
 if [ -n "$json" ] && python3 - "$json" <<'EOF'
 import json, sys
