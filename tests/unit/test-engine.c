@@ -82,6 +82,7 @@ struct fx {
 	const struct cfg *cfg;
 	char path[PATH_MAX];
 	bool is_bdev;		/* path is g_bdev, not a temporary file */
+	char extra[PATH_MAX];	/* another scratch file to remove, or "" */
 	uint64_t size;		/* of the backing file */
 	uint8_t *model;		/* what the backing file must hold */
 	struct eng_env env;
@@ -127,6 +128,8 @@ static int fx_teardown(void **state)
 	eng_env_close(&f->env);
 	if (!f->is_bdev)
 		unlink(f->path);
+	if (f->extra[0])
+		unlink(f->extra);
 	free(f->model);
 	free(f);
 	return 0;
@@ -1150,7 +1153,7 @@ static void tmpfs(void **state)
 	struct fx *f = *state;
 	struct aiol_open_opts o = fx_opts(f);
 	struct statfs sfs;
-	char path[PATH_MAX];
+	char *path = f->extra;
 	uint8_t *data, buf[8192];
 	int fd, ret;
 
@@ -1158,7 +1161,7 @@ static void tmpfs(void **state)
 		print_message("skip - %s: /dev/shm is not a tmpfs\n", f->cfg->name);
 		skip();
 	}
-	snprintf(path, sizeof(path), "/dev/shm/aioloop-test-engine.XXXXXX");
+	snprintf(path, sizeof(f->extra), "/dev/shm/aioloop-test-engine.XXXXXX");
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);
