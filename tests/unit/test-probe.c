@@ -493,6 +493,57 @@ static void test_ranges(void **state)
 	free(buf);
 }
 
+/* A done() that resubmits at once, on the sync engine (which completes
+ * through deferred work), must not keep aiol_loop_run_once() from
+ * returning. */
+struct chain {
+	struct aiol_req req;
+	struct aiol_queue *q;
+	int left;
+	int res;
+};
+
+static void chain_done(struct aiol_req *req, int res)
+{
+	struct chain *c = (struct chain *)req;
+
+	c->res = res;
+	if (res == 0 && c->left > 0) {
+		c->left--;
+		assert_int_equal(aiol_submit(c->q, req), 0);
+	}
+}
+
+static void test_sync_resubmit(void **state)
+{
+	struct fixture *f = *state;
+	struct aiol_open_opts o = { .engine = AIOL_ENGINE_SYNC, .direct = AIOL_DIRECT_OFF };
+	struct aiol_dev *dev;
+	struct aiol_loop *loop;
+	struct chain c;
+	char buf[512];
+	int iterations = 0;
+
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	assert_int_equal(aiol_queue_create(dev, loop, NULL, &c.q), 0);
+	c.req = (struct aiol_req){ .op = AIOL_OP_READ, .len = sizeof(buf), .buf = buf,
+				   .done = chain_done };
+	c.left = 1000;
+	c.res = 1;
+	assert_int_equal(aiol_submit(c.q, &c.req), 0);
+	while (aiol_queue_inflight(c.q)) {
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+		iterations++;
+	}
+	assert_int_equal(c.res, 0);
+	assert_int_equal(c.left, 0);
+	assert_true(iterations > 100);	/* one completion per iteration */
+	aiol_queue_destroy(c.q);
+	aiol_loop_destroy(loop);
+	aiol_dev_close(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_only, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_forced_read_only, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_ranges, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_resubmit, setup_disk, teardown),
 	};
 
 	aiol_log_setup("test-probe", AIOL_LOG_ERR - 1, NULL);
