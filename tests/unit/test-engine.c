@@ -1135,6 +1135,20 @@ static void block_status_test(void **state)
 	check_extents(f, 512 * KiB, 600 * KiB, 100 * KiB, ext, n);
 	assert_true(ext[0].flags & AIOL_EXT_HOLE);
 	assert_int_equal(block_status(f, 2 * MiB - 512, 1024, ext, 64, &n), -EINVAL);
+
+	/* Through a window at an unaligned offset (1000): the hole is at
+	 * [1 MiB - 1000, 2 MiB - 1000) of the device. */
+	fx_close(f);
+	o.offset = 1000;
+	o.sizelimit = 3 * MiB;
+	assert_int_equal(eng_env_open(&f->env, f->path, &o, 0, 0), 0);
+	assert_int_equal(block_status(f, 0, 3 * MiB, ext, 64, &n), 0);
+	assert_true(check_extents(f, 1000, 0, 3 * MiB, ext, n) > 0);
+	assert_false(ext[0].flags & AIOL_EXT_HOLE);
+	assert_true(ext[0].len <= 1 * MiB - 1000);
+	assert_int_equal(block_status(f, 1 * MiB, 4096, ext, 64, &n), 0);
+	check_extents(f, 1000, 1 * MiB, 4096, ext, n);
+	assert_true(ext[0].flags & AIOL_EXT_HOLE);
 	fx_check(f);
 }
 
