@@ -279,24 +279,41 @@ static void test_disk_unaligned_end(void **state)
 	struct fixture *f = *state;
 	struct aiol_open_opts o = { .direct = AIOL_DIRECT_AUTO };
 	struct aiol_dev *dev;
+	unsigned int a;
 
 	if (!direct_works(disk_dir())) {
 		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
 		skip();
 		return;
 	}
-	/* A backing whose end is mid-block cannot be read-modify-written
-	 * directly without growing it. */
+	/* A window whose end is mid-block is rounded down to whole direct
+	 * I/O blocks: a read-modify-write of the last partial block would
+	 * rewrite bytes past the window (or grow the file). */
 	assert_int_equal(truncate(f->path, 16 * MiB + 100), 0);
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
-	assert_false(aiol_dev_info(dev)->direct);
+	assert_true(aiol_dev_info(dev)->direct);
+	a = aiol_dev_info(dev)->dio_align;
+	assert_int_equal(aiol_dev_info(dev)->size, 16 * MiB);
+	assert_int_equal(aiol_dev_info(dev)->backing_size, 16 * MiB + 100);
 	aiol_dev_close(dev);
-	/* ... unless the window ends on a block boundary before it */
-	o.sizelimit = MiB;
+	o.sizelimit = MiB + 1000;
+	o.offset = 64 * 1024;
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
 	assert_true(aiol_dev_info(dev)->direct);
+	assert_int_equal(aiol_dev_info(dev)->size, (MiB + 1000) / a * a);
 	aiol_dev_close(dev);
-	o.sizelimit = 0;
+	/* buffered: byte-exact */
+	o.direct = AIOL_DIRECT_OFF;
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	assert_int_equal(aiol_dev_info(dev)->size, MiB + 1000);
+	aiol_dev_close(dev);
+	/* a window smaller than one block cannot be direct */
+	o.sizelimit = 100;
+	o.direct = AIOL_DIRECT_AUTO;
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	assert_false(aiol_dev_info(dev)->direct);
+	assert_int_equal(aiol_dev_info(dev)->size, 100);
+	aiol_dev_close(dev);
 	o.direct = AIOL_DIRECT_ON;
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), -EINVAL);
 }
