@@ -755,7 +755,8 @@ struct neighbour {
 	const char *path;
 	uint64_t at;
 	_Atomic int stop;
-	int lost, rounds;
+	int lost;
+	_Atomic int rounds;
 };
 
 static void *neighbour_thread(void *arg)
@@ -800,10 +801,19 @@ static void window_end_neighbour(void **state)
 	nb.at = size;	/* the first byte past the window */
 	memset(buf, 0x5a, sizeof(buf));
 	assert_int_equal(pthread_create(&t, NULL, neighbour_thread, &nb), 0);
-	/* 1500 writes or 0.7 s, whichever comes first. */
-	for (int i = 0; i < 1500 && (i % 64 || now_s() < t0 + 0.7); i++)
+	/* 1500 writes or 0.7 s, whichever comes first, but on until the other
+	 * writer has had 20 rounds (a loaded machine may not have run it yet),
+	 * at most 5 s. */
+	for (int i = 0;; i++) {
+		if (i % 64 == 0) {
+			double now = now_s();
+
+			if (now > t0 + 5 || ((i >= 1500 || now > t0 + 0.7) && nb.rounds >= 20))
+				break;
+		}
 		if (fx_run(f, AIOL_OP_WRITE, size - sizeof(buf), sizeof(buf), buf, 0) != 0)
 			break;
+	}
 	nb.stop = 1;
 	pthread_join(t, NULL);
 	if (nb.lost)
@@ -811,7 +821,11 @@ static void window_end_neighbour(void **state)
 			 "were overwritten by the engine's writes to the window's last block",
 			 f->cfg->name, f->env.info->direct, nb.lost, nb.rounds,
 			 (unsigned long long)nb.at);
-	assert_true(nb.rounds > 0);
+	if (nb.rounds == 0) {
+		print_message("skip - %s: the other writer never ran in 5 s (machine too busy)\n",
+			      f->cfg->name);
+		skip();
+	}
 }
 
 /* ---- past the end ---- */
