@@ -12,7 +12,8 @@
  * iocbs live in a table of `depth` slots allocated at aiol_queue_create;
  * each started request has at most one primitive in flight, so a slot is
  * always free when one is needed.  The eventfd read is armed only while
- * iocbs are outstanding, so a queue whose requests have all completed has
+ * iocbs are outstanding, and the last request's done() is held while it
+ * is armed (aio_busy), so a queue whose requests have all completed has
  * nothing left on the ring and can be destroyed.
  *
  * Thread model: loop thread only.
@@ -85,6 +86,23 @@ static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags)
 		}
 	} while (n == REAP_BATCH);
 	aio_arm(a);
+	/* A request issued from a completion above may have armed the read
+	 * and completed in the same pass: the read would then wait for an
+	 * iocb that never comes, and the queue could not be destroyed.  Wake
+	 * it now; the last done() is held until it is back (aio_busy). */
+	if (a->armed && !a->outstanding) {
+		uint64_t one = 1;
+
+		if (write(a->efd, &one, sizeof(one)) < 0)
+			aiol_err("%s: AIO eventfd write: %m", a->q->dev->path);
+	}
+	if (!a->armed)
+		eng_release_held(a->q);
+}
+
+static bool aio_busy(const struct aiol_queue *q)
+{
+	return q->aio && q->aio->armed;
 }
 
 static int aio_init(struct aiol_queue *q)
@@ -199,4 +217,5 @@ const struct eng_backend eng_backend_aio = {
 	.init = aio_init,
 	.fini = aio_fini,
 	.issue = aio_issue,
+	.busy = aio_busy,
 };

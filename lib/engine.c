@@ -225,10 +225,27 @@ static void done_work(struct aiol_work *w)
 	struct aiol_queue *q = p->q;
 	int res = p->res;
 
+	/* The last request's done() says the queue may be destroyed: hold it
+	 * while the backend still has something of its own on the ring. */
+	if (q->outstanding == 1 && q->be->busy && q->be->busy(q)) {
+		assert(!q->held);
+		q->held = req;
+		return;
+	}
 	q->outstanding--;
 	AIOL_DEBUG_DATA("req %p op %u off %llu len %llu: %d", (void *)req, req->op,
 			(unsigned long long)req->off, (unsigned long long)req->len, res);
 	req->done(req, res);
+}
+
+void eng_release_held(struct aiol_queue *q)
+{
+	struct aiol_req *req = q->held;
+
+	if (!req)
+		return;
+	q->held = NULL;
+	aiol_loop_defer(q->loop, &eng_priv(req)->work);
 }
 
 static void complete_later(struct aiol_req *req, int res)

@@ -162,6 +162,9 @@ struct eng_backend {
 	int (*init)(struct aiol_queue *q);
 	void (*fini)(struct aiol_queue *q);
 	void (*issue)(struct aiol_queue *q, struct aiol_req *req);
+	/* Optional: true while the backend has an operation of its own (not
+	 * a request's) on the loop ring; the last done() waits for it. */
+	bool (*busy)(const struct aiol_queue *q);
 };
 
 extern const struct eng_backend eng_backend_uring;
@@ -180,6 +183,7 @@ struct aiol_queue {
 	unsigned int outstanding;	/* accepted, done() not yet called */
 	struct aiol_req *fifo_head, *fifo_tail;
 	bool pumping;			/* eng_pump() is running */
+	struct aiol_req *held;		/* last done() held while be->busy() */
 	/* inline (sync) trampoline */
 	bool in_trampoline;
 	struct aiol_req *tramp_head, *tramp_tail;
@@ -203,6 +207,8 @@ void eng_io_done(struct aiol_req *req, int res);
 /* The same, from the loop at its next iteration (for a backend that
  * learns the result inside issue()). */
 void eng_io_done_later(struct aiol_req *req, int res);
+/* The backend is no longer busy: run the held done(), if any. */
+void eng_release_held(struct aiol_queue *q);
 /* The op state machines of engine.c (all but read-modify-write). */
 void eng_step_common(struct aiol_req *req, int res);
 void eng_issue(struct aiol_req *req);
