@@ -73,7 +73,7 @@ check "--fork: returns 0 with the server listening" \
 	bash -c "[ $st = 0 ] && [ \$(nbdinfo --size 'nbd+unix:///?socket=$sock') = 33554432 ]"
 if [ -n "$fpid" ]; then
 	kill -TERM "$fpid"
-	for _ in $(seq 100); do [ -e "$sock" ] || break; sleep 0.1; done
+	for _ in $(seq 100); do [ -e "$sock" ] || [ -e "$TESTTMP/fpid" ] || break; sleep 0.1; done
 fi
 check "--fork: SIGTERM removes the socket and the pid file" \
 	bash -c "[ ! -e '$sock' ] && [ ! -e '$TESTTMP/fpid' ]"
