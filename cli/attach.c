@@ -164,6 +164,15 @@ static void state_remove(const char *name)
 	unlink(path);
 }
 
+/* detach of a device whose daemon died: its log goes with it. */
+static void log_remove(const char *name)
+{
+	char path[PATH_MAX];
+
+	state_path(name, ".log", path, sizeof(path));
+	unlink(path);
+}
+
 /* "/dev/ublkb0", "ublkb0" -> "ublkb0" */
 static const char *dev_name(const char *arg)
 {
@@ -561,8 +570,10 @@ static int detach_one(const char *name)
 			fprintf(stderr, "aioloop: %s: removing the ublk device: %s\n", name, strerror(-ret));
 			return 1;
 		}
+		log_remove(name);
 	} else {
 		nbd_attach_disconnect(s.dev_id);
+		log_remove(name);
 	}
 	state_remove(name);
 	return 0;
