@@ -244,7 +244,7 @@ static void daemon_ready(struct attach_ctx *ctx, int dev_id, const struct aiol_d
 	}
 }
 
-static void ublk_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int err)
+static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int err)
 {
 	daemon_ready(arg, dev_id, di, err);
 }
@@ -277,7 +277,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 			.depth = s->depth,
 			.dev_id = recover ? s->dev_id : -1,
 			.recover = recover,
-			.ready = ublk_ready,
+			.ready = dev_ready,
 			.arg = ctx,
 		};
 
@@ -287,7 +287,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 			.path = s->backing,
 			.open = *oo,
 			.nr_conns = s->queues,
-			.ready = ublk_ready,
+			.ready = dev_ready,
 			.arg = ctx,
 		};
 

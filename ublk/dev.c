@@ -159,6 +159,8 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 	have_features = ublk_ctrl_get_features(c, &features) == 0;
 	if (have_features)
 		aiol_debug("ublk: kernel features %#llx", (unsigned long long)features);
+	else
+		aiol_debug("ublk: no GET_FEATURES (kernel before 6.5): inferring from ADD_DEV");
 
 	if (o->recover) {
 		ret = ublk_ctrl_get_info(c, (uint32_t)o->dev_id, info);
