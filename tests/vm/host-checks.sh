@@ -49,6 +49,7 @@ host_ublk-recover() { fs_host "$@"; }
 
 # Power cut: kill qemu after 40 acknowledged writes, then every
 # acknowledged block must be in the image.
+host_nbd-powercut() { host_ublk-powercut "$@"; }
 host_ublk-powercut() {
 	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img acks n bad=0 first=""
 	rm -f "$img"
@@ -62,7 +63,7 @@ host_ublk-powercut() {
 		rm -f "$img"; return
 	fi
 	for n in $acks; do
-		if [ "$(dd if="$img" bs=4096 skip="$n" count=1 2>/dev/null | head -c 20)" != "$(printf 'AIOLOOP-SEQ-%08d' "$n")" ]; then
+		if [ "$(dd if="$img" bs=4096 skip="$n" count=1 2>/dev/null | head -c 20 | tr -d '\000')" != "$(printf 'AIOLOOP-SEQ-%08d' "$n")" ]; then
 			bad=$((bad + 1)); [ -n "$first" ] || first=$n
 		fi
 	done
