@@ -48,22 +48,22 @@ enum frontend { FE_AUTO, FE_UBLK, FE_NBD };
 
 /* One attached device, as kept in STATE_DIR/NAME. */
 struct att_state {
-	char name[64];		/* ublkb0, nbd3 */
-	char device[80];	/* /dev/ublkb0 */
-	char type[8];		/* ublk | nbd */
-	int dev_id;		/* ublk device id / nbd index */
+	char name[64];	 /* ublkb0, nbd3 */
+	char device[80]; /* /dev/ublkb0 */
+	char type[8];	 /* ublk | nbd */
+	int dev_id;	 /* ublk device id / nbd index */
 	char backing[PATH_MAX];
 	uint64_t offset, sizelimit, size;
 	unsigned int block_size, queues, depth;
 	bool ro, direct;
-	char direct_opt[8];	/* auto | on | off, as asked */
+	char direct_opt[8]; /* auto | on | off, as asked */
 	char engine[16];
 	pid_t pid;
 };
 
 struct attach_ctx {
 	struct att_state st;
-	int pipe_fd;		/* daemon -> CLI */
+	int pipe_fd; /* daemon -> CLI */
 };
 
 /* ---- state files ---- */
@@ -89,9 +89,10 @@ static int state_write(const struct att_state *s)
 		aiol_err("%s: %m", tmp);
 		return -errno;
 	}
-	fprintf(f, "device=%s\ntype=%s\ndev_id=%d\nbacking=%s\noffset=%" PRIu64
-		   "\nsizelimit=%" PRIu64 "\nsize=%" PRIu64 "\nblock_size=%u\nro=%d\ndirect=%d\n"
-		   "direct_opt=%s\nengine=%s\nqueues=%u\ndepth=%u\npid=%d\n",
+	fprintf(f,
+		"device=%s\ntype=%s\ndev_id=%d\nbacking=%s\noffset=%" PRIu64 "\nsizelimit=%" PRIu64
+		"\nsize=%" PRIu64 "\nblock_size=%u\nro=%d\ndirect=%d\n"
+		"direct_opt=%s\nengine=%s\nqueues=%u\ndepth=%u\npid=%d\n",
 		s->device, s->type, s->dev_id, s->backing, s->offset, s->sizelimit, s->size,
 		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->queues, s->depth,
 		(int)s->pid);
@@ -164,6 +165,15 @@ static void state_remove(const char *name)
 	unlink(path);
 }
 
+/* detach of a device whose daemon died: its log goes with it. */
+static void log_remove(const char *name)
+{
+	char path[PATH_MAX];
+
+	state_path(name, ".log", path, sizeof(path));
+	unlink(path);
+}
+
 /* "/dev/ublkb0", "ublkb0" -> "ublkb0" */
 static const char *dev_name(const char *arg)
 {
@@ -193,7 +203,8 @@ static bool pid_alive(pid_t pid)
 
 /* ---- the daemon side ---- */
 
-static void daemon_ready(struct attach_ctx *ctx, int dev_id, const struct aiol_dev_info *di, int err)
+static void daemon_ready(struct attach_ctx *ctx, int dev_id, const struct aiol_dev_info *di,
+			 int err)
 {
 	struct att_state *s = &ctx->st;
 	char msg[PATH_MAX + 16], log[PATH_MAX];
@@ -235,7 +246,7 @@ static void daemon_ready(struct attach_ctx *ctx, int dev_id, const struct aiol_d
 	}
 }
 
-static void ublk_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int err)
+static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int err)
 {
 	daemon_ready(arg, dev_id, di, err);
 }
@@ -256,30 +267,30 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);	/* stdout is the CLI's: never hold it */
+		dup2(fd, STDOUT_FILENO); /* stdout is the CLI's: never hold it */
 		close(fd);
 	}
 
 	if (!strcmp(s->type, "ublk")) {
 		struct ublk_dev_opts uo = {
-			.path = s->backing,
-			.open = *oo,
-			.nr_queues = s->queues,
-			.depth = s->depth,
-			.dev_id = recover ? s->dev_id : -1,
-			.recover = recover,
-			.ready = ublk_ready,
-			.arg = ctx,
+		    .path = s->backing,
+		    .open = *oo,
+		    .nr_queues = s->queues,
+		    .depth = s->depth,
+		    .dev_id = recover ? s->dev_id : -1,
+		    .recover = recover,
+		    .ready = dev_ready,
+		    .arg = ctx,
 		};
 
 		ret = ublk_dev_run(&uo);
 	} else {
 		struct nbd_attach_opts no = {
-			.path = s->backing,
-			.open = *oo,
-			.nr_conns = s->queues,
-			.ready = ublk_ready,
-			.arg = ctx,
+		    .path = s->backing,
+		    .open = *oo,
+		    .nr_conns = s->queues,
+		    .ready = dev_ready,
+		    .arg = ctx,
 		};
 
 		ret = nbd_attach_run(&no);
@@ -299,24 +310,23 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 
 static void attach_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: aioloop attach [OPTIONS] FILE\n"
-		"       aioloop attach --recover DEVICE\n"
-		"Attach FILE as a kernel block device served by a daemon (ublk, or the\n"
-		"kernel NBD client) and print the device's path.\n\n"
-		"  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
-		"                         else the kernel NBD client)\n"
-		"  -r, --read-only        read-only device\n"
-		"  -o, --offset N         start N bytes into FILE\n"
-		"      --sizelimit N      expose at most N bytes\n"
-		"  -b, --block-size N     logical block size, 512 or 4096\n"
-		"      --direct auto|on|off  O_DIRECT on the backing (default auto)\n"
-		"      --engine E         uring, aio, threads or sync (default uring)\n"
-		"      --queues N         ublk hardware queues / NBD connections (default 1)\n"
-		"      --depth N          requests in flight per queue (default 64)\n"
-		"      --recover DEVICE   serve a ublk device whose daemon died\n"
-		"  -f, --foreground       stay in the foreground (for debugging)\n"
-		"  -v, --verbose          debug messages\n");
+	fprintf(f, "Usage: aioloop attach [OPTIONS] FILE\n"
+		   "       aioloop attach --recover DEVICE\n"
+		   "Attach FILE as a kernel block device served by a daemon (ublk, or the\n"
+		   "kernel NBD client) and print the device's path.\n\n"
+		   "  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
+		   "                         else the kernel NBD client)\n"
+		   "  -r, --read-only        read-only device\n"
+		   "  -o, --offset N         start N bytes into FILE\n"
+		   "      --sizelimit N      expose at most N bytes\n"
+		   "  -b, --block-size N     logical block size, 512 or 4096\n"
+		   "      --direct auto|on|off  O_DIRECT on the backing (default auto)\n"
+		   "      --engine E         uring, aio, threads or sync (default uring)\n"
+		   "      --queues N         ublk hardware queues / NBD connections (default 1)\n"
+		   "      --depth N          requests in flight per queue (default 64)\n"
+		   "      --recover DEVICE   serve a ublk device whose daemon died\n"
+		   "  -f, --foreground       stay in the foreground (for debugging)\n"
+		   "  -v, --verbose          debug messages\n");
 }
 
 static int parse_uint(const char *s, unsigned int max, unsigned int *out)
@@ -336,26 +346,24 @@ static bool nbd_usable(char *why, size_t len)
 
 int cmd_attach(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-		{ "ublk", no_argument, NULL, 'U' },
-		{ "nbd", no_argument, NULL, 'N' },
-		{ "read-only", no_argument, NULL, 'r' },
-		{ "offset", required_argument, NULL, 'o' },
-		{ "sizelimit", required_argument, NULL, 'S' },
-		{ "block-size", required_argument, NULL, 'b' },
-		{ "direct", required_argument, NULL, 'D' },
-		{ "engine", required_argument, NULL, 'E' },
-		{ "queues", required_argument, NULL, 'Q' },
-		{ "depth", required_argument, NULL, 'd' },
-		{ "recover", required_argument, NULL, 'R' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	struct attach_ctx ctx = { .pipe_fd = -1 };
+	static const struct option lopts[] = {{"ublk", no_argument, NULL, 'U'},
+					      {"nbd", no_argument, NULL, 'N'},
+					      {"read-only", no_argument, NULL, 'r'},
+					      {"offset", required_argument, NULL, 'o'},
+					      {"sizelimit", required_argument, NULL, 'S'},
+					      {"block-size", required_argument, NULL, 'b'},
+					      {"direct", required_argument, NULL, 'D'},
+					      {"engine", required_argument, NULL, 'E'},
+					      {"queues", required_argument, NULL, 'Q'},
+					      {"depth", required_argument, NULL, 'd'},
+					      {"recover", required_argument, NULL, 'R'},
+					      {"foreground", no_argument, NULL, 'f'},
+					      {"verbose", no_argument, NULL, 'v'},
+					      {"help", no_argument, NULL, 'h'},
+					      {0}};
+	struct attach_ctx ctx = {.pipe_fd = -1};
 	struct att_state *s = &ctx.st;
-	struct aiol_open_opts oo = { 0 };
+	struct aiol_open_opts oo = {0};
 	enum frontend fe = FE_AUTO;
 	const char *recover = NULL;
 	bool foreground = false;
@@ -371,9 +379,15 @@ int cmd_attach(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "ro:b:fvh", lopts, NULL)) != -1) {
 		switch (c) {
-		case 'U': fe = FE_UBLK; break;
-		case 'N': fe = FE_NBD; break;
-		case 'r': oo.read_only = true; break;
+		case 'U':
+			fe = FE_UBLK;
+			break;
+		case 'N':
+			fe = FE_NBD;
+			break;
+		case 'r':
+			oo.read_only = true;
+			break;
 		case 'o':
 			if (cli_parse_size(optarg, &oo.offset) < 0)
 				goto bad;
@@ -404,11 +418,21 @@ int cmd_attach(int argc, char **argv)
 			if (parse_uint(optarg, UBLK_MAX_QUEUE_DEPTH, &s->depth) < 0 || s->depth < 2)
 				goto bad;
 			break;
-		case 'R': recover = optarg; break;
-		case 'f': foreground = true; break;
-		case 'v': aiol_log_setup("aioloop", AIOL_LOG_DEBUG, NULL); break;
-		case 'h': attach_usage(stdout); return 0;
-		default: attach_usage(stderr); return EXIT_USAGE;
+		case 'R':
+			recover = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'v':
+			aiol_log_setup("aioloop", AIOL_LOG_DEBUG, NULL);
+			break;
+		case 'h':
+			attach_usage(stdout);
+			return 0;
+		default:
+			attach_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 
@@ -416,17 +440,20 @@ int cmd_attach(int argc, char **argv)
 		if (optind != argc)
 			goto usage;
 		if (state_read(dev_name(recover), s) < 0) {
-			fprintf(stderr, "aioloop: %s: not attached by aioloop (no state in " STATE_DIR ")\n",
+			fprintf(stderr,
+				"aioloop: %s: not attached by aioloop (no state in " STATE_DIR
+				")\n",
 				recover);
 			return 1;
 		}
 		if (strcmp(s->type, "ublk")) {
-			fprintf(stderr, "aioloop: %s: only ublk devices can be recovered\n", recover);
+			fprintf(stderr, "aioloop: %s: only ublk devices can be recovered\n",
+				recover);
 			return 1;
 		}
 		if (pid_alive(s->pid)) {
-			fprintf(stderr, "aioloop: %s: its daemon (pid %d) is still running\n", recover,
-				(int)s->pid);
+			fprintf(stderr, "aioloop: %s: its daemon (pid %d) is still running\n",
+				recover, (int)s->pid);
 			return 1;
 		}
 		oo.offset = s->offset;
@@ -558,11 +585,14 @@ static int detach_one(const char *name)
 		int ret = ublk_dev_remove((uint32_t)s.dev_id);
 
 		if (ret < 0 && ret != -ENODEV) {
-			fprintf(stderr, "aioloop: %s: removing the ublk device: %s\n", name, strerror(-ret));
+			fprintf(stderr, "aioloop: %s: removing the ublk device: %s\n", name,
+				strerror(-ret));
 			return 1;
 		}
+		log_remove(name);
 	} else {
 		nbd_attach_disconnect(s.dev_id);
+		log_remove(name);
 	}
 	state_remove(name);
 	return 0;
@@ -663,14 +693,15 @@ static int list_cb(const char *name, void *arg)
 
 int cmd_list(int argc, char **argv)
 {
-	struct list_ctx l = { 0 };
+	struct list_ctx l = {0};
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-J")) {
 			l.json = true;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			printf("Usage: aioloop list [--json]\n"
-			       "List devices attached by aioloop (a '!' after the pid: daemon not running).\n");
+			       "List devices attached by aioloop (a '!' after the pid: daemon not "
+			       "running).\n");
 			return 0;
 		} else {
 			fprintf(stderr, "aioloop: list: unknown option '%s'\n", argv[i]);

@@ -25,7 +25,7 @@
 struct ublk_ctrl {
 	int fd;
 	struct io_uring ring;
-	int encoding;		/* 1 ioctl, 0 legacy, -1 unknown yet */
+	int encoding; /* 1 ioctl, 0 legacy, -1 unknown yet */
 };
 
 int ublk_ctrl_open(struct ublk_ctrl **out)
@@ -118,8 +118,7 @@ static int ctrl_cmd(struct ublk_ctrl *c, unsigned int nr, bool write, struct ubl
 	if (c->encoding >= 0)
 		return ctrl_issue(c, ctrl_op(nr, c->encoding, write), cmd);
 	ret = ctrl_issue(c, ctrl_op(nr, true, write), cmd);
-	if (ret != -EOPNOTSUPP && ret != -EINVAL &&
-	    !(nr == UBLK_CMD_ADD_DEV && ret == -ENODEV)) {
+	if (ret != -EOPNOTSUPP && ret != -EINVAL && !(nr == UBLK_CMD_ADD_DEV && ret == -ENODEV)) {
 		c->encoding = 1;
 		return ret;
 	}
@@ -134,10 +133,10 @@ static int ctrl_cmd(struct ublk_ctrl *c, unsigned int nr, bool write, struct ubl
 int ublk_ctrl_get_features(struct ublk_ctrl *c, uint64_t *features)
 {
 	struct ublksrv_ctrl_cmd cmd = {
-		.dev_id = (uint32_t)-1,
-		.queue_id = (uint16_t)-1,
-		.len = UBLK_FEATURES_LEN,
-		.addr = (uint64_t)(uintptr_t)features,
+	    .dev_id = (uint32_t)-1,
+	    .queue_id = (uint16_t)-1,
+	    .len = UBLK_FEATURES_LEN,
+	    .addr = (uint64_t)(uintptr_t)features,
 	};
 
 	*features = 0;
@@ -148,26 +147,26 @@ int ublk_ctrl_get_features(struct ublk_ctrl *c, uint64_t *features)
 int ublk_ctrl_add_dev(struct ublk_ctrl *c, struct ublksrv_ctrl_dev_info *info)
 {
 	struct ublksrv_ctrl_cmd cmd = {
-		.dev_id = info->dev_id,
-		.queue_id = (uint16_t)-1,
-		.len = sizeof(*info),
-		.addr = (uint64_t)(uintptr_t)info,
+	    .dev_id = info->dev_id,
+	    .queue_id = (uint16_t)-1,
+	    .len = sizeof(*info),
+	    .addr = (uint64_t)(uintptr_t)info,
 	};
 	int ret;
 
 	ret = ctrl_cmd(c, UBLK_CMD_ADD_DEV, true, &cmd);
 	if (ret == 0 && c->encoding == 1 && !(info->flags & UBLK_F_CMD_IOCTL_ENCODE))
-		c->encoding = 0;	/* not expected: the kernel says legacy */
+		c->encoding = 0; /* not expected: the kernel says legacy */
 	return ret;
 }
 
 int ublk_ctrl_get_info(struct ublk_ctrl *c, uint32_t dev_id, struct ublksrv_ctrl_dev_info *info)
 {
 	struct ublksrv_ctrl_cmd cmd = {
-		.dev_id = dev_id,
-		.queue_id = (uint16_t)-1,
-		.len = sizeof(*info),
-		.addr = (uint64_t)(uintptr_t)info,
+	    .dev_id = dev_id,
+	    .queue_id = (uint16_t)-1,
+	    .len = sizeof(*info),
+	    .addr = (uint64_t)(uintptr_t)info,
 	};
 
 	memset(info, 0, sizeof(*info));
@@ -177,10 +176,10 @@ int ublk_ctrl_get_info(struct ublk_ctrl *c, uint32_t dev_id, struct ublksrv_ctrl
 int ublk_ctrl_set_params(struct ublk_ctrl *c, uint32_t dev_id, struct ublk_params *p)
 {
 	struct ublksrv_ctrl_cmd cmd = {
-		.dev_id = dev_id,
-		.queue_id = (uint16_t)-1,
-		.len = (uint16_t)p->len,
-		.addr = (uint64_t)(uintptr_t)p,
+	    .dev_id = dev_id,
+	    .queue_id = (uint16_t)-1,
+	    .len = (uint16_t)p->len,
+	    .addr = (uint64_t)(uintptr_t)p,
 	};
 
 	return ctrl_cmd(c, UBLK_CMD_SET_PARAMS, true, &cmd);
@@ -189,9 +188,9 @@ int ublk_ctrl_set_params(struct ublk_ctrl *c, uint32_t dev_id, struct ublk_param
 int ublk_ctrl_simple(struct ublk_ctrl *c, unsigned int nr, uint32_t dev_id, uint64_t data0)
 {
 	struct ublksrv_ctrl_cmd cmd = {
-		.dev_id = dev_id,
-		.queue_id = (uint16_t)-1,
-		.data = { data0 },
+	    .dev_id = dev_id,
+	    .queue_id = (uint16_t)-1,
+	    .data = {data0},
 	};
 
 	return ctrl_cmd(c, nr, true, &cmd);

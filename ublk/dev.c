@@ -35,8 +35,8 @@
 #include "aioloop/log.h"
 #include "ublk.h"
 
-#define UBLK_BUF_BYTES	(512u << 10)	/* max_io_buf_bytes: 1024 sectors per request */
-#define STOP_GRACE_S	10
+#define UBLK_BUF_BYTES (512u << 10) /* max_io_buf_bytes: 1024 sectors per request */
+#define STOP_GRACE_S 10
 
 struct run_state {
 	pthread_mutex_t lock;
@@ -68,7 +68,7 @@ static void q_exited(void *arg, struct ublk_queue *q)
 	st->exited++;
 	pthread_cond_broadcast(&st->cond);
 	pthread_mutex_unlock(&st->lock);
-	kill(getpid(), SIGUSR1);	/* wake the control thread's sigwait */
+	kill(getpid(), SIGUSR1); /* wake the control thread's sigwait */
 }
 
 static unsigned int ilog2(unsigned int v)
@@ -80,13 +80,14 @@ static unsigned int ilog2(unsigned int v)
 	return r;
 }
 
-static void fill_params(const struct aiol_dev_info *di, unsigned int buf_bytes, struct ublk_params *p)
+static void fill_params(const struct aiol_dev_info *di, unsigned int buf_bytes,
+			struct ublk_params *p)
 {
 	unsigned int lbs = ilog2(di->block_size);
 	unsigned int pbs = lbs < 12 ? 12 : lbs;
 
 	memset(p, 0, sizeof(*p));
-	p->len = offsetof(struct ublk_params, devt);	/* 6.1's size: basic + discard */
+	p->len = offsetof(struct ublk_params, devt); /* 6.1's size: basic + discard */
 	p->types = UBLK_PARAM_TYPE_BASIC;
 	if (di->read_only)
 		p->basic.attrs |= UBLK_ATTR_READ_ONLY;
@@ -159,6 +160,8 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 	have_features = ublk_ctrl_get_features(c, &features) == 0;
 	if (have_features)
 		aiol_debug("ublk: kernel features %#llx", (unsigned long long)features);
+	else
+		aiol_debug("ublk: no GET_FEATURES (kernel before 6.5): inferring from ADD_DEV");
 
 	if (o->recover) {
 		ret = ublk_ctrl_get_info(c, (uint32_t)o->dev_id, info);
@@ -173,13 +176,15 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 		/* The kernel quiesces the device once it has seen the old daemon
 		 * go (6.1-6.6 notice it from a monitor running every 5 s). */
 		for (int i = 0; i < 200; i++) {
-			ret = ublk_ctrl_simple(c, UBLK_CMD_START_USER_RECOVERY, (uint32_t)o->dev_id, 0);
+			ret = ublk_ctrl_simple(c, UBLK_CMD_START_USER_RECOVERY, (uint32_t)o->dev_id,
+					       0);
 			if (ret != -EBUSY)
 				break;
 			usleep(100000);
 		}
 		if (ret < 0) {
-			aiol_err("ublk device %d: START_USER_RECOVERY: %s", o->dev_id, strerror(-ret));
+			aiol_err("ublk device %d: START_USER_RECOVERY: %s", o->dev_id,
+				 strerror(-ret));
 			return ret;
 		}
 		return 0;
@@ -201,7 +206,8 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 
 		ret = ublk_ctrl_add_dev(c, info);
 		if (ret == -EINVAL && req.flags) {
-			aiol_warn("ublk: ADD_DEV refused recovery flags; the device will not survive its daemon");
+			aiol_warn("ublk: ADD_DEV refused recovery flags; the device will not "
+				  "survive its daemon");
 			*info = req;
 			info->flags = 0;
 			ret = ublk_ctrl_add_dev(c, info);
@@ -211,9 +217,9 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 		aiol_err("ublk: ADD_DEV: %s", strerror(-ret));
 		return ret;
 	}
-	aiol_debug("ublk: device %u, %u queues of depth %u, flags %#llx, %s encoding",
-		   info->dev_id, info->nr_hw_queues, info->queue_depth,
-		   (unsigned long long)info->flags, ublk_ctrl_ioctl_encode(c) ? "ioctl" : "legacy");
+	aiol_debug("ublk: device %u, %u queues of depth %u, flags %#llx, %s encoding", info->dev_id,
+		   info->nr_hw_queues, info->queue_depth, (unsigned long long)info->flags,
+		   ublk_ctrl_ioctl_encode(c) ? "ioctl" : "legacy");
 
 	fill_params(di, info->max_io_buf_bytes, &params);
 	ret = ublk_ctrl_set_params(c, info->dev_id, &params);
@@ -277,7 +283,7 @@ static void wait_stop_signal(struct run_state *st, unsigned int nq)
 
 int ublk_dev_run(const struct ublk_dev_opts *o)
 {
-	struct run_state st = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct run_state st = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 	struct ublksrv_ctrl_dev_info info;
 	struct ublk_queue **queues = NULL;
 	struct ublk_ctrl *c = NULL;
@@ -297,7 +303,7 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	ret = dev_create(c, o, dev, &info);
 	if (ret < 0)
 		goto fail;
-	created = !o->recover;	/* a failed recovery leaves the device as it was */
+	created = !o->recover; /* a failed recovery leaves the device as it was */
 	dev_id = (int)info.dev_id;
 	ret = open_cdev(info.dev_id, &cdev);
 	if (ret < 0)
@@ -310,15 +316,15 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	}
 	for (i = 0; i < info.nr_hw_queues; i++) {
 		struct ublk_queue_cfg qc = {
-			.dev = dev,
-			.cdev_fd = cdev,
-			.q_id = i,
-			.depth = info.queue_depth,
-			.buf_bytes = info.max_io_buf_bytes,
-			.ioctl_encode = ublk_ctrl_ioctl_encode(c),
-			.started = q_started,
-			.exited = q_exited,
-			.arg = &st,
+		    .dev = dev,
+		    .cdev_fd = cdev,
+		    .q_id = i,
+		    .depth = info.queue_depth,
+		    .buf_bytes = info.max_io_buf_bytes,
+		    .ioctl_encode = ublk_ctrl_ioctl_encode(c),
+		    .started = q_started,
+		    .exited = q_exited,
+		    .arg = &st,
 		};
 
 		ret = ublk_queue_start(&qc, &queues[i]);
@@ -435,10 +441,13 @@ const char *ublk_unavailable(char *buf, size_t len)
 	}
 	if (ret == -ENOENT) {
 		if (stat("/sys/module/ublk_drv", &sb) == 0)
-			snprintf(buf, len, "%s is missing although ublk_drv is loaded", UBLK_CONTROL_PATH);
+			snprintf(buf, len, "%s is missing although ublk_drv is loaded",
+				 UBLK_CONTROL_PATH);
 		else
-			snprintf(buf, len, "the ublk_drv kernel module is not loaded "
-				 "(%s missing; try 'modprobe ublk_drv')", UBLK_CONTROL_PATH);
+			snprintf(buf, len,
+				 "the ublk_drv kernel module is not loaded "
+				 "(%s missing; try 'modprobe ublk_drv')",
+				 UBLK_CONTROL_PATH);
 	} else if (ret == -EACCES || ret == -EPERM) {
 		snprintf(buf, len, "no permission to open %s (run as root)", UBLK_CONTROL_PATH);
 	} else {

@@ -112,11 +112,11 @@ static int msg_put_u64(struct nl_msg *m, uint16_t type, uint64_t v)
  * Send m and read until the ACK.  For each genl reply, cb (if any) sees
  * its top-level attributes.  Returns 0 or the kernel's -errno.
  */
-static int nl_talk(struct nl *nl, struct nl_msg *m,
-		   void (*cb)(void *arg, const struct nlattr *a), void *arg)
+static int nl_talk(struct nl *nl, struct nl_msg *m, void (*cb)(void *arg, const struct nlattr *a),
+		   void *arg)
 {
 	struct nlmsghdr *h = (struct nlmsghdr *)m->buf;
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	char rbuf[NL_BUF] __attribute__((aligned(NLMSG_ALIGNTO)));
 	uint32_t seq = h->nlmsg_seq;
 
@@ -132,7 +132,8 @@ static int nl_talk(struct nl *nl, struct nl_msg *m,
 				continue;
 			return -errno;
 		}
-		for (r = (struct nlmsghdr *)rbuf; NLMSG_OK(r, (unsigned int)n); r = NLMSG_NEXT(r, n)) {
+		for (r = (struct nlmsghdr *)rbuf; NLMSG_OK(r, (unsigned int)n);
+		     r = NLMSG_NEXT(r, n)) {
 			if (r->nlmsg_seq != seq)
 				continue;
 			if (r->nlmsg_type == NLMSG_ERROR) {
@@ -169,7 +170,7 @@ static void family_cb(void *arg, const struct nlattr *a)
 /* Open a generic netlink socket and resolve "nbd".  -ENOENT: no family. */
 static int nl_open(struct nl *nl)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	struct nl_msg *m;
 	int ret;
 
@@ -215,8 +216,8 @@ static void index_cb(void *arg, const struct nlattr *a)
 		memcpy(arg, (const char *)a + NLA_HDRLEN, sizeof(uint32_t));
 }
 
-static int nl_connect(struct nl *nl, const int *fds, unsigned int n, uint64_t size,
-		      uint64_t bsize, uint64_t flags, int *index)
+static int nl_connect(struct nl *nl, const int *fds, unsigned int n, uint64_t size, uint64_t bsize,
+		      uint64_t flags, int *index)
 {
 	struct nl_msg *m = malloc(sizeof(*m));
 	uint32_t idx = UINT32_MAX;
@@ -356,8 +357,7 @@ static int ioctl_connect(const int *fds, unsigned int n, uint64_t size, uint64_t
 	for (int i = 0; i < 250; i++) {
 		char buf[32];
 		FILE *f = fopen(path, "re");
-		bool done = f && fgets(buf, sizeof(buf), f) &&
-			    strtoull(buf, NULL, 10) == size >> 9;
+		bool done = f && fgets(buf, sizeof(buf), f) && strtoull(buf, NULL, 10) == size >> 9;
 
 		if (f)
 			fclose(f);
@@ -431,13 +431,13 @@ static void flush_device(int index)
 
 int nbd_attach_run(const struct nbd_attach_opts *o)
 {
-	struct nbd_export_opts ex = { .name = "" };
-	struct nbd_server_opts so = { 0 };
+	struct nbd_export_opts ex = {.name = ""};
+	struct nbd_server_opts so = {0};
 	struct nbd_server *srv = NULL;
 	struct aiol_dev *dev = NULL;
 	const struct aiol_dev_info *di;
-	struct nl nl = { .fd = -1 };
-	struct doit doit = { .fd = -1 };
+	struct nl nl = {.fd = -1};
+	struct doit doit = {.fd = -1};
 	unsigned int n = o->nr_conns ? o->nr_conns : 1, i;
 	int kfds[MAX_CONNS];
 	uint16_t tflags = 0;
@@ -583,10 +583,12 @@ const char *nbd_attach_unavailable(char *buf, size_t len)
 		return NULL;
 	}
 	if (errno == ENOENT)
-		snprintf(buf, len, "the nbd kernel module is not loaded (no /dev/nbd0 and no "
+		snprintf(buf, len,
+			 "the nbd kernel module is not loaded (no /dev/nbd0 and no "
 			 "generic netlink family 'nbd'; try 'modprobe nbd')");
 	else if (errno == EACCES || errno == EPERM)
-		snprintf(buf, len, "no permission to open /dev/nbd0 or to configure nbd over "
+		snprintf(buf, len,
+			 "no permission to open /dev/nbd0 or to configure nbd over "
 			 "netlink (run as root)");
 	else
 		snprintf(buf, len, "/dev/nbd0: %s", strerror(errno));

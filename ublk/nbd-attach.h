@@ -15,7 +15,7 @@
 struct nbd_attach_opts {
 	const char *path;
 	struct aiol_open_opts open;
-	unsigned int nr_conns;		/* 0: 1 */
+	unsigned int nr_conns; /* 0: 1 */
 	/* Called once on the control thread: index N of /dev/nbdN once it is
 	 * connected (err 0), or the error. */
 	void (*ready)(void *arg, int index, const struct aiol_dev_info *info, int err);

@@ -33,14 +33,14 @@
 #include "ublk.h"
 
 enum tag_state {
-	TAG_IDLE = 0,		/* no command with the kernel (before FETCH) */
-	TAG_KERNEL,		/* FETCH or COMMIT_AND_FETCH outstanding */
-	TAG_BACKEND,		/* request in the engine */
-	TAG_DEAD,		/* aborted: the queue is going away */
+	TAG_IDLE = 0, /* no command with the kernel (before FETCH) */
+	TAG_KERNEL,   /* FETCH or COMMIT_AND_FETCH outstanding */
+	TAG_BACKEND,  /* request in the engine */
+	TAG_DEAD,     /* aborted: the queue is going away */
 };
 
 struct ublk_tag {
-	struct aiol_event ev;	/* completion of this tag's uring_cmd */
+	struct aiol_event ev; /* completion of this tag's uring_cmd */
 	struct aiol_req req;
 	struct ublk_queue *q;
 	void *buf;
@@ -53,7 +53,7 @@ struct ublk_queue {
 	struct ublk_queue_cfg cfg;
 	pthread_t thread;
 	struct aiol_loop *loop;
-	pthread_mutex_t lock;	/* loop pointer against stop() after teardown */
+	pthread_mutex_t lock; /* loop pointer against stop() after teardown */
 	struct aiol_queue *aq;
 	const struct ublksrv_io_desc *descs;
 	size_t descs_len;
@@ -83,7 +83,8 @@ static void tag_cmd(struct ublk_queue *q, struct ublk_tag *t, unsigned int nr, i
 	io_uring_sqe_set_data(sqe, &t->ev);
 	sqe->opcode = IORING_OP_URING_CMD;
 	sqe->fd = q->cfg.cdev_fd;
-	sqe->cmd_op = q->cfg.ioctl_encode ? (unsigned int)_IOWR('u', nr, struct ublksrv_io_cmd) : nr;
+	sqe->cmd_op =
+	    q->cfg.ioctl_encode ? (unsigned int)_IOWR('u', nr, struct ublksrv_io_cmd) : nr;
 	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
 	cmd->q_id = (uint16_t)q->cfg.q_id;
 	cmd->tag = t->tag;
@@ -102,9 +103,9 @@ static void tag_done(struct aiol_req *req, int res)
 	if (res == 0 && (t->op == UBLK_IO_OP_READ || t->op == UBLK_IO_OP_WRITE))
 		res = (int)req->len;
 	if (res < 0)
-		AIOL_DEBUG_DATA("ublk q%u tag %u: op %u off %llu len %llu: %s", q->cfg.q_id,
-				t->tag, t->op, (unsigned long long)req->off,
-				(unsigned long long)req->len, strerror(-res));
+		AIOL_DEBUG_DATA("ublk q%u tag %u: op %u off %llu len %llu: %s", q->cfg.q_id, t->tag,
+				t->op, (unsigned long long)req->off, (unsigned long long)req->len,
+				strerror(-res));
 	tag_cmd(q, t, UBLK_IO_COMMIT_AND_FETCH_REQ, res);
 }
 
@@ -175,13 +176,13 @@ static void tag_cqe(struct aiol_event *ev, int res, unsigned int cqe_flags)
 
 static void queue_wake(struct aiol_work *w)
 {
-	(void)w;		/* the loop iteration re-checks the stop flags */
+	(void)w; /* the loop iteration re-checks the stop flags */
 }
 
 static int queue_setup(struct ublk_queue *q)
 {
-	struct aiol_loop_opts lo = { 0 };
-	struct aiol_queue_opts qo = { .depth = q->cfg.depth };
+	struct aiol_loop_opts lo = {0};
+	struct aiol_queue_opts qo = {.depth = q->cfg.depth};
 	struct aiol_loop *loop;
 	off_t off;
 	int ret;
@@ -202,8 +203,10 @@ static int queue_setup(struct ublk_queue *q)
 	}
 	q->descs_len = page_round((size_t)q->cfg.depth * sizeof(struct ublksrv_io_desc));
 	off = UBLKSRV_CMD_BUF_OFFSET +
-	      (off_t)q->cfg.q_id * (off_t)page_round(UBLK_MAX_QUEUE_DEPTH * sizeof(struct ublksrv_io_desc));
-	q->descs = mmap(NULL, q->descs_len, PROT_READ, MAP_SHARED | MAP_POPULATE, q->cfg.cdev_fd, off);
+	      (off_t)q->cfg.q_id *
+		  (off_t)page_round(UBLK_MAX_QUEUE_DEPTH * sizeof(struct ublksrv_io_desc));
+	q->descs =
+	    mmap(NULL, q->descs_len, PROT_READ, MAP_SHARED | MAP_POPULATE, q->cfg.cdev_fd, off);
 	if (q->descs == MAP_FAILED) {
 		ret = -errno;
 		q->descs = NULL;
@@ -257,7 +260,7 @@ static void *queue_thread(void *arg)
 	struct aiol_loop *loop;
 	int ret;
 
-	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);	/* needs CAP_SYS_RESOURCE; best effort */
+	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0); /* needs CAP_SYS_RESOURCE; best effort */
 	ret = queue_setup(q);
 	if (ret < 0) {
 		q->cfg.started(q->cfg.arg, q, ret);
@@ -276,8 +279,7 @@ static void *queue_thread(void *arg)
 	q->cfg.started(q->cfg.arg, q, 0);
 
 	for (;;) {
-		if (q->nr_backend == 0 &&
-		    (q->nr_dead == q->cfg.depth || atomic_load(&q->force)))
+		if (q->nr_backend == 0 && (q->nr_dead == q->cfg.depth || atomic_load(&q->force)))
 			break;
 		ret = aiol_loop_run_once(loop, true);
 		if (ret < 0 && ret != -EINTR) {

@@ -49,12 +49,12 @@ bool ublk_ctrl_ioctl_encode(const struct ublk_ctrl *c);
 /* ---- a device (dev.c) ---- */
 
 struct ublk_dev_opts {
-	const char *path;		/* backing file */
-	struct aiol_open_opts open;	/* engine options */
-	unsigned int nr_queues;		/* 0: 1 */
-	unsigned int depth;		/* 0: 64 */
-	int dev_id;			/* -1: the kernel picks */
-	bool recover;			/* dev_id exists, its daemon died */
+	const char *path;	    /* backing file */
+	struct aiol_open_opts open; /* engine options */
+	unsigned int nr_queues;	    /* 0: 1 */
+	unsigned int depth;	    /* 0: 64 */
+	int dev_id;		    /* -1: the kernel picks */
+	bool recover;		    /* dev_id exists, its daemon died */
 	/* Called once on the control thread when the device is live (err 0),
 	 * or has failed to come up (err < 0, dev_id may be -1). */
 	void (*ready)(void *arg, int dev_id, const struct aiol_dev_info *info, int err);
@@ -83,12 +83,12 @@ struct ublk_queue;
 
 struct ublk_queue_cfg {
 	struct aiol_dev *dev;
-	int cdev_fd;			/* /dev/ublkcN */
+	int cdev_fd; /* /dev/ublkcN */
 	unsigned int q_id;
 	unsigned int depth;
-	unsigned int buf_bytes;		/* per tag (max_io_buf_bytes) */
+	unsigned int buf_bytes; /* per tag (max_io_buf_bytes) */
 	bool ioctl_encode;
-	void (*started)(void *arg, struct ublk_queue *q, int err);	/* FETCHes submitted */
+	void (*started)(void *arg, struct ublk_queue *q, int err); /* FETCHes submitted */
 	void (*exited)(void *arg, struct ublk_queue *q);
 	void *arg;
 };
