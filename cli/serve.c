@@ -54,7 +54,8 @@ static void usage(FILE *f)
 		"  -e, --export-name NAME   name of FILE's export (\"\" still reaches it)\n"
 		"  -D, --description TEXT   description of FILE's export\n"
 		"  -r, --read-only          every export read-only\n"
-		"      --export NAME=FILE[,ro][,offset=N][,sizelimit=N]   one more export (repeatable)\n"
+		"      --export NAME=FILE[,ro][,offset=N][,sizelimit=N]   one more export "
+		"(repeatable)\n"
 		"      --offset N           FILE: start N bytes into it\n"
 		"      --sizelimit N        FILE: export at most N bytes\n\n"
 		"Engine:\n"
@@ -64,14 +65,18 @@ static void usage(FILE *f)
 		"Server:\n"
 		"  -t, --threads N          worker threads (default: one per CPU)\n"
 		"      --max-connections N  refuse clients beyond N (default: unlimited)\n"
-		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs %zu MiB\n"
+		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs "
+		"%zu MiB\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
+		"      --fork               run in the background once listening (default: "
+		"foreground)\n"
 		"  -v, --verbose            more messages (-vv: every request)\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n\n"
 		"Examples:\n"
 		"  aioloop serve disk.img                  nbdinfo nbd://localhost\n"
-		"  aioloop serve -U /tmp/s.sock -r disk.img   qemu-img info 'nbd+unix:///?socket=/tmp/s.sock'\n"
+		"  aioloop serve -U /tmp/s.sock -r disk.img   qemu-img info "
+		"'nbd+unix:///?socket=/tmp/s.sock'\n"
 		"  nbdinfo -- [ aioloop serve -s disk.img ]\n",
 		NBD_WORKER_ARENA_MIN >> 20);
 }
@@ -104,21 +109,24 @@ static int parse_export(char *arg, struct export_arg *e)
 	return 0;
 }
 
-/* Create (or reuse) the demo image; returns a malloc'd path or NULL. */
+/* Create (or reuse) the demo image in $AIOLOOP_DEMO_DIR, else /var/tmp,
+ * else /tmp; returns a malloc'd path or NULL. */
 static char *demo_image(void)
 {
-	static const char *const dirs[] = { "/var/tmp", "/tmp" };
+	const char *dirs[] = {getenv("AIOLOOP_DEMO_DIR"), "/var/tmp", "/tmp"};
 	char *path = NULL;
 	char block[4096];
 	struct stat st;
 	int fd = -1;
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (!dirs[i] || !*dirs[i])
+			continue;
 		if (asprintf(&path, "%s/aioloop-demo.img", dirs[i]) < 0)
 			return NULL;
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == DEMO_SIZE &&
-		    access(path, R_OK | W_OK) == 0)
-			return path;	/* from an earlier run */
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size == DEMO_SIZE && access(path, R_OK | W_OK) == 0)
+			return path; /* from an earlier run */
 		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd >= 0)
 			break;
@@ -134,11 +142,12 @@ static char *demo_image(void)
 		size_t n = 0;
 
 		while (n + 64 <= sizeof(block))
-			n += (size_t)snprintf(block + n, sizeof(block) - n,
-					      "aioloop demo image, block %02u, line %03zu ----------\n",
-					      b, n / 64);
+			n += (size_t)snprintf(
+			    block + n, sizeof(block) - n,
+			    "aioloop demo image, block %02u, line %03zu ----------\n", b, n / 64);
 		memset(block + n, '\n', sizeof(block) - n);
-		if (pwrite(fd, block, sizeof(block), (off_t)b * sizeof(block)) != (ssize_t)sizeof(block))
+		if (pwrite(fd, block, sizeof(block), (off_t)b * sizeof(block)) !=
+		    (ssize_t)sizeof(block))
 			goto err;
 	}
 	if (ftruncate(fd, (off_t)DEMO_SIZE) < 0)
@@ -151,6 +160,36 @@ err:
 	unlink(path);
 	free(path);
 	return NULL;
+}
+
+/* Fork into the background.  Returns 0 in the child (*ready_fd: write one
+ * byte there once serving) or -errno; the parent never returns. */
+static int fork_server(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		aiol_err("pipe: %m");
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		aiol_err("fork: %m");
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		/* Exit without cleanup: the socket and files are the child's. */
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	*ready_fd = p[1];
+	return 0;
 }
 
 static int write_pidfile(const char *path)
@@ -174,30 +213,32 @@ enum {
 	OPT_MAX_CONN,
 	OPT_MAX_INFLIGHT,
 	OPT_PIDFILE,
+	OPT_FORK,
 };
 
 static const struct option longopts[] = {
-	{ "socket", required_argument, NULL, 'U' },
-	{ "port", required_argument, NULL, 'p' },
-	{ "bind", required_argument, NULL, 'b' },
-	{ "stdio", no_argument, NULL, 's' },
-	{ "read-only", no_argument, NULL, 'r' },
-	{ "export-name", required_argument, NULL, 'e' },
-	{ "description", required_argument, NULL, 'D' },
-	{ "export", required_argument, NULL, OPT_EXPORT },
-	{ "engine", required_argument, NULL, OPT_ENGINE },
-	{ "direct", optional_argument, NULL, OPT_DIRECT },
-	{ "offset", required_argument, NULL, OPT_OFFSET },
-	{ "sizelimit", required_argument, NULL, OPT_SIZELIMIT },
-	{ "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
-	{ "threads", required_argument, NULL, 't' },
-	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
-	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
-	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+    {"socket", required_argument, NULL, 'U'},
+    {"port", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'b'},
+    {"stdio", no_argument, NULL, 's'},
+    {"read-only", no_argument, NULL, 'r'},
+    {"export-name", required_argument, NULL, 'e'},
+    {"description", required_argument, NULL, 'D'},
+    {"export", required_argument, NULL, OPT_EXPORT},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"direct", optional_argument, NULL, OPT_DIRECT},
+    {"offset", required_argument, NULL, OPT_OFFSET},
+    {"sizelimit", required_argument, NULL, OPT_SIZELIMIT},
+    {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
+    {"threads", required_argument, NULL, 't'},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+    {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"fork", no_argument, NULL, OPT_FORK},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 static int bad(const char *what, const char *arg)
@@ -211,15 +252,16 @@ int cmd_serve(int argc, char **argv)
 	struct export_arg ex[MAX_EXPORTS];
 	unsigned int nex = 0;
 	struct nbd_export_opts eo[MAX_EXPORTS];
-	struct aiol_dev *devs[MAX_EXPORTS] = { NULL };
-	struct aiol_open_opts oo = { 0 };
-	struct nbd_server_opts so = { 0 };
-	struct nbd_listen l = { .n = 0 };
+	struct aiol_dev *devs[MAX_EXPORTS] = {NULL};
+	struct aiol_open_opts oo = {0};
+	struct nbd_server_opts so = {0};
+	struct nbd_listen l = {.n = 0};
 	struct nbd_server *srv = NULL;
 	const char *sock = NULL, *port = NULL, *addr = NULL, *name = "", *desc = NULL;
 	const char *pidfile = NULL;
 	char *demo = NULL;
-	bool stdio = false, ro = false;
+	bool stdio = false, ro = false, daemonize = false;
+	int ready_fd = -1;
 	uint64_t v, offset = 0, sizelimit = 0;
 	int verbose = 0, c, ret, rc = 1, sfd = -1, nact;
 	sigset_t mask;
@@ -227,13 +269,27 @@ int cmd_serve(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "U:p:b:sre:D:t:vhV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'U': sock = optarg; break;
-		case 'p': port = optarg; break;
-		case 'b': addr = optarg; break;
-		case 's': stdio = true; break;
-		case 'r': ro = true; break;
-		case 'e': name = optarg; break;
-		case 'D': desc = optarg; break;
+		case 'U':
+			sock = optarg;
+			break;
+		case 'p':
+			port = optarg;
+			break;
+		case 'b':
+			addr = optarg;
+			break;
+		case 's':
+			stdio = true;
+			break;
+		case 'r':
+			ro = true;
+			break;
+		case 'e':
+			name = optarg;
+			break;
+		case 'D':
+			desc = optarg;
+			break;
 		case OPT_EXPORT:
 			if (nex + 1 >= MAX_EXPORTS)
 				return bad("--export (too many)", optarg);
@@ -280,11 +336,24 @@ int cmd_serve(int argc, char **argv)
 				return bad("in-flight cap", optarg);
 			so.max_inflight = (size_t)v;
 			break;
-		case OPT_PIDFILE: pidfile = optarg; break;
-		case 'v': verbose++; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("aioloop 0.1.0\n"); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		case OPT_PIDFILE:
+			pidfile = optarg;
+			break;
+		case OPT_FORK:
+			daemonize = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("aioloop 0.1.0\n");
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind > 1) {
@@ -314,7 +383,8 @@ int cmd_serve(int argc, char **argv)
 		if (!demo)
 			return 1;
 		ex[0].file = demo;
-		fprintf(stderr, "aioloop: no FILE given: serving the demo image %s (256 MiB)\n", demo);
+		fprintf(stderr, "aioloop: no FILE given: serving the demo image %s (256 MiB)\n",
+			demo);
 	}
 	nex++;
 
@@ -326,11 +396,11 @@ int cmd_serve(int argc, char **argv)
 		o.read_only = ro || ex[i].ro;
 		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
 		if (ret < 0)
-			goto out;	/* the engine said why */
+			goto out; /* the engine said why */
 		eo[i] = (struct nbd_export_opts){
-			.name = ex[i].name,
-			.description = i == 0 ? desc : NULL,
-			.dev = devs[i],
+		    .name = ex[i].name,
+		    .description = i == 0 ? desc : NULL,
+		    .dev = devs[i],
 		};
 	}
 
@@ -355,6 +425,14 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 	}
 
+	/* --fork: before any thread exists; the parent exits once the child
+	 * serves (status 0) or failed (status 1). */
+	if (daemonize && !stdio) {
+		ret = fork_server(&ready_fd);
+		if (ret < 0)
+			goto out;
+	}
+
 	ret = nbd_server_create(eo, nex, &so, &srv);
 	if (ret < 0)
 		goto out;
@@ -365,8 +443,22 @@ int cmd_serve(int argc, char **argv)
 		const struct aiol_dev_info *in = aiol_dev_info(devs[i]);
 
 		aiol_info("export '%s': %s, %" PRIu64 " bytes%s, engine %s%s", ex[i].name, in->path,
-			  in->size, in->read_only ? ", read-only" : "", aiol_engine_name(in->engine),
-			  in->direct ? ", O_DIRECT" : "");
+			  in->size, in->read_only ? ", read-only" : "",
+			  aiol_engine_name(in->engine), in->direct ? ", O_DIRECT" : "");
+	}
+
+	if (ready_fd >= 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			close(null);
+		}
+		if (write(ready_fd, "1", 1) != 1)
+			aiol_warn("cannot tell the parent process that the server runs: %m");
+		close(ready_fd);
+		ready_fd = -1;
 	}
 
 	if (stdio && !nact) {
@@ -383,7 +475,7 @@ int cmd_serve(int argc, char **argv)
 		if (ret < 0)
 			goto out;
 		for (;;) {
-			struct pollfd p = { .fd = sfd, .events = POLLIN };
+			struct pollfd p = {.fd = sfd, .events = POLLIN};
 
 			if (poll(&p, 1, 100) > 0)
 				break;
@@ -392,11 +484,14 @@ int cmd_serve(int argc, char **argv)
 		}
 	} else {
 		if (sock)
-			fprintf(stderr, "aioloop: listening on %s: nbdinfo 'nbd+unix:///?socket=%s', "
-					"qemu-img info 'nbd+unix:///?socket=%s'\n", sock, sock, sock);
+			fprintf(stderr,
+				"aioloop: listening on %s: nbdinfo 'nbd+unix:///?socket=%s', "
+				"qemu-img info 'nbd+unix:///?socket=%s'\n",
+				sock, sock, sock);
 		else if (!nact)
-			fprintf(stderr, "aioloop: listening on %s:%s: nbdinfo nbd://%s%s%s, "
-					"qemu-img info nbd://%s%s%s\n",
+			fprintf(stderr,
+				"aioloop: listening on %s:%s: nbdinfo nbd://%s%s%s, "
+				"qemu-img info nbd://%s%s%s\n",
 				addr ? addr : "localhost", port ? port : NBD_DEFAULT_PORT,
 				addr ? addr : "localhost", port ? ":" : "", port ? port : "",
 				addr ? addr : "localhost", port ? ":" : "", port ? port : "");

@@ -22,6 +22,7 @@
  * the writable exports.
  */
 #include <errno.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 
 #define DEFAULT_QUEUE_DEPTH 128
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 60000
+#define SHUTDOWN_GRACE_S 10 /* then connections still busy are cut */
 
 int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_t len)
 {
@@ -53,15 +55,39 @@ int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_
 
 static void worker_stop(struct aiol_work *wk)
 {
-	struct nbd_worker *w = (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, stop_work));
+	struct nbd_worker *w =
+	    (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, stop_work));
+
+	struct io_uring_sqe *sqe;
 
 	w->stopping = true;
 	nbd_conn_shutdown_all(w);
+	if (w->nconns) {
+		w->grace_ts.tv_sec = SHUTDOWN_GRACE_S;
+		w->grace_ts.tv_nsec = 0;
+		sqe = aiol_loop_sqe(w->loop, &w->grace_ev);
+		io_uring_prep_timeout(sqe, &w->grace_ts, 0, 0);
+	}
+}
+
+static void worker_grace_over(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct nbd_worker *w =
+	    (struct nbd_worker *)((char *)ev - offsetof(struct nbd_worker, grace_ev));
+
+	(void)res;
+	(void)flags;
+	if (w->nconns)
+		aiol_warn("nbd: worker %u: %u connections still busy %d s after the shutdown "
+			  "began: disconnecting them",
+			  w->index, w->nconns, SHUTDOWN_GRACE_S);
+	nbd_conn_abort_all(w);
 }
 
 static void worker_buf_waiter(struct aiol_work *wk)
 {
-	struct nbd_worker *w = (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, buf_waiter));
+	struct nbd_worker *w =
+	    (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, buf_waiter));
 
 	nbd_worker_buf_ready(w);
 }
@@ -80,8 +106,8 @@ static void *worker_main(void *arg)
 {
 	struct nbd_worker *w = arg;
 	struct nbd_server *srv = w->srv;
-	struct aiol_loop_opts lo = { .arena_bytes = srv->arena_bytes };
-	struct aiol_queue_opts qo = { .depth = srv->queue_depth };
+	struct aiol_loop_opts lo = {.arena_bytes = srv->arena_bytes};
+	struct aiol_queue_opts qo = {.depth = srv->queue_depth};
 	unsigned int nq = 0;
 	int ret;
 
@@ -99,6 +125,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	w->stop_work.fn = worker_stop;
+	w->grace_ev.fn = worker_grace_over;
 	w->buf_waiter.fn = worker_buf_waiter;
 	worker_ready(srv, 0);
 
@@ -106,7 +133,7 @@ static void *worker_main(void *arg)
 		ret = aiol_loop_run_once(w->loop, true);
 		if (ret < 0 && ret != -EINTR) {
 			aiol_err("nbd: worker %u: event loop: %s", w->index, strerror(-ret));
-			break;	/* not expected; connections are abandoned */
+			break; /* not expected; connections are abandoned */
 		}
 	}
 	ret = 0;
@@ -125,6 +152,27 @@ struct hs_job {
 	struct nbd_server *srv;
 	int rfd, wfd;
 };
+
+/* Count a client in, as negotiating: refused once shutdown began (checked
+ * under the lock that nbd_server_shutdown() sets it under, so that every
+ * client counted in is waited for) or over max_connections. */
+static int client_enter(struct nbd_server *srv)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	if (atomic_load(&srv->stopping)) {
+		ret = -ESHUTDOWN;
+	} else if (srv->max_connections && srv->nclients >= srv->max_connections) {
+		aiol_info("nbd: refusing a client: %u connections already", srv->max_connections);
+		ret = -EBUSY;
+	} else {
+		srv->nclients++;
+		srv->nhandshakes++;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
 
 static void client_done(struct nbd_server *srv, bool handshake, bool gone)
 {
@@ -147,11 +195,11 @@ static void *hs_thread(void *arg)
 	struct hs_job *job = arg;
 	struct nbd_server *srv = job->srv;
 	struct nbd_io io = {
-		.ops = &nbd_io_plain,
-		.rfd = job->rfd,
-		.wfd = job->wfd,
-		.stop_fd = srv->stop_fd,
-		.timeout_ms = srv->handshake_timeout_ms,
+	    .ops = &nbd_io_plain,
+	    .rfd = job->rfd,
+	    .wfd = job->wfd,
+	    .stop_fd = srv->stop_fd,
+	    .timeout_ms = srv->handshake_timeout_ms,
 	};
 	struct nbd_session s;
 	int ret;
@@ -185,27 +233,16 @@ int nbd_server_add_client_fds(struct nbd_server *srv, int in_fd, int out_fd)
 	pthread_t t;
 	int ret;
 
-	if (atomic_load(&srv->stopping)) {
-		ret = -ESHUTDOWN;
+	ret = client_enter(srv);
+	if (ret < 0)
 		goto err_close;
-	}
-	pthread_mutex_lock(&srv->lock);
-	if (srv->max_connections && srv->nclients >= srv->max_connections) {
-		pthread_mutex_unlock(&srv->lock);
-		aiol_info("nbd: refusing a client: %u connections already", srv->max_connections);
-		ret = -EBUSY;
-		goto err_close;
-	}
-	srv->nclients++;
-	srv->nhandshakes++;
-	pthread_mutex_unlock(&srv->lock);
 
 	job = malloc(sizeof(*job));
 	if (!job) {
 		ret = -ENOMEM;
 		goto err_count;
 	}
-	*job = (struct hs_job){ .srv = srv, .rfd = in_fd, .wfd = out_fd };
+	*job = (struct hs_job){.srv = srv, .rfd = in_fd, .wfd = out_fd};
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
@@ -238,10 +275,9 @@ int nbd_server_add_client(struct nbd_server *srv, int fd)
 
 /* ---- connections configured out of band (kernel NBD client) ---- */
 
-int nbd_server_add_client_transmission(struct nbd_server *srv, int fd,
-				       unsigned int export_index)
+int nbd_server_add_client_transmission(struct nbd_server *srv, int fd, unsigned int export_index)
 {
-	struct nbd_session s = { .export_idx = export_index };
+	struct nbd_session s = {.export_idx = export_index};
 	unsigned int i;
 	int ret;
 
@@ -249,19 +285,15 @@ int nbd_server_add_client_transmission(struct nbd_server *srv, int fd,
 		ret = -EINVAL;
 		goto err_close;
 	}
-	if (atomic_load(&srv->stopping)) {
-		ret = -ESHUTDOWN;
+	/* Counted as negotiating until posted, so that a shutdown waits. */
+	ret = client_enter(srv);
+	if (ret < 0)
 		goto err_close;
-	}
-	pthread_mutex_lock(&srv->lock);
-	srv->nclients++;
-	pthread_mutex_unlock(&srv->lock);
 	i = atomic_fetch_add(&srv->next_worker, 1) % srv->nworkers;
 	ret = nbd_conn_start(&srv->workers[i], fd, fd, &s);
-	if (ret < 0) {
-		client_done(srv, false, true);
+	client_done(srv, true, ret < 0);
+	if (ret < 0)
 		goto err_close;
-	}
 	return 0;
 
 err_close:
@@ -269,8 +301,7 @@ err_close:
 	return ret;
 }
 
-int nbd_server_export_flags(struct nbd_server *srv, unsigned int export_index,
-			    uint16_t *tflags)
+int nbd_server_export_flags(struct nbd_server *srv, unsigned int export_index, uint16_t *tflags)
 {
 	if (export_index >= srv->nexports)
 		return -EINVAL;
@@ -368,7 +399,7 @@ static int setup_exports(struct nbd_server *srv, const struct nbd_export_opts *e
 int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexports,
 		      const struct nbd_server_opts *opts, struct nbd_server **out)
 {
-	struct nbd_server_opts o = opts ? *opts : (struct nbd_server_opts){ 0 };
+	struct nbd_server_opts o = opts ? *opts : (struct nbd_server_opts){0};
 	struct nbd_server *srv;
 	unsigned int started = 0;
 	long ncpu;
@@ -389,9 +420,10 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	if (!o.max_inflight)
 		o.max_inflight = (size_t)o.threads * NBD_WORKER_ARENA_MIN;
 	if (o.max_inflight / o.threads < NBD_WORKER_ARENA_MIN) {
-		aiol_err("nbd: in-flight cap of %zu MiB is too small for %u workers: each needs %zu MiB "
-			 "(one 64 MiB request and its bounce buffer)",
-			 o.max_inflight >> 20, o.threads, NBD_WORKER_ARENA_MIN >> 20);
+		aiol_err(
+		    "nbd: in-flight cap of %zu MiB is too small for %u workers: each needs %zu MiB "
+		    "(one 64 MiB request and its bounce buffer)",
+		    o.max_inflight >> 20, o.threads, NBD_WORKER_ARENA_MIN >> 20);
 		return -EINVAL;
 	}
 
@@ -403,8 +435,8 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	srv->stop_fd = -1;
 	srv->max_connections = o.max_connections;
 	srv->queue_depth = o.queue_depth ? o.queue_depth : DEFAULT_QUEUE_DEPTH;
-	srv->handshake_timeout_ms = o.handshake_timeout_ms ? (int)o.handshake_timeout_ms
-							   : DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	srv->handshake_timeout_ms =
+	    o.handshake_timeout_ms ? (int)o.handshake_timeout_ms : DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	srv->arena_bytes = (o.max_inflight / o.threads) & ~(size_t)4095;
 	ret = setup_exports(srv, exports, nexports);
 	if (ret < 0)
@@ -454,7 +486,7 @@ err_stop:
 		struct nbd_worker *w = &srv->workers[i];
 
 		if (w->loop && !w->stop_work.fn)
-			continue;	/* failed before its loop ran: already gone */
+			continue; /* failed before its loop ran: already gone */
 		if (w->loop)
 			aiol_loop_post(w->loop, &w->stop_work);
 	}
@@ -473,7 +505,9 @@ int nbd_server_shutdown(struct nbd_server *srv)
 
 	if (srv->shut_down)
 		return srv->shutdown_ret;
+	pthread_mutex_lock(&srv->lock);
 	atomic_store(&srv->stopping, true);
+	pthread_mutex_unlock(&srv->lock);
 	if (write(srv->stop_fd, &one, sizeof(one)) < 0)
 		aiol_err("nbd: eventfd write: %m");
 	pthread_mutex_lock(&srv->lock);
@@ -491,7 +525,8 @@ int nbd_server_shutdown(struct nbd_server *srv)
 			continue;
 		r = aiol_dev_sync(srv->exports[i].dev);
 		if (r < 0 && !ret) {
-			aiol_err("nbd: fdatasync of '%s': %s", srv->exports[i].info->path, strerror(-r));
+			aiol_err("nbd: fdatasync of '%s': %s", srv->exports[i].info->path,
+				 strerror(-r));
 			ret = r;
 		}
 	}
