@@ -20,10 +20,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "aioloop/log.h"
@@ -556,6 +559,141 @@ const char *nbd_tls_describe(struct nbd_tls *t)
 	return t->desc[0] ? t->desc : "TLS (handshake not done)";
 }
 
+/* ---- blocking use on a negotiation thread ---- */
+
+static int sync_wait(const struct nbd_tls_sync *s, int fd, short events)
+{
+	struct pollfd p[2] = {
+		{ .fd = fd, .events = events },
+		{ .fd = s->stop_fd, .events = POLLIN },
+	};
+	int n;
+
+	for (;;) {
+		n = poll(p, s->stop_fd >= 0 ? 2 : 1, s->timeout_ms > 0 ? s->timeout_ms : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (p[0].revents)
+			return 0;
+		return -ESHUTDOWN;
+	}
+}
+
+/* Send every pending ciphertext byte. */
+static int sync_flush(struct nbd_tls *t, const struct nbd_tls_sync *s)
+{
+	const void *buf;
+	size_t len;
+
+	while ((len = nbd_tls_out_pending(t, &buf))) {
+		ssize_t n = send(s->wfd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		int ret;
+
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(s->wfd, buf, len);
+		if (n > 0) {
+			nbd_tls_out_consume(t, (size_t)n);
+			continue;
+		}
+		if (n == 0)
+			return -EIO;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		ret = sync_wait(s, s->wfd, POLLOUT);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Receive some ciphertext (waiting for it). */
+static int sync_fill(struct nbd_tls *t, const struct nbd_tls_sync *s)
+{
+	for (;;) {
+		void *buf;
+		size_t space = nbd_tls_in_space(t, &buf);
+		ssize_t n;
+		int ret;
+
+		if (!space)
+			return -ENOBUFS;
+		ret = sync_wait(s, s->rfd, POLLIN);
+		if (ret < 0)
+			return ret;
+		n = recv(s->rfd, buf, space, MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK)
+			n = read(s->rfd, buf, space);
+		if (n >= 0) {
+			nbd_tls_in_commit(t, (size_t)n);
+			return n ? 0 : -ECONNRESET;
+		}
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	}
+}
+
+int nbd_tls_handshake_sync(struct nbd_tls *t, const struct nbd_tls_sync *s)
+{
+	for (;;) {
+		int ret = nbd_tls_handshake(t);
+		int fret = sync_flush(t, s);
+
+		if (ret != -EAGAIN)
+			return ret;
+		if (fret < 0)
+			return fret;
+		fret = sync_fill(t, s);
+		if (fret < 0)
+			return fret;
+	}
+}
+
+ssize_t nbd_tls_recv_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = nbd_tls_read(t, buf, len);
+		int ret;
+
+		/* A key update may have queued a reply. */
+		ret = sync_flush(t, s);
+		if (n != -EAGAIN)
+			return n;
+		if (ret < 0)
+			return ret;
+		ret = sync_fill(t, s);
+		if (ret == -ECONNRESET)
+			return 0;
+		if (ret < 0)
+			return ret;
+	}
+}
+
+ssize_t nbd_tls_send_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, const void *buf,
+			  size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = nbd_tls_write(t, (const uint8_t *)buf + done, len - done);
+		int ret;
+
+		if (n > 0)
+			done += (size_t)n;
+		else if (n != -EAGAIN)
+			return n;
+		ret = sync_flush(t, s);
+		if (ret < 0)
+			return ret;
+	}
+	return (ssize_t)len;
+}
+
 /* ---- driver over one fd on an aiol_loop ---- */
 
 struct nbd_tls_io {
@@ -571,16 +709,16 @@ struct nbd_tls_io {
 	nbd_tls_io_cb hs_cb;
 	void *hs_arg;
 
-	bool rd_active;
+	bool rd_active, rd_some, rd_cancel;
 	uint8_t *rd_buf;
 	size_t rd_len, rd_done;
 	nbd_tls_io_cb rd_cb;
 	void *rd_arg;
 
 	bool wr_active;
-	struct iovec wr_iov[NBD_TLS_IO_MAX_IOV];
+	const struct iovec *wr_iov;
 	int wr_cnt, wr_idx;
-	size_t wr_off;
+	size_t wr_off, wr_total;
 	nbd_tls_io_cb wr_cb;
 	void *wr_arg;
 	uint8_t *stage;		/* plaintext gathered into one record */
@@ -591,6 +729,7 @@ struct nbd_tls_io {
 	void *close_arg;
 };
 
+#define RUNNING INT_MIN		/* an operation's result while it runs */
 #define IO_OF(p, member) ((struct nbd_tls_io *)((char *)(p) - offsetof(struct nbd_tls_io, member)))
 
 static void io_kick(struct nbd_tls_io *io)
@@ -639,6 +778,11 @@ static bool io_write_some(struct nbd_tls_io *io)
 				const struct iovec *v = &io->wr_iov[io->wr_idx];
 				size_t take = v->iov_len - io->wr_off;
 
+				if (!v->iov_len) {
+					io->wr_idx++;
+					continue;
+				}
+
 				if (take > REC_MAX - io->stage_len)
 					take = REC_MAX - io->stage_len;
 				memcpy(io->stage + io->stage_len, (const uint8_t *)v->iov_base + io->wr_off,
@@ -666,30 +810,30 @@ static bool io_write_some(struct nbd_tls_io *io)
 
 /* Deliver one completion; returns true if one was delivered (the caller
  * must then stop touching io: the callback may have closed it). */
-static bool io_complete_one(struct nbd_tls_io *io, int err_hs, int err_rd, int err_wr)
+static bool io_complete_one(struct nbd_tls_io *io, int err_hs, int res_rd, int res_wr)
 {
 	nbd_tls_io_cb cb;
 	void *arg;
 
-	if (err_hs <= 0 && io->hs_active && (err_hs < 0 || io->t->handshake_done)) {
+	if (err_hs != RUNNING && io->hs_active && (err_hs < 0 || io->t->handshake_done)) {
 		io->hs_active = false;
 		cb = io->hs_cb;
 		arg = io->hs_arg;
 		cb(arg, err_hs);
 		return true;
 	}
-	if (err_rd <= 0 && io->rd_active) {
+	if (res_rd != RUNNING && io->rd_active) {
 		io->rd_active = false;
 		cb = io->rd_cb;
 		arg = io->rd_arg;
-		cb(arg, err_rd);
+		cb(arg, res_rd);
 		return true;
 	}
-	if (err_wr <= 0 && io->wr_active) {
+	if (res_wr != RUNNING && io->wr_active) {
 		io->wr_active = false;
 		cb = io->wr_cb;
 		arg = io->wr_arg;
-		cb(arg, err_wr);
+		cb(arg, res_wr);
 		return true;
 	}
 	return false;
@@ -699,7 +843,7 @@ static void pump(struct aiol_work *w)
 {
 	struct nbd_tls_io *io = IO_OF(w, work);
 	bool need_input = false;
-	int hs = 1, rd = 1, wr = 1;	/* 1: still running */
+	int hs = RUNNING, rd = RUNNING, wr = RUNNING;
 	const void *obuf;
 	size_t olen;
 
@@ -727,8 +871,10 @@ static void pump(struct aiol_work *w)
 		else
 			io->err = hs = r;
 	}
-	if (io->rd_active && io->t->handshake_done && !io->err) {
-		while (io->rd_done < io->rd_len) {
+	if (io->rd_active && io->rd_cancel) {
+		rd = -ECANCELED;
+	} else if (io->rd_active && io->t->handshake_done && !io->err) {
+		while (io->rd_done < io->rd_len && !(io->rd_some && io->rd_done)) {
 			ssize_t n = nbd_tls_read(io->t, io->rd_buf + io->rd_done,
 						 io->rd_len - io->rd_done);
 
@@ -736,15 +882,16 @@ static void pump(struct aiol_work *w)
 				io->rd_done += (size_t)n;
 				continue;
 			}
-			if (n == -EAGAIN) {
+			if (n == -EAGAIN)
 				need_input = true;
-			} else {
+			else if (n == 0 && io->rd_some)
+				rd = 0;		/* end of stream: recv() returns 0 */
+			else
 				io->err = rd = n == 0 ? -ECONNRESET : (int)n;
-			}
 			break;
 		}
-		if (io->rd_done == io->rd_len)
-			rd = 0;
+		if (io->rd_done == io->rd_len || (io->rd_some && io->rd_done))
+			rd = io->rd_some ? (int)io->rd_done : 0;
 	}
 	if (io->wr_active && io->t->handshake_done && !io->err) {
 		if (!io_write_some(io) && io->err)
@@ -754,9 +901,9 @@ static void pump(struct aiol_work *w)
 	/* Ciphertext out.  A write completes once its bytes have left, so
 	 * that closing after the last reply loses nothing. */
 	olen = nbd_tls_out_pending(io->t, &obuf);
-	if (wr == 1 && io->wr_active && !olen && io->stage_off == io->stage_len &&
+	if (wr == RUNNING && io->wr_active && !olen && io->stage_off == io->stage_len &&
 	    io->wr_idx == io->wr_cnt)
-		wr = 0;
+		wr = (int)io->wr_total;
 	if (olen && !io->send_inflight && !io->err) {
 		struct io_uring_sqe *sqe = aiol_loop_sqe(io->loop, &io->send_ev);
 
@@ -856,6 +1003,8 @@ void nbd_tls_io_handshake(struct nbd_tls_io *io, nbd_tls_io_cb cb, void *arg)
 void nbd_tls_io_read(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb cb, void *arg)
 {
 	io->rd_active = true;
+	io->rd_some = false;
+	io->rd_cancel = false;
 	io->rd_buf = buf;
 	io->rd_len = len;
 	io->rd_done = 0;
@@ -864,19 +1013,34 @@ void nbd_tls_io_read(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb
 	io_kick(io);
 }
 
+void nbd_tls_io_recv(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb cb, void *arg)
+{
+	nbd_tls_io_read(io, buf, len, cb, arg);
+	io->rd_some = true;
+}
+
+void nbd_tls_io_cancel_read(struct nbd_tls_io *io)
+{
+	if (io->rd_active) {
+		io->rd_cancel = true;
+		io_kick(io);
+	}
+}
+
 void nbd_tls_io_writev(struct nbd_tls_io *io, const struct iovec *iov, int iovcnt,
 		       nbd_tls_io_cb cb, void *arg)
 {
 	io->wr_active = true;
 	io->wr_cb = cb;
 	io->wr_arg = arg;
+	io->wr_iov = iov;
+	io->wr_cnt = iovcnt;
 	io->wr_idx = 0;
 	io->wr_off = 0;
-	io->wr_cnt = 0;
-	for (int i = 0; i < iovcnt && i < NBD_TLS_IO_MAX_IOV; i++)
-		if (iov[i].iov_len)
-			io->wr_iov[io->wr_cnt++] = iov[i];
-	if (iovcnt > NBD_TLS_IO_MAX_IOV && !io->err)
+	io->wr_total = 0;
+	for (int i = 0; i < iovcnt; i++)
+		io->wr_total += iov[i].iov_len;
+	if (io->wr_total > INT_MAX && !io->err)
 		io->err = -EINVAL;
 	io_kick(io);
 }

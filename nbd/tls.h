@@ -75,6 +75,25 @@ enum nbd_tls_mode nbd_tls_creds_mode(const struct nbd_tls_creds *c);
 int nbd_tls_new(struct nbd_tls_creds *c, struct nbd_tls **out);
 void nbd_tls_free(struct nbd_tls *t);
 
+/* ---- blocking use on a negotiation thread ---- */
+
+/* The fds to use, how long one wait may last (<= 0: forever) and an fd
+ * that, once readable, aborts the wait with -ESHUTDOWN (-1: none). */
+struct nbd_tls_sync {
+	int rfd, wfd;
+	int stop_fd;
+	int timeout_ms;
+};
+
+/* The whole handshake: 0, -ETIMEDOUT, -ESHUTDOWN, -EACCES, -EPROTO. */
+int nbd_tls_handshake_sync(struct nbd_tls *t, const struct nbd_tls_sync *s);
+/* Like recv(): > 0 bytes, 0 end of stream, -errno. */
+ssize_t nbd_tls_recv_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, void *buf,
+			  size_t len);
+/* Send all of buf (encrypted, and flushed to the fd): len or -errno. */
+ssize_t nbd_tls_send_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, const void *buf,
+			  size_t len);
+
 /* Ciphertext in: where to receive (at least 1 byte while the session is not
  * stalled on output), then how many bytes arrived (0 = peer closed). */
 size_t nbd_tls_in_space(struct nbd_tls *t, void **buf);
@@ -129,11 +148,18 @@ void nbd_tls_io_free(struct nbd_tls_io *io);
 struct nbd_tls *nbd_tls_io_session(struct nbd_tls_io *io);
 
 void nbd_tls_io_handshake(struct nbd_tls_io *io, nbd_tls_io_cb cb, void *arg);
+/* Read exactly len plaintext bytes: res 0, or -ECONNRESET at end of
+ * stream. */
 void nbd_tls_io_read(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb cb,
 		     void *arg);
-/* iov (at most NBD_TLS_IO_MAX_IOV entries) is copied; the buffers it
- * points at stay the caller's and must live until cb. */
-#define NBD_TLS_IO_MAX_IOV 8
+/* Like recv(): res is the byte count (> 0), 0 at end of stream, -errno. */
+void nbd_tls_io_recv(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb cb,
+		     void *arg);
+/* Complete an outstanding read or recv with -ECANCELED. */
+void nbd_tls_io_cancel_read(struct nbd_tls_io *io);
+/* Write all of iov (the array and the buffers stay the caller's and must
+ * live until cb); res is the total byte count once the ciphertext has been
+ * sent, or -errno. */
 void nbd_tls_io_writev(struct nbd_tls_io *io, const struct iovec *iov, int iovcnt,
 		       nbd_tls_io_cb cb, void *arg);
 /* True while SQEs on the fd are in flight. */

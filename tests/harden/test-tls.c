@@ -132,6 +132,8 @@ struct server {
 	size_t off;
 	int hs_res, rd_res, wr_res;
 	bool echo, finished, closed;
+	bool some;		/* recv-style reads of up to 5000 bytes */
+	struct iovec iov[3];
 };
 
 static void srv_closed(void *arg, int res)
@@ -152,7 +154,7 @@ static void srv_written(void *arg, int res)
 {
 	struct server *s = arg;
 
-	s->wr_res = res;
+	s->wr_res = res == (int)ECHO_BYTES ? 0 : res < 0 ? res : -EIO;
 	srv_finish(s);
 }
 
@@ -160,27 +162,28 @@ static void srv_read(void *arg, int res)
 {
 	struct server *s = arg;
 
-	s->rd_res = res;
-	if (res < 0) {
+	s->rd_res = res < 0 ? res : 0;
+	if (res < 0 || (s->some && res == 0)) {
+		s->rd_res = res ? res : -ECONNRESET;
 		srv_finish(s);
 		return;
 	}
-	s->off += 1000;
+	s->off += s->some ? (size_t)res : 1000;
 	if (s->off < ECHO_BYTES) {
 		size_t n = ECHO_BYTES - s->off < 1000 ? ECHO_BYTES - s->off : 1000;
 
-		nbd_tls_io_read(s->io, s->buf + s->off, n, srv_read, s);
+		if (s->some)
+			nbd_tls_io_recv(s->io, s->buf + s->off,
+					ECHO_BYTES - s->off < 5000 ? ECHO_BYTES - s->off : 5000,
+					srv_read, s);
+		else
+			nbd_tls_io_read(s->io, s->buf + s->off, n, srv_read, s);
 		return;
 	}
-	{
-		struct iovec iov[3] = {
-			{ s->buf, 16 },
-			{ s->buf + 16, 100000 },
-			{ s->buf + 100016, ECHO_BYTES - 100016 },
-		};
-
-		nbd_tls_io_writev(s->io, iov, 3, srv_written, s);
-	}
+	s->iov[0] = (struct iovec){ s->buf, 16 };
+	s->iov[1] = (struct iovec){ s->buf + 16, 100000 };
+	s->iov[2] = (struct iovec){ s->buf + 100016, ECHO_BYTES - 100016 };
+	nbd_tls_io_writev(s->io, s->iov, 3, srv_written, s);
 }
 
 static void srv_handshaken(void *arg, int res)
@@ -193,12 +196,16 @@ static void srv_handshaken(void *arg, int res)
 		return;
 	}
 	s->off = 0;
-	nbd_tls_io_read(s->io, s->buf, 1000, srv_read, s);
+	if (s->some)
+		nbd_tls_io_recv(s->io, s->buf, 5000, srv_read, s);
+	else
+		nbd_tls_io_read(s->io, s->buf, 1000, srv_read, s);
 }
 
 /* Run one session; returns the server's handshake result and fills the
  * client's. */
-static int run_session(const struct nbd_tls_opts *o, struct client *c, struct server *s)
+static int run_session(const struct nbd_tls_opts *o, struct client *c, struct server *s,
+		       bool some)
 {
 	struct nbd_tls_creds *creds;
 	struct nbd_tls *t;
@@ -213,6 +220,7 @@ static int run_session(const struct nbd_tls_opts *o, struct client *c, struct se
 	assert_int_equal(nbd_tls_io_new(s->loop, sv[0], t, &s->io), 0);
 	s->buf = malloc(ECHO_BYTES);
 	s->echo = c->echo;
+	s->some = some;
 	s->hs_res = 1;
 	c->fd = sv[1];
 	assert_int_equal(pthread_create(&th, NULL, client_thread, c), 0);
@@ -241,10 +249,84 @@ static void test_x509_echo(void **state)
 	struct server s;
 
 	(void)state;
-	assert_int_equal(run_session(&o, &c, &s), 0);
+	assert_int_equal(run_session(&o, &c, &s, false), 0);
 	assert_int_equal(s.rd_res, 0);
 	assert_int_equal(s.wr_res, 0);
 	assert_int_equal(c.result, 0);
+}
+
+static void test_x509_echo_recv(void **state)
+{
+	struct nbd_tls_opts o = { .mode = NBD_TLS_REQUIRE, .cert_dir = certdir };
+	struct client c = { .echo = true };
+	struct server s;
+
+	(void)state;
+	assert_int_equal(run_session(&o, &c, &s, true), 0);
+	assert_int_equal(s.rd_res, 0);
+	assert_int_equal(s.wr_res, 0);
+	assert_int_equal(c.result, 0);
+}
+
+/* The blocking API a negotiation thread uses. */
+static void test_sync_echo(void **state)
+{
+	struct nbd_tls_opts o = { .mode = NBD_TLS_REQUIRE, .cert_dir = certdir };
+	struct client c = { .echo = true };
+	struct nbd_tls_creds *creds;
+	struct nbd_tls *t;
+	struct nbd_tls_sync sy;
+	pthread_t th;
+	uint8_t *buf = malloc(ECHO_BYTES);
+	size_t got = 0;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(nbd_tls_creds_load(&o, &creds), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(nbd_tls_new(creds, &t), 0);
+	sy = (struct nbd_tls_sync){ .rfd = sv[0], .wfd = sv[0], .stop_fd = -1,
+				    .timeout_ms = 10000 };
+	c.fd = sv[1];
+	assert_int_equal(pthread_create(&th, NULL, client_thread, &c), 0);
+	assert_int_equal(nbd_tls_handshake_sync(t, &sy), 0);
+	while (got < ECHO_BYTES) {
+		ssize_t n = nbd_tls_recv_sync(t, &sy, buf + got, ECHO_BYTES - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	assert_int_equal(nbd_tls_send_sync(t, &sy, buf, 7), 7);
+	assert_int_equal(nbd_tls_send_sync(t, &sy, buf + 7, ECHO_BYTES - 7), ECHO_BYTES - 7);
+	pthread_join(th, NULL);
+	assert_int_equal(c.result, 0);
+	nbd_tls_free(t);
+	nbd_tls_creds_free(creds);
+	close(sv[0]);
+	close(sv[1]);
+	free(buf);
+}
+
+/* A client that connects and says nothing: the wait is bounded. */
+static void test_sync_timeout(void **state)
+{
+	struct nbd_tls_opts o = { .mode = NBD_TLS_REQUIRE, .cert_dir = certdir };
+	struct nbd_tls_creds *creds;
+	struct nbd_tls *t;
+	struct nbd_tls_sync sy;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(nbd_tls_creds_load(&o, &creds), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(nbd_tls_new(creds, &t), 0);
+	sy = (struct nbd_tls_sync){ .rfd = sv[0], .wfd = sv[0], .stop_fd = -1,
+				    .timeout_ms = 200 };
+	assert_int_equal(nbd_tls_handshake_sync(t, &sy), -ETIMEDOUT);
+	nbd_tls_free(t);
+	nbd_tls_creds_free(creds);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 static void test_psk_echo(void **state)
@@ -261,7 +343,7 @@ static void test_psk_echo(void **state)
 	assert_non_null(f);
 	assert_int_equal(fscanf(f, "alice:%127s", key), 1);
 	fclose(f);
-	assert_int_equal(run_session(&o, &c, &s), 0);
+	assert_int_equal(run_session(&o, &c, &s, false), 0);
 	assert_int_equal(s.rd_res, 0);
 	assert_int_equal(c.result, 0);
 }
@@ -275,7 +357,7 @@ static void test_psk_wrong_key(void **state)
 
 	(void)state;
 	snprintf(psk, sizeof(psk), "%s/keys.psk", certdir);
-	assert_true(run_session(&o, &c, &s) < 0);
+	assert_true(run_session(&o, &c, &s, false) < 0);
 	assert_int_not_equal(c.result, 0);
 }
 
@@ -287,7 +369,7 @@ static void test_verify_peer_good(void **state)
 	struct server s;
 
 	(void)state;
-	assert_int_equal(run_session(&o, &c, &s), 0);
+	assert_int_equal(run_session(&o, &c, &s, false), 0);
 	assert_int_equal(c.result, 0);
 }
 
@@ -301,7 +383,7 @@ static void test_verify_peer_foreign_ca(void **state)
 
 	(void)state;
 	snprintf(other, sizeof(other), "%s/other", certdir);
-	assert_int_equal(run_session(&o, &c, &s), -EACCES);
+	assert_int_equal(run_session(&o, &c, &s, false), -EACCES);
 }
 
 static void test_verify_peer_no_cert(void **state)
@@ -312,7 +394,7 @@ static void test_verify_peer_no_cert(void **state)
 	struct server s;
 
 	(void)state;
-	assert_true(run_session(&o, &c, &s) < 0);
+	assert_true(run_session(&o, &c, &s, false) < 0);
 }
 
 static void test_old_tls_refused(void **state)
@@ -322,7 +404,7 @@ static void test_old_tls_refused(void **state)
 	struct server s;
 
 	(void)state;
-	assert_true(run_session(&o, &c, &s) < 0);
+	assert_true(run_session(&o, &c, &s, false) < 0);
 	assert_int_not_equal(c.result, 0);
 }
 
@@ -374,6 +456,9 @@ int main(void)
 		cmocka_unit_test(test_mode_parse),
 		cmocka_unit_test(test_bad_creds),
 		cmocka_unit_test(test_x509_echo),
+		cmocka_unit_test(test_x509_echo_recv),
+		cmocka_unit_test(test_sync_echo),
+		cmocka_unit_test(test_sync_timeout),
 		cmocka_unit_test(test_psk_echo),
 		cmocka_unit_test(test_psk_wrong_key),
 		cmocka_unit_test(test_verify_peer_good),
