@@ -23,7 +23,7 @@
 #include "aioloop/engine.h"
 #include "aioloop/log.h"
 #include "fuzz-common.h"
-#include "server.h"
+#include "nbd/server.h"
 
 static struct nbd_server *srv;
 static struct aiol_dev *devs[2];

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "aioloop/log.h"
-#include "tls.h"
+#include "nbd/tls.h"
 
 int nbd_tls_mode_parse(const char *s, enum nbd_tls_mode *out)
 {

@@ -26,7 +26,7 @@
 
 #include "aioloop/log.h"
 #include "aioloop/loop.h"
-#include "tls.h"
+#include "nbd/tls.h"
 
 static char certdir[256];
 

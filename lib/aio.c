@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The Linux AIO backend: reads and writes (RWF_DSYNC in aio_rw_flags for
+ * FUA) are iocbs submitted with io_submit() on an O_DIRECT fd (probe.c
+ * turns aio on a buffered dev into the threads engine, as buffered AIO
+ * blocks in io_submit).  Every iocb signals an eventfd; the loop ring has
+ * an IORING_OP_READ on that eventfd while iocbs are outstanding, and its
+ * completion reaps with a non-blocking io_getevents().  What AIO cannot do
+ * (fallocate, fdatasync, fadvise, block status) goes to a one-thread helper
+ * pool (threads.c).
+ *
+ * iocbs live in a table of `depth` slots allocated at aiol_queue_create;
+ * each started request has at most one primitive in flight, so a slot is
+ * always free when one is needed.  The eventfd read is armed only while
+ * iocbs are outstanding, so a queue whose requests have all completed has
+ * nothing left on the ring and can be destroyed.
+ *
+ * Thread model: loop thread only.
+ */
+#include <errno.h>
+#include <libaio.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "aioloop/log.h"
+#include "engine_internal.h"
+
+#define REAP_BATCH 64
+
+struct eng_aio {
+	struct aiol_queue *q;
+	io_context_t ctx;
+	int efd;
+	uint64_t efd_val;
+	struct aiol_event efd_ev;
+	bool armed;
+	unsigned int outstanding;
+	unsigned int nslots, nfree;
+	uint32_t *free_tags;
+	struct iocb *iocbs;
+};
+
+static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags);
+
+static void aio_arm(struct eng_aio *a)
+{
+	struct io_uring_sqe *sqe;
+
+	if (a->armed || !a->outstanding)
+		return;
+	sqe = aiol_loop_sqe(a->q->loop, &a->efd_ev);
+	io_uring_prep_read(sqe, a->efd, &a->efd_val, sizeof(a->efd_val), 0);
+	io_uring_sqe_set_data(sqe, &a->efd_ev);
+	a->armed = true;
+}
+
+static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags)
+{
+	struct eng_aio *a = (struct eng_aio *)(void *)((char *)ev - __builtin_offsetof(struct eng_aio, efd_ev));
+	struct io_event events[REAP_BATCH];
+	struct timespec zero = { 0, 0 };
+	int n;
+
+	(void)cqe_flags;
+	a->armed = false;
+	if (res < 0 && res != -EAGAIN && res != -EINTR)
+		aiol_err("%s: reading the AIO eventfd: %s", a->q->dev->path, strerror(-res));
+	do {
+		n = io_getevents(a->ctx, 0, REAP_BATCH, events, &zero);
+		if (n < 0) {
+			if (n != -EINTR)
+				aiol_err("%s: io_getevents: %s", a->q->dev->path, strerror(-n));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct aiol_req *req = events[i].data;
+			uint32_t tag = (uint32_t)(events[i].obj - a->iocbs);
+
+			a->free_tags[a->nfree++] = tag;
+			a->outstanding--;
+			eng_io_done(req, (int)(long)events[i].res);
+		}
+	} while (n == REAP_BATCH);
+	aio_arm(a);
+}
+
+static void aio_deferred_done(struct aiol_work *w)
+{
+	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+
+	eng_io_done(eng_req_of_priv(p), p->res);
+}
+
+static int aio_init(struct aiol_queue *q)
+{
+	struct eng_aio *a;
+	int ret;
+
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->q = q;
+	a->efd = -1;
+	a->efd_ev.fn = aio_reap;
+	a->nslots = q->depth;
+	a->iocbs = calloc(a->nslots, sizeof(*a->iocbs));
+	a->free_tags = calloc(a->nslots, sizeof(*a->free_tags));
+	if (!a->iocbs || !a->free_tags) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (unsigned int i = 0; i < a->nslots; i++)
+		a->free_tags[i] = a->nslots - 1 - i;
+	a->nfree = a->nslots;
+	ret = io_setup((int)a->nslots, &a->ctx);
+	if (ret < 0) {
+		aiol_err("io_setup(%u): %s", a->nslots, strerror(-ret));
+		goto err;
+	}
+	a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->efd < 0) {
+		ret = -errno;
+		aiol_err("eventfd: %m");
+		goto err_ctx;
+	}
+	ret = eng_pool_create(q, 1, &q->pool);
+	if (ret < 0)
+		goto err_efd;
+	q->aio = a;
+	return 0;
+
+err_efd:
+	close(a->efd);
+err_ctx:
+	io_destroy(a->ctx);
+err:
+	free(a->free_tags);
+	free(a->iocbs);
+	free(a);
+	return ret;
+}
+
+static void aio_fini(struct aiol_queue *q)
+{
+	struct eng_aio *a = q->aio;
+
+	eng_pool_destroy(q->pool);
+	q->pool = NULL;
+	if (!a)
+		return;
+	if (a->armed) {
+		/* The ring still points at a: leak it rather than free it. */
+		aiol_err("%s: AIO queue destroyed with I/O in flight", q->dev->path);
+		return;
+	}
+	io_destroy(a->ctx);
+	close(a->efd);
+	free(a->free_tags);
+	free(a->iocbs);
+	free(a);
+	q->aio = NULL;
+}
+
+static void aio_issue(struct aiol_queue *q, struct aiol_req *req)
+{
+	struct eng_aio *a = q->aio;
+	struct eng_priv *p = eng_priv(req);
+	struct eng_io *io = &p->io;
+	struct iocb *iocb;
+	uint32_t tag;
+	int ret;
+
+	if (io->kind != IO_READ && io->kind != IO_WRITE) {
+		eng_pool_issue(q->pool, req);
+		return;
+	}
+	assert(a->nfree > 0);
+	tag = a->free_tags[--a->nfree];
+	iocb = &a->iocbs[tag];
+	if (io->kind == IO_READ) {
+		io_prep_pread(iocb, q->dev->fd, io->buf, io->len, (long long)io->off);
+	} else {
+		io_prep_pwrite(iocb, q->dev->fd, io->buf, io->len, (long long)io->off);
+		if (io->fua)
+			iocb->aio_rw_flags = RWF_DSYNC;
+	}
+	iocb->data = req;
+	io_set_eventfd(iocb, a->efd);
+	p->tag = tag;
+	ret = io_submit(a->ctx, 1, &iocb);
+	if (ret == 1) {
+		a->outstanding++;
+		aio_arm(a);
+		return;
+	}
+	a->free_tags[a->nfree++] = tag;
+	/* Report on the loop, not from inside issue(); -EAGAIN is retried. */
+	p->res = ret < 0 ? ret : -EAGAIN;
+	p->work.fn = aio_deferred_done;
+	aiol_loop_defer(q->loop, &p->work);
+}
+
+const struct eng_backend eng_backend_aio = {
+	.name = "aio",
+	.init = aio_init,
+	.fini = aio_fini,
+	.issue = aio_issue,
+};

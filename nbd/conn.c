@@ -1,0 +1,1012 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The transmission phase of one NBD connection, driven entirely by its
+ * worker's event loop (one io_uring per worker thread):
+ *
+ *   socket --RECV--> staging buffer --parse+validate--> request slot
+ *        WRITE payload: copied from staging if already there, the rest
+ *        received straight into the slot's arena buffer
+ *   slot --aiol_submit--> engine queue of (worker, export) --done()-->
+ *   reply headers built in the slot, data referenced in place
+ *   --> per-connection send queue --SENDMSG (many replies, one iovec)--> socket
+ *
+ * Requests complete and are answered out of order.  Only one RECV and one
+ * SENDMSG are in flight per connection; short sends are resumed.  Memory is
+ * bounded: NBD_SLOTS preallocated slots, one fixed staging buffer, and data
+ * buffers from the worker's arena (aiol_loop_buf_alloc), which keeps
+ * NBD_ENGINE_RESERVE free for the engine's bounce buffers.  When there is no
+ * free slot or no arena space, the connection stops reading its socket
+ * until there is (backpressure); rejected WRITE payloads are drained through
+ * the staging buffer.
+ *
+ * Thread model: everything here runs on the worker's loop thread, except
+ * nbd_conn_start(), which runs on the handshake thread and only posts.
+ * A connection is freed from a deferred work item once nothing of it is in
+ * flight: no RECV, no SENDMSG, no engine request, no queued work.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aioloop/log.h"
+#include "internal.h"
+
+#define NBD_SLOTS	128		/* requests in flight per connection */
+#define RXBUF_SIZE	(64u << 10)	/* staging buffer for headers */
+#define NBD_BS_EXT	64		/* extents per BLOCK_STATUS reply */
+#define NBD_SPARSE_EXT	16		/* extents looked up for a sparse read */
+#define NBD_SPARSE_MIN	(64u << 10)	/* reads this long are checked for holes */
+#define NBD_ENGINE_RESERVE ((size_t)(4u << 20))	/* arena left for bounces */
+#define SLOT_IOV	(2 * NBD_SPARSE_EXT + 4)
+#define SLOT_HDR_BYTES	((NBD_SPARSE_EXT + 2) * 48)
+#define TX_IOV_MAX	256
+
+_Static_assert(NBD_WORKER_ARENA_MIN >= NBD_MAX_PAYLOAD + NBD_ENGINE_RESERVE,
+	       "a worker's arena must fit one maximal request besides the reserve");
+
+enum rx_state {
+	RX_HDR = 0,	/* waiting for a request header in staging */
+	RX_PAYLOAD,	/* receiving a WRITE payload into rx_slot's buffer */
+	RX_DRAIN,	/* discarding a rejected request's payload */
+};
+
+struct nbd_slot {
+	struct aiol_req req;
+	struct nbd_conn *conn;
+	struct nbd_slot *next;	/* free list or send queue */
+	struct nbd_req_hdr hdr;
+	void *buf;		/* arena buffer (READ/WRITE data) */
+	size_t buflen;
+	bool sparse_phase;	/* req is the hole lookup before a READ */
+	uint32_t nsparse;	/* extents the lookup found */
+	unsigned int niov;
+	size_t hdr_used;
+	struct iovec iov[SLOT_IOV];
+	struct aiol_extent ext[NBD_BS_EXT];
+	uint8_t hdrs[SLOT_HDR_BYTES];
+};
+
+struct nbd_conn {
+	struct nbd_worker *w;
+	struct nbd_conn *next, *prev;	/* worker's list */
+	struct aiol_queue *q;
+	int rfd, wfd;
+	bool rsock, wsock;	/* RECV/SENDMSG, else READ/WRITEV (pipes) */
+	uint32_t caps;		/* AIOL_CAP_* of the export */
+	struct nbd_conn_params params;
+	struct aiol_work start_work;
+	struct aiol_work resume_work;	/* rx_process again */
+	struct aiol_work tx_work;	/* start a send */
+	struct aiol_work close_work;
+
+	/* receive side */
+	uint8_t *rxbuf;
+	size_t rx_start, rx_end;
+	enum rx_state rx_state;
+	struct nbd_slot *rx_slot;
+	uint8_t *rx_dst;
+	uint64_t rx_left;
+	uint64_t drain_left;
+	struct aiol_event rx_ev;
+	bool rx_busy;
+	bool rx_cancelled;
+	bool rx_stopped;	/* no more requests are read */
+	bool wait_slot;
+	bool buf_waiting;
+
+	/* state */
+	bool stopping;		/* server shutdown: ESHUTDOWN to new requests */
+	bool dead;		/* hard disconnect: replies are dropped */
+	bool closing;
+	unsigned int inflight;	/* engine requests */
+
+	/* slots */
+	struct nbd_slot *slots;
+	struct nbd_slot *free_slots;
+
+	/* send side */
+	struct nbd_slot *txq_head, *txq_tail;
+	unsigned int tx_nslots;	/* slots at the head covered by the send in flight */
+	unsigned int tx_niov, tx_pos;
+	bool tx_busy;
+	struct aiol_event tx_ev;
+	struct msghdr msg;
+	struct iovec txiov[TX_IOV_MAX];
+};
+
+static void rx_process(struct nbd_conn *c);
+static void conn_maybe_close(struct nbd_conn *c);
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- slots ---- */
+
+static struct nbd_slot *slot_get(struct nbd_conn *c)
+{
+	struct nbd_slot *s = c->free_slots;
+
+	if (s) {
+		c->free_slots = s->next;
+		s->next = NULL;
+		s->niov = 0;
+		s->hdr_used = 0;
+		s->buf = NULL;
+		s->buflen = 0;
+		s->sparse_phase = false;
+	}
+	return s;
+}
+
+static void slot_put(struct nbd_slot *s)
+{
+	struct nbd_conn *c = s->conn;
+
+	if (s->buf)
+		aiol_loop_buf_free(c->w->loop, s->buf, s->buflen);
+	s->buf = NULL;
+	s->next = c->free_slots;
+	c->free_slots = s;
+	if (c->wait_slot) {
+		c->wait_slot = false;
+		aiol_loop_defer(c->w->loop, &c->resume_work);
+	}
+}
+
+static void *conn_buf_alloc(struct nbd_conn *c, size_t len)
+{
+	struct aiol_loop *loop = c->w->loop;
+	size_t need = (len + 4095) & ~(size_t)4095;
+
+	if (aiol_loop_buf_used(loop) + need + NBD_ENGINE_RESERVE > aiol_loop_buf_max(loop))
+		return NULL;
+	return aiol_loop_buf_alloc(loop, len);
+}
+
+/* ---- reply building ---- */
+
+static void *slot_hdr(struct nbd_slot *s, size_t len)
+{
+	void *p = s->hdrs + s->hdr_used;
+
+	s->hdr_used += len;
+	return p;
+}
+
+static void slot_iov(struct nbd_slot *s, void *base, size_t len)
+{
+	if (!len)
+		return;
+	/* Merge with the previous entry when contiguous (headers). */
+	if (s->niov && (uint8_t *)s->iov[s->niov - 1].iov_base + s->iov[s->niov - 1].iov_len ==
+			       (uint8_t *)base) {
+		s->iov[s->niov - 1].iov_len += len;
+		return;
+	}
+	s->iov[s->niov].iov_base = base;
+	s->iov[s->niov].iov_len = len;
+	s->niov++;
+}
+
+static void put_be32(void *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, 4);
+}
+
+static void put_be64(void *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
+static void reply_error(struct nbd_slot *s, uint32_t error)
+{
+	const struct nbd_conn_params *p = &s->conn->params;
+	uint8_t *h;
+	size_t n;
+
+	s->niov = 0;
+	s->hdr_used = 0;
+	if (!p->structured) {
+		h = slot_hdr(s, sizeof(struct nbd_simple_reply));
+		nbd_build_simple_reply(h, error, s->hdr.cookie);
+		slot_iov(s, h, sizeof(struct nbd_simple_reply));
+		return;
+	}
+	h = slot_hdr(s, sizeof(struct nbd_ext_reply));
+	n = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
+			    s->hdr.cookie, s->hdr.offset, sizeof(struct nbd_chunk_error));
+	s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
+	{
+		struct nbd_chunk_error e = { .error = htobe32(error), .msg_len = 0 };
+		uint8_t *pe = slot_hdr(s, sizeof(e));
+
+		memcpy(pe, &e, sizeof(e));
+	}
+	slot_iov(s, h, n + sizeof(struct nbd_chunk_error));
+}
+
+/* Success without payload (everything but READ and BLOCK_STATUS). */
+static void reply_ok(struct nbd_slot *s)
+{
+	const struct nbd_conn_params *p = &s->conn->params;
+	uint8_t *h = slot_hdr(s, sizeof(struct nbd_ext_reply));
+	size_t n;
+
+	if (!p->extended && !(p->structured && s->hdr.type == NBD_CMD_READ))
+		n = nbd_build_simple_reply(h, 0, s->hdr.cookie);
+	else
+		n = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE,
+				    s->hdr.cookie, s->hdr.offset, 0);
+	slot_iov(s, h, n);
+}
+
+/* One READ chunk: data from buf+rel, or a hole. */
+static void read_chunk(struct nbd_slot *s, bool last, bool hole, uint64_t rel, uint64_t len)
+{
+	const struct nbd_conn_params *p = &s->conn->params;
+	uint16_t flags = last ? NBD_REPLY_FLAG_DONE : 0;
+	uint8_t *h = slot_hdr(s, sizeof(struct nbd_ext_reply));
+	size_t n;
+
+	if (hole) {
+		n = nbd_build_chunk(h, p->extended, flags, NBD_REPLY_TYPE_OFFSET_HOLE,
+				    s->hdr.cookie, s->hdr.offset, 12);
+		s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
+		put_be64(slot_hdr(s, 8), s->hdr.offset + rel);
+		put_be32(slot_hdr(s, 4), (uint32_t)len);
+		slot_iov(s, h, n + 12);
+	} else {
+		n = nbd_build_chunk(h, p->extended, flags, NBD_REPLY_TYPE_OFFSET_DATA,
+				    s->hdr.cookie, s->hdr.offset, 8 + len);
+		s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
+		put_be64(slot_hdr(s, 8), s->hdr.offset + rel);
+		slot_iov(s, h, n + 8);
+		slot_iov(s, (uint8_t *)s->buf + rel, len);
+	}
+}
+
+struct seg {
+	uint64_t rel, len;
+	bool hole;
+};
+
+/* Split the read range into data and hole segments from the hole lookup
+ * (s->ext[0..nsparse)), merging neighbours of the same kind.  Returns the
+ * count (<= NBD_SPARSE_EXT + 1). */
+static unsigned int read_segments(const struct nbd_slot *s, struct seg *seg)
+{
+	uint64_t len = s->hdr.len, pos = 0;
+	unsigned int n = 0;
+
+	for (uint32_t i = 0; i < s->nsparse && pos < len; i++) {
+		uint64_t el = s->ext[i].len;
+		bool hole = s->ext[i].flags & AIOL_EXT_ZERO;
+
+		if (!el)
+			break;
+		if (el > len - pos)
+			el = len - pos;
+		if (n && seg[n - 1].hole == hole)
+			seg[n - 1].len += el;
+		else
+			seg[n++] = (struct seg){ .rel = pos, .len = el, .hole = hole };
+		pos += el;
+	}
+	if (pos < len) {
+		if (n && !seg[n - 1].hole)
+			seg[n - 1].len += len - pos;
+		else
+			seg[n++] = (struct seg){ .rel = pos, .len = len - pos, .hole = false };
+	}
+	return n;
+}
+
+static bool segments_have_data(const struct nbd_slot *s)
+{
+	struct seg seg[NBD_SPARSE_EXT + 1];
+	unsigned int n = read_segments(s, seg);
+
+	for (unsigned int i = 0; i < n; i++)
+		if (!seg[i].hole)
+			return true;
+	return false;
+}
+
+static void reply_read(struct nbd_slot *s)
+{
+	const struct nbd_conn_params *p = &s->conn->params;
+	struct seg seg[NBD_SPARSE_EXT + 1];
+	unsigned int n;
+
+	if (s->hdr.len == 0) {
+		reply_ok(s);
+		return;
+	}
+	if (!p->structured) {
+		uint8_t *h = slot_hdr(s, sizeof(struct nbd_simple_reply));
+
+		nbd_build_simple_reply(h, 0, s->hdr.cookie);
+		slot_iov(s, h, sizeof(struct nbd_simple_reply));
+		slot_iov(s, s->buf, s->hdr.len);
+		return;
+	}
+	if (!s->nsparse) {
+		read_chunk(s, true, false, 0, s->hdr.len);
+		return;
+	}
+	n = read_segments(s, seg);
+	for (unsigned int i = 0; i < n; i++)
+		read_chunk(s, i == n - 1, seg[i].hole, seg[i].rel, seg[i].len);
+}
+
+static void reply_block_status(struct nbd_slot *s)
+{
+	const struct nbd_conn_params *p = &s->conn->params;
+	uint8_t *wire = (uint8_t *)s->ext;
+	size_t esz = p->extended ? 16 : 8;
+	uint64_t len = s->hdr.len, sum = 0;
+	uint32_t k = 0, n = s->req.ext_count;
+	uint8_t *h;
+	size_t hn;
+
+	if (n > NBD_BS_EXT)
+		n = NBD_BS_EXT;
+	/* Convert in place: wire entry k never lies beyond engine entry i >= k. */
+	for (uint32_t i = 0; i < n && sum < len; i++) {
+		uint64_t el = s->ext[i].len;
+		uint32_t ef = s->ext[i].flags & (NBD_STATE_HOLE | NBD_STATE_ZERO);
+
+		if (!el)
+			break;
+		if (el > len - sum)
+			el = len - sum;
+		if (p->extended) {
+			put_be64(wire + 16 * k, el);
+			put_be64(wire + 16 * k + 8, ef);
+		} else {
+			put_be32(wire + 8 * k, (uint32_t)el);
+			put_be32(wire + 8 * k + 4, ef);
+		}
+		k++;
+		sum += el;
+		if (s->hdr.flags & NBD_CMD_FLAG_REQ_ONE)
+			break;
+	}
+	if (k == 0) {
+		/* Nothing known: one extent of plain data, always a safe answer. */
+		if (p->extended) {
+			put_be64(wire, len);
+			put_be64(wire + 8, 0);
+		} else {
+			put_be32(wire, (uint32_t)len);
+			put_be32(wire + 4, 0);
+		}
+		k = 1;
+	}
+	h = slot_hdr(s, sizeof(struct nbd_ext_reply) + 8);
+	hn = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE,
+			     p->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT : NBD_REPLY_TYPE_BLOCK_STATUS,
+			     s->hdr.cookie, s->hdr.offset, (p->extended ? 8 : 4) + (uint64_t)k * esz);
+	put_be32(h + hn, 1);	/* context id of base:allocation */
+	hn += 4;
+	if (p->extended) {
+		put_be32(h + hn, k);
+		hn += 4;
+	}
+	slot_iov(s, h, hn);
+	slot_iov(s, wire, k * esz);
+}
+
+/* ---- send side ---- */
+
+static void tx_schedule(struct nbd_conn *c)
+{
+	if (!c->tx_busy && c->txq_head)
+		aiol_loop_defer(c->w->loop, &c->tx_work);
+}
+
+static void tx_enqueue(struct nbd_slot *s)
+{
+	struct nbd_conn *c = s->conn;
+
+	if (c->dead) {
+		slot_put(s);
+		conn_maybe_close(c);
+		return;
+	}
+	s->next = NULL;
+	if (c->txq_tail)
+		c->txq_tail->next = s;
+	else
+		c->txq_head = s;
+	c->txq_tail = s;
+	tx_schedule(c);
+}
+
+static void tx_post(struct nbd_conn *c)
+{
+	struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, &c->tx_ev);
+
+	if (c->wsock) {
+		memset(&c->msg, 0, sizeof(c->msg));
+		c->msg.msg_iov = c->txiov + c->tx_pos;
+		c->msg.msg_iovlen = c->tx_niov - c->tx_pos;
+		io_uring_prep_sendmsg(sqe, c->wfd, &c->msg, MSG_NOSIGNAL);
+	} else {
+		io_uring_prep_writev(sqe, c->wfd, c->txiov + c->tx_pos, c->tx_niov - c->tx_pos,
+				     (uint64_t)-1);
+	}
+	c->tx_busy = true;
+}
+
+static void tx_start(struct aiol_work *wk)
+{
+	struct nbd_conn *c = container_of(wk, struct nbd_conn, tx_work);
+	unsigned int n = 0, ns = 0;
+
+	if (c->tx_busy || !c->txq_head || c->dead)
+		return;
+	for (struct nbd_slot *s = c->txq_head; s && n + s->niov <= TX_IOV_MAX; s = s->next) {
+		memcpy(c->txiov + n, s->iov, s->niov * sizeof(struct iovec));
+		n += s->niov;
+		ns++;
+	}
+	c->tx_nslots = ns;
+	c->tx_niov = n;
+	c->tx_pos = 0;
+	tx_post(c);
+}
+
+static void tx_release(struct nbd_conn *c, unsigned int n)
+{
+	while (n-- && c->txq_head) {
+		struct nbd_slot *s = c->txq_head;
+
+		c->txq_head = s->next;
+		if (!c->txq_head)
+			c->txq_tail = NULL;
+		slot_put(s);
+	}
+}
+
+static void conn_fail(struct nbd_conn *c, const char *why);
+
+static void tx_done(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct nbd_conn *c = container_of(ev, struct nbd_conn, tx_ev);
+	size_t left = res > 0 ? (size_t)res : 0;
+
+	(void)flags;
+	c->tx_busy = false;
+	if (res == -EINTR || res == -EAGAIN) {
+		if (!c->dead) {
+			tx_post(c);
+			return;
+		}
+	}
+	if (res <= 0 || c->dead) {
+		tx_release(c, c->tx_nslots);
+		c->tx_nslots = 0;
+		if (!c->dead)
+			conn_fail(c, res < 0 ? strerror(-res) : "send returned 0");
+		conn_maybe_close(c);
+		return;
+	}
+	while (left && c->tx_pos < c->tx_niov) {
+		struct iovec *v = &c->txiov[c->tx_pos];
+
+		if (v->iov_len <= left) {
+			left -= v->iov_len;
+			c->tx_pos++;
+		} else {
+			v->iov_base = (uint8_t *)v->iov_base + left;
+			v->iov_len -= left;
+			left = 0;
+		}
+	}
+	if (c->tx_pos < c->tx_niov) {
+		tx_post(c);	/* short send: the rest */
+		return;
+	}
+	tx_release(c, c->tx_nslots);
+	c->tx_nslots = 0;
+	if (c->txq_head)
+		tx_start(&c->tx_work);
+	else
+		conn_maybe_close(c);
+}
+
+/* ---- engine side ---- */
+
+static void slot_done(struct aiol_req *req, int res);
+
+static void slot_engine(struct nbd_slot *s, uint8_t op, uint32_t flags)
+{
+	struct nbd_conn *c = s->conn;
+	struct aiol_req *r = &s->req;
+
+	r->op = op;
+	r->flags = flags;
+	r->off = s->hdr.offset;
+	r->len = s->hdr.len;
+	r->buf = s->buf;
+	r->ext = NULL;
+	r->ext_max = 0;
+	r->ext_count = 0;
+	r->done = slot_done;
+	r->user = s;
+	if (op == AIOL_OP_BLOCK_STATUS) {
+		r->ext = s->ext;
+		r->ext_max = s->sparse_phase ? NBD_SPARSE_EXT : NBD_BS_EXT;
+	} else if (op == AIOL_OP_FLUSH) {
+		r->off = 0;
+		r->len = 0;
+	}
+	aiol_submit(c->q, r);
+}
+
+/* Start a validated request. */
+static void slot_submit(struct nbd_slot *s)
+{
+	struct nbd_conn *c = s->conn;
+	const struct nbd_req_hdr *h = &s->hdr;
+	uint32_t fua = h->flags & NBD_CMD_FLAG_FUA ? AIOL_F_FUA : 0;
+	uint32_t f;
+
+	AIOL_DEBUG_DATA("nbd: %s off=%llu len=%llu flags=0x%x", nbd_cmd_name(h->type),
+			(unsigned long long)h->offset, (unsigned long long)h->len, h->flags);
+	if (h->len == 0 && h->type != NBD_CMD_FLUSH) {
+		/* Nothing to do (BLOCK_STATUS of 0 bytes was rejected). */
+		if (h->type == NBD_CMD_READ)
+			reply_read(s);
+		else
+			reply_ok(s);
+		tx_enqueue(s);
+		return;
+	}
+	c->inflight++;
+	switch (h->type) {
+	case NBD_CMD_READ:
+		s->nsparse = 0;
+		if (c->params.structured && !(h->flags & NBD_CMD_FLAG_DF) &&
+		    h->len >= NBD_SPARSE_MIN && (c->caps & AIOL_CAP_BLOCK_STATUS)) {
+			s->sparse_phase = true;
+			slot_engine(s, AIOL_OP_BLOCK_STATUS, 0);
+		} else {
+			slot_engine(s, AIOL_OP_READ, 0);
+		}
+		break;
+	case NBD_CMD_WRITE:
+		slot_engine(s, AIOL_OP_WRITE, fua);
+		break;
+	case NBD_CMD_FLUSH:
+		slot_engine(s, AIOL_OP_FLUSH, 0);
+		break;
+	case NBD_CMD_TRIM:
+		slot_engine(s, AIOL_OP_DISCARD, fua);
+		break;
+	case NBD_CMD_CACHE:
+		slot_engine(s, AIOL_OP_CACHE, 0);
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		f = fua;
+		if (h->flags & NBD_CMD_FLAG_NO_HOLE)
+			f |= AIOL_F_NO_UNMAP;
+		if (h->flags & NBD_CMD_FLAG_FAST_ZERO)
+			f |= AIOL_F_FAST_ONLY;
+		slot_engine(s, AIOL_OP_WRITE_ZEROES, f);
+		break;
+	case NBD_CMD_BLOCK_STATUS:
+		slot_engine(s, AIOL_OP_BLOCK_STATUS, 0);
+		break;
+	default:
+		/* The validator let through an unknown command: a bug. */
+		abort();
+	}
+}
+
+static void conn_stop_rx(struct nbd_conn *c);
+
+static void slot_done(struct aiol_req *req, int res)
+{
+	struct nbd_slot *s = req->user;
+	struct nbd_conn *c = s->conn;
+
+	if (s->sparse_phase) {
+		s->sparse_phase = false;
+		if (res == 0) {
+			s->nsparse = req->ext_count < NBD_SPARSE_EXT ? req->ext_count : NBD_SPARSE_EXT;
+			if (!segments_have_data(s))
+				goto reply;	/* all holes: no read at all */
+		}
+		/* Data somewhere (or the lookup failed): read everything. */
+		if (res != 0)
+			s->nsparse = 0;
+		slot_engine(s, AIOL_OP_READ, 0);
+		return;
+	}
+reply:
+	c->inflight--;
+	if (res < 0) {
+		AIOL_DEBUG_DATA("nbd: %s failed: %s", nbd_cmd_name(s->hdr.type), strerror(-res));
+		reply_error(s, nbd_errno(res));
+	} else if (s->hdr.type == NBD_CMD_READ) {
+		reply_read(s);
+	} else if (s->hdr.type == NBD_CMD_BLOCK_STATUS) {
+		reply_block_status(s);
+	} else {
+		reply_ok(s);
+	}
+	tx_enqueue(s);
+	if (c->stopping && c->inflight == 0)
+		conn_stop_rx(c);
+	else if (c->inflight == 0)
+		conn_maybe_close(c);
+}
+
+/* ---- receive side ---- */
+
+static void rx_post(struct nbd_conn *c, void *buf, size_t len)
+{
+	struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, &c->rx_ev);
+
+	if (len > (1u << 30))
+		len = 1u << 30;
+	if (c->rsock)
+		io_uring_prep_recv(sqe, c->rfd, buf, len, 0);
+	else
+		io_uring_prep_read(sqe, c->rfd, buf, (unsigned int)len, (uint64_t)-1);
+	c->rx_busy = true;
+}
+
+/* Handle the header at the start of staging.  Returns true to go on
+ * parsing, false when blocked (slot, buffer) or stopped. */
+static bool rx_request(struct nbd_conn *c, size_t hlen)
+{
+	struct nbd_req_hdr h;
+	struct nbd_verdict v;
+	struct nbd_slot *s;
+	void *buf = NULL;
+	size_t avail, n;
+
+	if (nbd_parse_request(c->rxbuf + c->rx_start, c->params.extended, &h) < 0) {
+		conn_fail(c, "bad request magic");
+		return false;
+	}
+	nbd_validate(&c->params, &h, &v);
+	if (v.disconnect) {
+		conn_fail(c, "request payload over the limit");
+		return false;
+	}
+	if (v.disc) {
+		aiol_debug("nbd: client sent DISC");
+		c->rx_start += hlen;
+		conn_stop_rx(c);
+		return false;
+	}
+	if (!v.error && c->stopping)
+		v.error = NBD_ESHUTDOWN;
+	if (!c->free_slots) {
+		c->wait_slot = true;
+		return false;
+	}
+	if (!v.error && (h.type == NBD_CMD_READ || h.type == NBD_CMD_WRITE) && h.len) {
+		buf = conn_buf_alloc(c, h.len);
+		if (!buf) {
+			c->buf_waiting = true;
+			aiol_loop_buf_wait(c->w->loop, &c->w->buf_waiter);
+			return false;
+		}
+	}
+	s = slot_get(c);
+	s->hdr = h;
+	s->buf = buf;
+	s->buflen = buf ? h.len : 0;
+	c->rx_start += hlen;
+
+	if (v.error) {
+		AIOL_DEBUG_DATA("nbd: %s off=%llu len=%llu flags=0x%x rejected: error %u",
+				nbd_cmd_name(h.type), (unsigned long long)h.offset,
+				(unsigned long long)h.len, h.flags, v.error);
+		reply_error(s, v.error);
+		tx_enqueue(s);
+		if (v.payload) {
+			c->rx_state = RX_DRAIN;
+			c->drain_left = v.payload;
+		}
+		return true;
+	}
+	if (h.type == NBD_CMD_WRITE && h.len) {
+		avail = c->rx_end - c->rx_start;
+		n = avail < h.len ? avail : h.len;
+		memcpy(buf, c->rxbuf + c->rx_start, n);
+		c->rx_start += n;
+		if (n < h.len) {
+			c->rx_state = RX_PAYLOAD;
+			c->rx_slot = s;
+			c->rx_dst = (uint8_t *)buf + n;
+			c->rx_left = h.len - n;
+			return true;
+		}
+	}
+	slot_submit(s);
+	return true;
+}
+
+static void rx_process(struct nbd_conn *c)
+{
+	size_t hlen = nbd_req_hdr_size(c->params.extended);
+
+	while (!c->rx_stopped && !c->rx_busy) {
+		size_t avail = c->rx_end - c->rx_start;
+
+		switch (c->rx_state) {
+		case RX_PAYLOAD:
+			rx_post(c, c->rx_dst, c->rx_left);
+			return;
+		case RX_DRAIN: {
+			size_t n = avail < c->drain_left ? avail : c->drain_left;
+
+			c->rx_start += n;
+			c->drain_left -= n;
+			if (c->drain_left == 0) {
+				c->rx_state = RX_HDR;
+				continue;
+			}
+			c->rx_start = c->rx_end = 0;
+			rx_post(c, c->rxbuf, RXBUF_SIZE);
+			return;
+		}
+		case RX_HDR:
+			if (avail < hlen) {
+				if (c->rx_start) {
+					memmove(c->rxbuf, c->rxbuf + c->rx_start, avail);
+					c->rx_start = 0;
+					c->rx_end = avail;
+				}
+				rx_post(c, c->rxbuf + c->rx_end, RXBUF_SIZE - c->rx_end);
+				return;
+			}
+			if (!rx_request(c, hlen))
+				return;
+			break;
+		}
+	}
+}
+
+static void rx_done(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct nbd_conn *c = container_of(ev, struct nbd_conn, rx_ev);
+
+	(void)flags;
+	c->rx_busy = false;
+	if (c->rx_stopped) {
+		conn_maybe_close(c);
+		return;
+	}
+	if (res == -EINTR || res == -EAGAIN) {
+		rx_process(c);
+		return;
+	}
+	if (res <= 0) {
+		if (res < 0 && res != -ECONNRESET)
+			aiol_debug("nbd: receive: %s", strerror(-res));
+		if (c->rx_state == RX_PAYLOAD || c->rx_end != c->rx_start)
+			aiol_debug("nbd: client went away in the middle of a request");
+		conn_stop_rx(c);
+		return;
+	}
+	if (c->rx_state == RX_PAYLOAD) {
+		c->rx_dst += res;
+		c->rx_left -= (uint64_t)res;
+		if (c->rx_left == 0) {
+			struct nbd_slot *s = c->rx_slot;
+
+			c->rx_slot = NULL;
+			c->rx_state = RX_HDR;
+			slot_submit(s);
+		}
+	} else {
+		c->rx_end += (size_t)res;
+	}
+	rx_process(c);
+}
+
+static void rx_resume(struct aiol_work *wk)
+{
+	struct nbd_conn *c = container_of(wk, struct nbd_conn, resume_work);
+
+	rx_process(c);
+}
+
+/* Stop reading requests: cancel the pending receive, drop a half-received
+ * WRITE.  The connection closes once its work is done. */
+static void conn_stop_rx(struct nbd_conn *c)
+{
+	if (!c->rx_stopped) {
+		c->rx_stopped = true;
+		c->wait_slot = false;
+		c->buf_waiting = false;
+		if (c->rx_slot) {
+			slot_put(c->rx_slot);
+			c->rx_slot = NULL;
+		}
+	}
+	if (c->rx_busy && !c->rx_cancelled) {
+		struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, NULL);
+
+		io_uring_prep_cancel(sqe, &c->rx_ev, 0);
+		c->rx_cancelled = true;
+	}
+	conn_maybe_close(c);
+}
+
+/* Hard disconnect: stop everything, drop queued replies. */
+static void conn_fail(struct nbd_conn *c, const char *why)
+{
+	if (c->dead)
+		return;
+	aiol_info("nbd: disconnecting a client: %s", why);
+	c->dead = true;
+	/* Replies not yet handed to the kernel are dropped. */
+	{
+		unsigned int keep = c->tx_busy ? c->tx_nslots : 0, i = 0;
+		struct nbd_slot *s = c->txq_head, *prev = NULL, *n;
+
+		while (s && i < keep) {
+			prev = s;
+			s = s->next;
+			i++;
+		}
+		if (prev) {
+			prev->next = NULL;
+			c->txq_tail = prev;
+		} else {
+			c->txq_head = c->txq_tail = NULL;
+		}
+		for (; s; s = n) {
+			n = s->next;
+			slot_put(s);
+		}
+	}
+	if (c->rsock)
+		shutdown(c->rfd, SHUT_RDWR);
+	if (c->wsock && c->wfd != c->rfd)
+		shutdown(c->wfd, SHUT_RDWR);
+	conn_stop_rx(c);
+}
+
+/* ---- life cycle ---- */
+
+static void conn_free(struct nbd_conn *c)
+{
+	struct nbd_worker *w = c->w;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	close(c->rfd);
+	if (c->wfd != c->rfd)
+		close(c->wfd);
+	free(c->rxbuf);
+	free(c->slots);
+	free(c);
+	nbd_server_client_gone(w->srv);
+}
+
+static void conn_close_work(struct aiol_work *wk)
+{
+	struct nbd_conn *c = container_of(wk, struct nbd_conn, close_work);
+
+	if (c->rx_busy || c->tx_busy || c->inflight || c->txq_head)
+		return;		/* a completion will call conn_maybe_close again */
+	if (c->tx_work.queued || c->resume_work.queued) {
+		aiol_loop_defer(c->w->loop, &c->close_work);	/* after them */
+		return;
+	}
+	aiol_debug("nbd: connection closed");
+	conn_free(c);
+}
+
+static void conn_maybe_close(struct nbd_conn *c)
+{
+	if (!c->rx_stopped || c->rx_busy || c->tx_busy || c->inflight || c->txq_head)
+		return;
+	aiol_loop_defer(c->w->loop, &c->close_work);
+}
+
+static void conn_start_work(struct aiol_work *wk)
+{
+	struct nbd_conn *c = container_of(wk, struct nbd_conn, start_work);
+	struct nbd_worker *w = c->w;
+
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	if (w->stopping) {
+		c->stopping = true;
+		conn_stop_rx(c);
+		return;
+	}
+	rx_process(c);
+}
+
+void nbd_conn_shutdown_all(struct nbd_worker *w)
+{
+	for (struct nbd_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		c->stopping = true;
+		if (c->inflight == 0)
+			conn_stop_rx(c);
+	}
+}
+
+void nbd_worker_buf_ready(struct nbd_worker *w)
+{
+	for (struct nbd_conn *c = w->conns; c; c = c->next) {
+		if (c->buf_waiting) {
+			c->buf_waiting = false;
+			aiol_loop_defer(w->loop, &c->resume_work);
+		}
+	}
+}
+
+int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_session *s)
+{
+	const struct nbd_export *e = &w->srv->exports[s->export_idx];
+	struct nbd_conn *c;
+	struct stat st;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->slots = calloc(NBD_SLOTS, sizeof(*c->slots));
+	c->rxbuf = malloc(RXBUF_SIZE);
+	if (!c->slots || !c->rxbuf) {
+		free(c->slots);
+		free(c->rxbuf);
+		free(c);
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < NBD_SLOTS; i++) {
+		c->slots[i].conn = c;
+		c->slots[i].next = i + 1 < NBD_SLOTS ? &c->slots[i + 1] : NULL;
+	}
+	c->free_slots = &c->slots[0];
+	c->w = w;
+	c->q = w->queues[s->export_idx];
+	c->rfd = rfd;
+	c->wfd = wfd;
+	c->rsock = fstat(rfd, &st) == 0 && S_ISSOCK(st.st_mode);
+	c->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+	c->caps = e->info->caps;
+	c->params = (struct nbd_conn_params){
+		.size = e->info->size,
+		.tflags = nbd_export_tflags(e, s->structured),
+		.structured = s->structured,
+		.extended = s->extended,
+		.meta = s->meta,
+		.max_payload = NBD_MAX_PAYLOAD,
+	};
+	c->start_work.fn = conn_start_work;
+	c->resume_work.fn = rx_resume;
+	c->tx_work.fn = tx_start;
+	c->close_work.fn = conn_close_work;
+	c->rx_ev.fn = rx_done;
+	c->tx_ev.fn = tx_done;
+	aiol_debug("nbd: client on export '%s'%s%s%s", e->name,
+		   s->structured ? ", structured replies" : "",
+		   s->extended ? ", extended headers" : "", s->meta ? ", base:allocation" : "");
+	aiol_loop_post(w->loop, &c->start_work);
+	return 0;
+}

@@ -1,0 +1,536 @@
+// SPDX-License-Identifier: MIT
+/*
+ * NBD negotiation (fixed newstyle): the greeting, the client flags, then
+ * options until EXPORT_NAME, GO or ABORT.  Runs on a handshake thread with
+ * blocking, poll-bounded I/O through struct nbd_io, so that a TLS layer can
+ * replace the byte transport without touching the option logic.
+ *
+ * Invariants (the traps other servers fell into): every option's data is
+ * read in full (bounded by NBD_OPT_MAX_LEN, over which we hard-disconnect)
+ * before it is looked at, and every option gets exactly one final reply;
+ * nothing client-sized is allocated.  Replies that list several items are
+ * only started once the whole option parsed cleanly.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "aioloop/log.h"
+#include "internal.h"
+
+#define NBD_OPT_MAX_LEN (64u << 10)	/* option data we accept at all */
+#define NBD_MAX_OPTIONS 4096		/* options per connection (DoS bound) */
+#define OUT_BUF_SIZE (3 * NBD_MAX_STRING)
+#define META_ID_BASE_ALLOCATION 1
+
+static const char base_allocation[] = "base:allocation";
+
+/* ---- plain byte I/O ---- */
+
+static int io_wait(struct nbd_io *io, int fd, short events)
+{
+	struct pollfd p[2] = {
+		{ .fd = fd, .events = events },
+		{ .fd = io->stop_fd, .events = POLLIN },
+	};
+	int n;
+
+	for (;;) {
+		n = poll(p, io->stop_fd >= 0 ? 2 : 1, io->timeout_ms);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (p[0].revents)
+			return 0;
+		return -ESHUTDOWN;
+	}
+}
+
+static ssize_t plain_recv(struct nbd_io *io, void *buf, size_t len)
+{
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		ret = io_wait(io, io->rfd, POLLIN);
+		if (ret < 0)
+			return ret;
+		n = read(io->rfd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	}
+}
+
+static ssize_t plain_send(struct nbd_io *io, const void *buf, size_t len)
+{
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		n = send(io->wfd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(io->wfd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		ret = io_wait(io, io->wfd, POLLOUT);
+		if (ret < 0)
+			return ret;
+	}
+}
+
+const struct nbd_io_ops nbd_io_plain = {
+	.recv = plain_recv,
+	.send = plain_send,
+};
+
+static int read_full(struct nbd_io *io, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = io->ops->recv(io, p, len);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int write_full(struct nbd_io *io, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = io->ops->send(io, p, len);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- negotiation ---- */
+
+struct hs {
+	struct nbd_server *srv;
+	struct nbd_io *io;
+	uint8_t *buf;		/* option data, NBD_OPT_MAX_LEN */
+	uint8_t *out;		/* reply assembly, OUT_BUF_SIZE */
+	bool no_zeroes;
+	bool structured;
+	bool extended;
+	bool meta_selected;	/* base:allocation chosen by the last SET */
+	int meta_export;	/* ... for this export */
+};
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be32toh(v);
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be16toh(v);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	v = htobe16(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+/* Send one option reply: header then len bytes of data (len <= OUT_BUF_SIZE - 20). */
+static int opt_reply(struct hs *hs, uint32_t opt, uint32_t type, const void *data, size_t len)
+{
+	struct nbd_option_reply r = {
+		.magic = htobe64(NBD_REP_MAGIC),
+		.option = htobe32(opt),
+		.type = htobe32(type),
+		.len = htobe32((uint32_t)len),
+	};
+
+	memcpy(hs->out, &r, sizeof(r));
+	if (len)
+		memcpy(hs->out + sizeof(r), data, len);
+	return write_full(hs->io, hs->out, sizeof(r) + len);
+}
+
+static int opt_error(struct hs *hs, uint32_t opt, uint32_t type)
+{
+	aiol_debug("nbd: option %s (%u): error reply 0x%x", nbd_opt_name(opt), opt, type);
+	return opt_reply(hs, opt, type, NULL, 0);
+}
+
+uint16_t nbd_export_tflags(const struct nbd_export *e, bool structured)
+{
+	uint16_t f = e->tflags;
+
+	if (structured)
+		f |= NBD_FLAG_SEND_DF;
+	return f;
+}
+
+static int send_info(struct hs *hs, uint32_t opt, uint16_t type, const void *data, size_t len)
+{
+	uint8_t b[2 + NBD_MAX_STRING];
+
+	put_be16(b, type);
+	memcpy(b + 2, data, len);
+	return opt_reply(hs, opt, NBD_REP_INFO, b, 2 + len);
+}
+
+/* NBD_OPT_INFO / NBD_OPT_GO.  Returns 0 (replied, stay in negotiation),
+ * 1 (GO acknowledged), -errno. */
+static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_session *out)
+{
+	const uint8_t *b = hs->buf;
+	const struct nbd_export *e;
+	bool want_name = false, want_desc = false;
+	uint32_t namelen;
+	uint16_t nreq;
+	int idx, ret;
+
+	if (len < 6)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	namelen = get_be32(b);
+	if (namelen > len - 6 || namelen > NBD_MAX_STRING)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	nreq = get_be16(b + 4 + namelen);
+	if (len != 6 + namelen + 2u * nreq)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
+	if (idx < 0)
+		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
+	for (unsigned int i = 0; i < nreq; i++) {
+		uint16_t t = get_be16(b + 6 + namelen + 2 * i);
+
+		if (t == NBD_INFO_NAME)
+			want_name = true;
+		else if (t == NBD_INFO_DESCRIPTION)
+			want_desc = true;
+		/* NBD_INFO_BLOCK_SIZE is always sent; others are ignored. */
+	}
+	e = &hs->srv->exports[idx];
+
+	{
+		struct nbd_info_export ie = {
+			.info = htobe16(NBD_INFO_EXPORT),
+			.size = htobe64(e->info->size),
+			.flags = htobe16(nbd_export_tflags(e, hs->structured)),
+		};
+		ret = opt_reply(hs, opt, NBD_REP_INFO, &ie, sizeof(ie));
+		if (ret < 0)
+			return ret;
+	}
+	if (want_name) {
+		ret = send_info(hs, opt, NBD_INFO_NAME, e->name, strlen(e->name));
+		if (ret < 0)
+			return ret;
+	}
+	if (want_desc && e->description) {
+		ret = send_info(hs, opt, NBD_INFO_DESCRIPTION, e->description,
+				strlen(e->description));
+		if (ret < 0)
+			return ret;
+	}
+	{
+		struct nbd_info_block_size bs = {
+			.info = htobe16(NBD_INFO_BLOCK_SIZE),
+			.minimum = htobe32(1),
+			.preferred = htobe32(e->pref_block),
+			.maximum = htobe32(NBD_MAX_PAYLOAD),
+		};
+		ret = opt_reply(hs, opt, NBD_REP_INFO, &bs, sizeof(bs));
+		if (ret < 0)
+			return ret;
+	}
+	ret = opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
+	if (ret < 0 || opt == NBD_OPT_INFO)
+		return ret;
+	out->export_idx = (unsigned int)idx;
+	out->structured = hs->structured;
+	out->extended = hs->extended;
+	out->meta = hs->structured && hs->meta_selected && hs->meta_export == idx;
+	return 1;
+}
+
+/* NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT. */
+static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
+{
+	const uint8_t *b = hs->buf;
+	bool set = opt == NBD_OPT_SET_META_CONTEXT;
+	bool match = false;
+	uint32_t namelen, nq, pos;
+	int idx, ret;
+
+	if (set)
+		hs->meta_selected = false;	/* replaced even on failure */
+	if (!hs->structured)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	/* Parse everything before replying anything. */
+	if (len < 8)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	namelen = get_be32(b);
+	if (namelen > len - 8 || namelen > NBD_MAX_STRING)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	nq = get_be32(b + 4 + namelen);
+	pos = 8 + namelen;
+	for (uint32_t i = 0; i < nq; i++) {
+		uint32_t ql;
+
+		if (len - pos < 4)
+			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+		ql = get_be32(b + pos);
+		pos += 4;
+		if (ql > len - pos)
+			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+		if (ql == sizeof(base_allocation) - 1 &&
+		    !memcmp(b + pos, base_allocation, ql))
+			match = true;
+		else if (!set && ql == 5 && !memcmp(b + pos, "base:", 5))
+			match = true;	/* namespace wildcard, LIST only */
+		pos += ql;
+	}
+	if (pos != len)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	if (nq == 0 && !set)
+		match = true;	/* list everything */
+	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
+	if (idx < 0)
+		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
+
+	if (match) {
+		uint8_t r[4 + sizeof(base_allocation) - 1];
+
+		put_be32(r, set ? META_ID_BASE_ALLOCATION : 0);
+		memcpy(r + 4, base_allocation, sizeof(base_allocation) - 1);
+		ret = opt_reply(hs, opt, NBD_REP_META_CONTEXT, r, sizeof(r));
+		if (ret < 0)
+			return ret;
+	}
+	if (set) {
+		hs->meta_selected = match;
+		hs->meta_export = idx;
+	}
+	return opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
+}
+
+static int opt_list(struct hs *hs, uint32_t opt, uint32_t len)
+{
+	uint8_t r[4 + 2 * NBD_MAX_STRING];
+	int ret;
+
+	if (len)
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	for (unsigned int i = 0; i < hs->srv->nexports; i++) {
+		const struct nbd_export *e = &hs->srv->exports[i];
+		size_t nl = strlen(e->name), dl = e->description ? strlen(e->description) : 0;
+
+		put_be32(r, (uint32_t)nl);
+		memcpy(r + 4, e->name, nl);
+		if (dl)
+			memcpy(r + 4 + nl, e->description, dl);
+		ret = opt_reply(hs, opt, NBD_REP_SERVER, r, 4 + nl + dl);
+		if (ret < 0)
+			return ret;
+	}
+	return opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
+}
+
+/* NBD_OPT_EXPORT_NAME: no error reply exists, failures disconnect. */
+static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
+{
+	struct nbd_export_name_reply r;
+	uint8_t zeroes[124] = { 0 };
+	const struct nbd_export *e;
+	int idx, ret;
+
+	if (hs->extended || len > NBD_MAX_STRING) {
+		aiol_debug("nbd: EXPORT_NAME refused (%s)",
+			   hs->extended ? "after extended headers" : "name too long");
+		return -EPROTO;
+	}
+	idx = nbd_server_find_export(hs->srv, (const char *)hs->buf, len);
+	if (idx < 0) {
+		aiol_info("nbd: client asked for an unknown export '%.*s'", (int)len,
+			  (const char *)hs->buf);
+		return -ENOENT;
+	}
+	e = &hs->srv->exports[idx];
+	r.size = htobe64(e->info->size);
+	r.flags = htobe16(nbd_export_tflags(e, hs->structured));
+	ret = write_full(hs->io, &r, sizeof(r));
+	if (ret == 0 && !hs->no_zeroes)
+		ret = write_full(hs->io, zeroes, sizeof(zeroes));
+	if (ret < 0)
+		return ret;
+	out->export_idx = (unsigned int)idx;
+	out->structured = hs->structured;
+	out->extended = false;
+	out->meta = hs->structured && hs->meta_selected && hs->meta_export == idx;
+	return 1;
+}
+
+static int negotiate(struct hs *hs, struct nbd_session *out)
+{
+	struct nbd_greeting g = {
+		.magic = htobe64(NBD_MAGIC),
+		.opts_magic = htobe64(NBD_OPTS_MAGIC),
+		.flags = htobe16(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES),
+	};
+	uint32_t cflags;
+	int ret;
+
+	ret = write_full(hs->io, &g, sizeof(g));
+	if (ret < 0)
+		return ret;
+	ret = read_full(hs->io, &cflags, sizeof(cflags));
+	if (ret < 0)
+		return ret;
+	cflags = be32toh(cflags);
+	if (cflags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
+		aiol_info("nbd: client sent unknown flags 0x%x: disconnecting", cflags);
+		return -EPROTO;
+	}
+	hs->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+
+	for (unsigned int n = 0;; n++) {
+		struct nbd_option oh;
+		uint32_t opt, len;
+
+		if (n >= NBD_MAX_OPTIONS) {
+			aiol_info("nbd: more than %u options: disconnecting", NBD_MAX_OPTIONS);
+			return -EPROTO;
+		}
+		ret = read_full(hs->io, &oh, sizeof(oh));
+		if (ret < 0)
+			return ret;
+		if (be64toh(oh.magic) != NBD_OPTS_MAGIC) {
+			aiol_info("nbd: bad option magic: disconnecting");
+			return -EPROTO;
+		}
+		opt = be32toh(oh.option);
+		len = be32toh(oh.len);
+		if (len > NBD_OPT_MAX_LEN) {
+			aiol_info("nbd: option %u with %u bytes of data: disconnecting", opt, len);
+			return -EPROTO;
+		}
+		ret = read_full(hs->io, hs->buf, len);
+		if (ret < 0)
+			return ret;
+		aiol_debug("nbd: option %s (%u), %u bytes", nbd_opt_name(opt), opt, len);
+
+		if (atomic_load(&hs->srv->stopping) && opt != NBD_OPT_ABORT) {
+			if (opt == NBD_OPT_EXPORT_NAME)
+				return -ESHUTDOWN;
+			ret = opt_error(hs, opt, NBD_REP_ERR_SHUTDOWN);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+
+		switch (opt) {
+		case NBD_OPT_EXPORT_NAME:
+			ret = opt_export_name(hs, len, out);
+			break;
+		case NBD_OPT_ABORT:
+			/* The client may not wait for the ACK: ignore errors. */
+			opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
+			return 1;
+		case NBD_OPT_LIST:
+			ret = opt_list(hs, opt, len);
+			break;
+		case NBD_OPT_STARTTLS:
+			ret = opt_error(hs, opt, len ? NBD_REP_ERR_INVALID : NBD_REP_ERR_POLICY);
+			break;
+		case NBD_OPT_INFO:
+		case NBD_OPT_GO:
+			ret = opt_info_go(hs, opt, len, out);
+			break;
+		case NBD_OPT_STRUCTURED_REPLY:
+			if (len || hs->structured) {
+				ret = opt_error(hs, opt, NBD_REP_ERR_INVALID);
+				break;
+			}
+			hs->structured = true;
+			ret = opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
+			break;
+		case NBD_OPT_LIST_META_CONTEXT:
+		case NBD_OPT_SET_META_CONTEXT:
+			ret = opt_meta(hs, opt, len);
+			break;
+		case NBD_OPT_EXTENDED_HEADERS:
+			if (len || hs->extended) {
+				ret = opt_error(hs, opt, NBD_REP_ERR_INVALID);
+				break;
+			}
+			hs->extended = true;
+			hs->structured = true;
+			ret = opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
+			break;
+		default:
+			ret = opt_error(hs, opt, NBD_REP_ERR_UNSUP);
+			break;
+		}
+		if (ret != 0) {
+			if (ret == 1)
+				return 0;	/* transmission */
+			return ret;
+		}
+	}
+}
+
+int nbd_handshake(struct nbd_server *srv, struct nbd_io *io, struct nbd_session *out)
+{
+	struct hs hs = {
+		.srv = srv,
+		.io = io,
+		.meta_export = -1,
+	};
+	int ret;
+
+	hs.buf = malloc(NBD_OPT_MAX_LEN);
+	hs.out = malloc(OUT_BUF_SIZE);
+	if (!hs.buf || !hs.out) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = negotiate(&hs, out);
+out:
+	free(hs.out);
+	free(hs.buf);
+	return ret;
+}
