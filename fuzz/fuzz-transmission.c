@@ -41,7 +41,8 @@ static size_t option(uint8_t *p, uint32_t opt, const void *d, uint32_t len)
 
 	n += put32(p + n, opt);
 	n += put32(p + n, len);
-	memcpy(p + n, d, len);
+	if (len)
+		memcpy(p + n, d, len);
 	return n + len;
 }
 
