@@ -33,6 +33,7 @@
 
 #include "aioloop/log.h"
 #include "internal.h"
+#include "tls.h"
 
 #define NBD_SLOTS	128		/* requests in flight per connection */
 #define RXBUF_SIZE	(64u << 10)	/* staging buffer for headers */
@@ -115,6 +116,10 @@ struct nbd_conn {
 	struct aiol_event tx_ev;
 	struct msghdr msg;
 	struct iovec txiov[TX_IOV_MAX];
+
+	/* TLS: socket I/O through nbd/tls.c instead of RECV/SENDMSG */
+	struct nbd_tls_io *tls;
+	bool tls_closing, tls_closed;
 };
 
 static void rx_process(struct nbd_conn *c);
@@ -427,9 +432,26 @@ static void tx_enqueue(struct nbd_slot *s)
 	tx_schedule(c);
 }
 
+static void tx_done(struct aiol_event *ev, int res, unsigned int flags);
+
+static void tls_tx_done(void *arg, int res)
+{
+	struct nbd_conn *c = arg;
+
+	tx_done(&c->tx_ev, res, 0);
+}
+
 static void tx_post(struct nbd_conn *c)
 {
-	struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, &c->tx_ev);
+	struct io_uring_sqe *sqe;
+
+	if (c->tls) {
+		c->tx_busy = true;
+		nbd_tls_io_writev(c->tls, c->txiov + c->tx_pos, (int)(c->tx_niov - c->tx_pos),
+				  tls_tx_done, c);
+		return;
+	}
+	sqe = aiol_loop_sqe(c->w->loop, &c->tx_ev);
 
 	if (c->wsock) {
 		memset(&c->msg, 0, sizeof(c->msg));
@@ -650,12 +672,27 @@ reply:
 
 /* ---- receive side ---- */
 
+static void rx_done(struct aiol_event *ev, int res, unsigned int flags);
+
+static void tls_rx_done(void *arg, int res)
+{
+	struct nbd_conn *c = arg;
+
+	rx_done(&c->rx_ev, res, 0);
+}
+
 static void rx_post(struct nbd_conn *c, void *buf, size_t len)
 {
-	struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, &c->rx_ev);
+	struct io_uring_sqe *sqe;
 
 	if (len > (1u << 30))
 		len = 1u << 30;
+	if (c->tls) {
+		c->rx_busy = true;
+		nbd_tls_io_recv(c->tls, buf, len, tls_rx_done, c);
+		return;
+	}
+	sqe = aiol_loop_sqe(c->w->loop, &c->rx_ev);
 	if (c->rsock)
 		io_uring_prep_recv(sqe, c->rfd, buf, len, 0);
 	else
@@ -836,7 +873,10 @@ static void conn_stop_rx(struct nbd_conn *c)
 			c->rx_slot = NULL;
 		}
 	}
-	if (c->rx_busy && !c->rx_cancelled) {
+	if (c->rx_busy && !c->rx_cancelled && c->tls) {
+		nbd_tls_io_cancel_read(c->tls);
+		c->rx_cancelled = true;
+	} else if (c->rx_busy && !c->rx_cancelled) {
 		struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, NULL);
 
 		io_uring_prep_cancel(sqe, &c->rx_ev, 0);
@@ -896,10 +936,20 @@ static void conn_free(struct nbd_conn *c)
 	close(c->rfd);
 	if (c->wfd != c->rfd)
 		close(c->wfd);
+	nbd_tls_io_free(c->tls);
 	free(c->rxbuf);
 	free(c->slots);
 	free(c);
 	nbd_server_client_gone(w->srv);
+}
+
+static void tls_closed(void *arg, int res)
+{
+	struct nbd_conn *c = arg;
+
+	(void)res;
+	c->tls_closed = true;
+	aiol_loop_defer(c->w->loop, &c->close_work);
 }
 
 static void conn_close_work(struct aiol_work *wk)
@@ -910,6 +960,13 @@ static void conn_close_work(struct aiol_work *wk)
 		return;		/* a completion will call conn_maybe_close again */
 	if (c->tx_work.queued || c->resume_work.queued) {
 		aiol_loop_defer(c->w->loop, &c->close_work);	/* after them */
+		return;
+	}
+	if (c->tls && !c->tls_closed) {
+		/* close_notify, then wait until no TLS SQE is in flight. */
+		if (!c->tls_closing)
+			nbd_tls_io_close(c->tls, tls_closed, c);
+		c->tls_closing = true;
 		return;
 	}
 	aiol_debug("nbd: connection closed");
@@ -1004,6 +1061,12 @@ int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_sess
 	c->close_work.fn = conn_close_work;
 	c->rx_ev.fn = rx_done;
 	c->tx_ev.fn = tx_done;
+	if (s->tls && nbd_tls_io_new(w->loop, rfd, wfd, s->tls, &c->tls) < 0) {
+		free(c->slots);
+		free(c->rxbuf);
+		free(c);
+		return -ENOMEM;
+	}
 	aiol_debug("nbd: client on export '%s'%s%s%s", e->name,
 		   s->structured ? ", structured replies" : "",
 		   s->extended ? ", extended headers" : "", s->meta ? ", base:allocation" : "");

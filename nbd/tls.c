@@ -26,10 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "aioloop/log.h"
+#include "nbd/internal.h"
 #include "nbd/tls.h"
 
 int nbd_tls_mode_parse(const char *s, enum nbd_tls_mode *out)
@@ -570,7 +573,20 @@ static int sync_wait(const struct nbd_tls_sync *s, int fd, short events)
 	int n;
 
 	for (;;) {
-		n = poll(p, s->stop_fd >= 0 ? 2 : 1, s->timeout_ms > 0 ? s->timeout_ms : -1);
+		int ms = s->timeout_ms > 0 ? s->timeout_ms : -1;
+
+		if (s->deadline_ms) {
+			struct timespec ts;
+			int64_t left;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			left = s->deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+			if (left < 0)
+				left = 0;
+			if (ms < 0 || left < ms)
+				ms = (int)left;
+		}
+		n = poll(p, s->stop_fd >= 0 ? 2 : 1, ms);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -694,11 +710,86 @@ ssize_t nbd_tls_send_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, const
 	return (ssize_t)len;
 }
 
+/* ---- negotiation glue ---- */
+
+static struct nbd_tls_sync sync_of(const struct nbd_io *io)
+{
+	return (struct nbd_tls_sync){
+		.rfd = io->rfd,
+		.wfd = io->wfd,
+		.stop_fd = io->stop_fd,
+		.timeout_ms = io->timeout_ms,
+		.deadline_ms = io->deadline_ms,
+	};
+}
+
+static ssize_t tls_io_recv(struct nbd_io *io, void *buf, size_t len)
+{
+	struct nbd_tls_sync s = sync_of(io);
+
+	return nbd_tls_recv_sync(io->priv, &s, buf, len);
+}
+
+static ssize_t tls_io_send(struct nbd_io *io, const void *buf, size_t len)
+{
+	struct nbd_tls_sync s = sync_of(io);
+
+	return nbd_tls_send_sync(io->priv, &s, buf, len);
+}
+
+static const struct nbd_io_ops nbd_io_tls = {
+	.recv = tls_io_recv,
+	.send = tls_io_send,
+};
+
+int nbd_io_start_tls(struct nbd_io *io, struct nbd_tls_creds *creds)
+{
+	struct nbd_tls_sync s = sync_of(io);
+	struct nbd_tls *t;
+	int ret;
+
+	ret = nbd_tls_new(creds, &t);
+	if (ret < 0)
+		return ret;
+	ret = nbd_tls_handshake_sync(t, &s);
+	if (ret < 0) {
+		aiol_info("nbd: TLS handshake with a client failed: %s", strerror(-ret));
+		nbd_tls_free(t);
+		return ret;
+	}
+	aiol_debug("nbd: TLS: %s", nbd_tls_describe(t));
+	io->ops = &nbd_io_tls;
+	io->priv = t;
+	return 0;
+}
+
+bool nbd_io_is_tls(const struct nbd_io *io)
+{
+	return io->ops == &nbd_io_tls;
+}
+
+struct nbd_tls *nbd_io_take_tls(struct nbd_io *io)
+{
+	struct nbd_tls *t = nbd_io_is_tls(io) ? io->priv : NULL;
+
+	if (t) {
+		io->priv = NULL;
+		io->ops = NULL;
+	}
+	return t;
+}
+
+void nbd_io_free_tls(struct nbd_io *io)
+{
+	nbd_tls_free(nbd_io_take_tls(io));
+}
+
 /* ---- driver over one fd on an aiol_loop ---- */
 
 struct nbd_tls_io {
 	struct aiol_loop *loop;
-	int fd;
+	int rfd, wfd;
+	bool rsock, wsock;	/* RECV/SEND, else READ/WRITE (pipes) */
 	struct nbd_tls *t;
 	struct aiol_event recv_ev, send_ev;
 	struct aiol_work work;
@@ -907,7 +998,12 @@ static void pump(struct aiol_work *w)
 	if (olen && !io->send_inflight && !io->err) {
 		struct io_uring_sqe *sqe = aiol_loop_sqe(io->loop, &io->send_ev);
 
-		io_uring_prep_send(sqe, io->fd, obuf, olen, MSG_NOSIGNAL);
+		if (olen > INT_MAX)
+			olen = INT_MAX;
+		if (io->wsock)
+			io_uring_prep_send(sqe, io->wfd, obuf, olen, MSG_NOSIGNAL);
+		else
+			io_uring_prep_write(sqe, io->wfd, obuf, (unsigned int)olen, (uint64_t)-1);
 		io->send_inflight = true;
 	}
 	/* Ciphertext in, only when someone waits for it (back-pressure). */
@@ -920,7 +1016,10 @@ static void pump(struct aiol_work *w)
 		} else if (ilen) {
 			struct io_uring_sqe *sqe = aiol_loop_sqe(io->loop, &io->recv_ev);
 
-			io_uring_prep_recv(sqe, io->fd, ibuf, ilen, 0);
+			if (io->rsock)
+				io_uring_prep_recv(sqe, io->rfd, ibuf, ilen, 0);
+			else
+				io_uring_prep_read(sqe, io->rfd, ibuf, (unsigned int)ilen, (uint64_t)-1);
 			io->recv_inflight = true;
 		}
 	}
@@ -932,9 +1031,11 @@ static void pump(struct aiol_work *w)
 		io_kick(io);
 }
 
-int nbd_tls_io_new(struct aiol_loop *loop, int fd, struct nbd_tls *t, struct nbd_tls_io **out)
+int nbd_tls_io_new(struct aiol_loop *loop, int rfd, int wfd, struct nbd_tls *t,
+		   struct nbd_tls_io **out)
 {
 	struct nbd_tls_io *io = calloc(1, sizeof(*io));
+	struct stat st;
 
 	if (!io)
 		return -ENOMEM;
@@ -944,7 +1045,10 @@ int nbd_tls_io_new(struct aiol_loop *loop, int fd, struct nbd_tls *t, struct nbd
 		return -ENOMEM;
 	}
 	io->loop = loop;
-	io->fd = fd;
+	io->rfd = rfd;
+	io->wfd = wfd;
+	io->rsock = fstat(rfd, &st) == 0 && S_ISSOCK(st.st_mode);
+	io->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
 	io->t = t;
 	io->recv_ev.fn = io_recv_done;
 	io->send_ev.fn = io_send_done;
@@ -960,6 +1064,19 @@ void nbd_tls_io_close(struct nbd_tls_io *io, nbd_tls_io_cb cb, void *arg)
 	io->closing = true;
 	io->close_cb = cb;
 	io->close_arg = arg;
+	if (!io->err && !io->send_inflight && io->wsock && io->t->handshake_done &&
+	    !nbd_tls_out_pending(io->t, &(const void *){ NULL })) {
+		const void *buf;
+		size_t len;
+		ssize_t n;
+
+		/* A close_notify if the socket takes it now; never waits. */
+		nbd_tls_bye(io->t);
+		len = nbd_tls_out_pending(io->t, &buf);
+		n = len ? send(io->wfd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+		if (n > 0)
+			nbd_tls_out_consume(io->t, (size_t)n);
+	}
 	if (!io->err)
 		io->err = -ECANCELED;
 	if (io->recv_inflight) {
@@ -1084,16 +1201,42 @@ void nbd_tls_free(struct nbd_tls *t)
 	(void)t;
 }
 
-int nbd_tls_io_new(struct aiol_loop *loop, int fd, struct nbd_tls *t, struct nbd_tls_io **out)
+int nbd_tls_io_new(struct aiol_loop *loop, int rfd, int wfd, struct nbd_tls *t,
+		   struct nbd_tls_io **out)
 {
 	(void)loop;
-	(void)fd;
+	(void)rfd;
+	(void)wfd;
 	(void)t;
 	*out = NULL;
 	return -ENOTSUP;
 }
 
 void nbd_tls_io_free(struct nbd_tls_io *io)
+{
+	(void)io;
+}
+
+int nbd_io_start_tls(struct nbd_io *io, struct nbd_tls_creds *creds)
+{
+	(void)io;
+	(void)creds;
+	return -ENOTSUP;
+}
+
+bool nbd_io_is_tls(const struct nbd_io *io)
+{
+	(void)io;
+	return false;
+}
+
+struct nbd_tls *nbd_io_take_tls(struct nbd_io *io)
+{
+	(void)io;
+	return NULL;
+}
+
+void nbd_io_free_tls(struct nbd_io *io)
 {
 	(void)io;
 }

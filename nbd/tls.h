@@ -83,6 +83,7 @@ struct nbd_tls_sync {
 	int rfd, wfd;
 	int stop_fd;
 	int timeout_ms;
+	int64_t deadline_ms;	/* CLOCK_MONOTONIC ms after which waits fail; 0: none */
 };
 
 /* The whole handshake: 0, -ETIMEDOUT, -ESHUTDOWN, -EACCES, -EPROTO. */
@@ -93,6 +94,19 @@ ssize_t nbd_tls_recv_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, void 
 /* Send all of buf (encrypted, and flushed to the fd): len or -errno. */
 ssize_t nbd_tls_send_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, const void *buf,
 			  size_t len);
+
+/* ---- glue for the negotiation code (handshake.c, struct nbd_io) ---- */
+
+struct nbd_io;
+/* After the STARTTLS ACK: run the TLS handshake on io's fds within io's
+ * timeouts and switch io's byte I/O to TLS.  0 or -errno (the caller then
+ * hard-disconnects). */
+int nbd_io_start_tls(struct nbd_io *io, struct nbd_tls_creds *creds);
+bool nbd_io_is_tls(const struct nbd_io *io);
+/* Hand the session over (to the transmission phase) or free it; io must
+ * not be used for I/O afterwards. */
+struct nbd_tls *nbd_io_take_tls(struct nbd_io *io);
+void nbd_io_free_tls(struct nbd_io *io);
 
 /* Ciphertext in: where to receive (at least 1 byte while the session is not
  * stalled on output), then how many bytes arrived (0 = peer closed). */
@@ -138,7 +152,8 @@ typedef void (*nbd_tls_io_cb)(void *arg, int res);
  */
 struct nbd_tls_io;
 
-int nbd_tls_io_new(struct aiol_loop *loop, int fd, struct nbd_tls *t,
+/* rfd and wfd may be the same socket, or pipes. */
+int nbd_tls_io_new(struct aiol_loop *loop, int rfd, int wfd, struct nbd_tls *t,
 		   struct nbd_tls_io **out);
 /* Fail outstanding operations with -ECANCELED, cancel the socket SQEs, and
  * run cb once none is in flight any more; only then may the caller free io

@@ -6,6 +6,7 @@
 #   DIR/other/ca-cert.pem ... client-cert.pem client-key.pem    (another CA "B")
 #   DIR/keys.psk                                                 (psktool: alice)
 #   DIR/client/{ca-cert,client-cert,client-key}.pem              (qemu client layout)
+#   DIR/badclient/: trusts CA A, but its client certificate is from CA B
 # Usage: mkcerts.sh DIR.  Exits 77 when certtool or psktool is missing.
 set -eu
 dir=$1
@@ -63,6 +64,9 @@ mkcert "$dir/other" client "client B"
 for d in "$dir" "$dir/other"; do
 	cp "$d/ca-cert.pem" "$d/client-cert.pem" "$d/client-key.pem" "$d/client/"
 done
+mkdir -p "$dir/badclient"
+cp "$dir/ca-cert.pem" "$dir/badclient/"
+cp "$dir/other/client-cert.pem" "$dir/other/client-key.pem" "$dir/badclient/"
 psktool -u alice -p "$dir/keys.psk" >/dev/null 2>&1
 psktool -u mallory -p "$dir/other/keys.psk" >/dev/null 2>&1
 chmod -R go-rwx "$dir"

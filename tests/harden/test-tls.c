@@ -217,7 +217,7 @@ static int run_session(const struct nbd_tls_opts *o, struct client *c, struct se
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(aiol_loop_create(NULL, &s->loop), 0);
 	assert_int_equal(nbd_tls_new(creds, &t), 0);
-	assert_int_equal(nbd_tls_io_new(s->loop, sv[0], t, &s->io), 0);
+	assert_int_equal(nbd_tls_io_new(s->loop, sv[0], sv[0], t, &s->io), 0);
 	s->buf = malloc(ECHO_BYTES);
 	s->echo = c->echo;
 	s->some = some;
