@@ -9,6 +9,7 @@ never would.  Used as a library by the other helpers and as a command:
   nbdraw.py SOCK names NAME...       INFO for each NAME: prints the reply type
   nbdraw.py SOCK export-name NAME    EXPORT_NAME: prints 'ok SIZE' or 'closed'
   nbdraw.py SOCK hostile-ro NAME     a hostile session against a read-only export
+  nbdraw.py SOCK caps                option length and name length caps
 Each prints "ok - ..." / "not ok - ..." lines where it checks something.
 """
 import socket
@@ -39,8 +40,8 @@ class Closed(Exception):
 class Raw:
     def __init__(self, path, timeout=10):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)  # blocking: waits while the listen backlog is full
         self.s.settimeout(timeout)
-        self.s.connect(path)
 
     def recv(self, n):
         b = b""
@@ -213,6 +214,32 @@ def cmd_hostile_ro(sock, name):
     return 1 if writes_ok else 0
 
 
+def cmd_caps(sock):
+    bad = 0
+
+    def res(cond, what):
+        nonlocal bad
+        bad += not cond
+        print(f"{'ok' if cond else 'not ok'} - {what}")
+
+    r = Raw(sock)
+    r.greet()
+    r.option(99, bytes(65536))
+    typ, _ = r.final_reply()
+    res(typ == "ERR_UNSUP", f"unknown option with 64 KiB of data: skipped, ERR_UNSUP ({typ})")
+    name = "x" * 4097
+    r.option(OPT["INFO"], struct.pack(">I", len(name)) + name.encode() + struct.pack(">H", 0))
+    typ, _ = r.final_reply()
+    res(typ in ("ERR_INVALID", "ERR_UNKNOWN"), f"INFO with a 4097-byte name refused ({typ})")
+    r.option(OPT["EXPORT_NAME"], name.encode())
+    res(closed_soon(r), "EXPORT_NAME with a 4097-byte name disconnects")
+    r = Raw(sock)
+    r.greet()
+    r.send(struct.pack(">QII", IHAVEOPT, OPT["LIST"], 1 << 30))
+    res(closed_soon(r), "an option announcing 1 GiB of data disconnects at once")
+    return 1 if bad else 0
+
+
 def main():
     sock, what = sys.argv[1], sys.argv[2]
     if what == "tls-reqd":
@@ -221,6 +248,8 @@ def main():
         return cmd_names(sock, sys.argv[3:])
     if what == "export-name":
         return cmd_export_name(sock, sys.argv[3])
+    if what == "caps":
+        return cmd_caps(sock)
     if what == "hostile-ro":
         return cmd_hostile_ro(sock, sys.argv[3])
     print(__doc__)
