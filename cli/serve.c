@@ -66,6 +66,7 @@ static void usage(FILE *f)
 		"  -t, --threads N          worker threads (default: one per CPU)\n"
 		"      --max-connections N  refuse clients beyond N (default: unlimited)\n"
 		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs %zu MiB\n"
+		"      --max-conn-inflight SIZE  in-flight data one connection may hold (default 128M)\n"
 		"      --handshake-timeout S  drop clients still negotiating after S seconds (default 10)\n\n"
 		"TLS (STARTTLS, GnuTLS):\n"
 		"      --tls=off|on|require TLS offered (on) or required before any option (require)\n"
@@ -186,6 +187,7 @@ enum {
 	OPT_TLS_PSK,
 	OPT_TLS_VERIFY,
 	OPT_HS_TIMEOUT,
+	OPT_MAX_CONN_INFLIGHT,
 };
 
 static const struct option longopts[] = {
@@ -211,6 +213,7 @@ static const struct option longopts[] = {
 	{ "tls-psk", required_argument, NULL, OPT_TLS_PSK },
 	{ "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
 	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
+	{ "max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -307,6 +310,11 @@ int cmd_serve(int argc, char **argv)
 		case OPT_TLS_CERTS: tlso.cert_dir = optarg; break;
 		case OPT_TLS_PSK: tlso.psk_file = optarg; break;
 		case OPT_TLS_VERIFY: tlso.verify_peer = true; break;
+		case OPT_MAX_CONN_INFLIGHT:
+			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > SIZE_MAX / 2)
+				return bad("per-connection in-flight cap", optarg);
+			so.max_conn_inflight = (size_t)v;
+			break;
 		case OPT_HS_TIMEOUT:
 			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
 				return bad("handshake timeout (1-3600 seconds)", optarg);

@@ -120,6 +120,7 @@ struct nbd_conn {
 	/* TLS: socket I/O through nbd/tls.c instead of RECV/SENDMSG */
 	struct nbd_tls_io *tls;
 	bool tls_closing, tls_closed;
+	size_t buf_bytes;	/* arena bytes held by this connection's slots */
 };
 
 static void rx_process(struct nbd_conn *c);
@@ -149,8 +150,10 @@ static void slot_put(struct nbd_slot *s)
 {
 	struct nbd_conn *c = s->conn;
 
-	if (s->buf)
+	if (s->buf) {
 		aiol_loop_buf_free(c->w->loop, s->buf, s->buflen);
+		c->buf_bytes -= s->buflen;
+	}
 	s->buf = NULL;
 	s->next = c->free_slots;
 	c->free_slots = s;
@@ -165,9 +168,18 @@ static void *conn_buf_alloc(struct nbd_conn *c, size_t len)
 	struct aiol_loop *loop = c->w->loop;
 	size_t need = (len + 4095) & ~(size_t)4095;
 
+	void *buf;
+
 	if (aiol_loop_buf_used(loop) + need + NBD_ENGINE_RESERVE > aiol_loop_buf_max(loop))
 		return NULL;
-	return aiol_loop_buf_alloc(loop, len);
+	/* Per-connection cap: one client cannot take the whole arena (a
+	 * request alone always fits, so nothing waits forever). */
+	if (c->buf_bytes && c->buf_bytes + len > c->w->srv->max_conn_inflight)
+		return NULL;
+	buf = aiol_loop_buf_alloc(loop, len);
+	if (buf)
+		c->buf_bytes += len;
+	return buf;
 }
 
 /* ---- reply building ---- */

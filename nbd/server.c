@@ -368,6 +368,7 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 							   : DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	srv->arena_bytes = (o.max_inflight / o.threads) & ~(size_t)4095;
 	srv->tls = o.tls;
+	srv->max_conn_inflight = o.max_conn_inflight ? o.max_conn_inflight : (size_t)128 << 20;
 	ret = setup_exports(srv, exports, nexports);
 	if (ret < 0)
 		goto err;

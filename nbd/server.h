@@ -41,6 +41,8 @@ struct nbd_server_opts {
 	unsigned int queue_depth;	/* engine queue depth per worker and export; 0: 128 */
 	unsigned int handshake_timeout_ms;	/* limit on the whole negotiation; 0: 10 s */
 	struct nbd_tls_creds *tls;	/* nbd/tls.h; NULL: no TLS (STARTTLS refused) */
+	size_t max_conn_inflight;	/* in-flight bytes per connection; 0: 128 MiB
+					   (a single request is never refused by it) */
 };
 
 struct nbd_server;
