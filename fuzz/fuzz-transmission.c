@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer harness for the NBD transmission phase.  The first input byte
+ * libFuzzer harness for the NBD transmission phase (built a second time
+ * with FUZZ_TLS as fuzz-tls: the same after STARTTLS and a PSK handshake,
+ * so the stream goes through nbd/tls.c's ring-driven TLS transport).  The first input byte
  * picks a valid negotiation, which the harness sends itself:
  *   bit 0  NBD_OPT_STRUCTURED_REPLY
  *   bit 1  NBD_OPT_EXTENDED_HEADERS (32-byte requests; implies bit 0)
@@ -57,7 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	mode = data[0];
 	name = mode & 8 ? "ro" : "";
+#ifndef FUZZ_TLS
 	n += put32(pre, 3);	/* C_FIXED_NEWSTYLE | C_NO_ZEROES */
+#endif
 	if (mode & 1)
 		n += option(pre + n, 8, NULL, 0);
 	if (mode & 2)
@@ -82,6 +86,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		d[dn++] = 0;
 		n += option(pre + n, 7, d, (uint32_t)dn);
 	}
+#ifdef FUZZ_TLS
+	fuzz_session_tls(pre, n, data + 1, size - 1);
+#else
 	fuzz_session(pre, n, data + 1, size - 1);
+#endif
 	return 0;
 }

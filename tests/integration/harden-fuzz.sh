@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: MIT
 # The libFuzzer harnesses, briefly: build them (clang, build-fuzz/), replay
 # every saved regression input (fuzz/regress/TARGET/*) and the seed corpus,
-# then fuzz each target for FUZZ_SECONDS (default 25) from the seeds.
+# then fuzz each target (handshake, transmission, transmission over TLS)
+# for FUZZ_SECONDS (default 20) from the seeds.
 # A crash, sanitizer report or hang fails the test and leaves the input in
 # build-fuzz/artifacts/TARGET/.
 set -u
 cd "$SRCDIR"
-secs=${FUZZ_SECONDS:-25}
+secs=${FUZZ_SECONDS:-20}
 if ! command -v clang >/dev/null; then
 	echo "skip - fuzzing: clang is not installed"; exit 0
 fi
@@ -18,8 +19,10 @@ fi
 echo "ok - fuzz harnesses build with clang (-fsanitize=fuzzer,address,undefined)"
 rc=0
 work=${TESTTMP:-$(mktemp -d)}
-for t in handshake transmission; do
-	inputs=(fuzz/corpus/"$t"/*)
+for t in handshake transmission tls; do
+	seeds=$t
+	[ $t = tls ] && seeds=transmission	# same input format, sent over TLS
+	inputs=(fuzz/corpus/"$seeds"/*)
 	n=${#inputs[@]}
 	if [ -d fuzz/regress/"$t" ] && compgen -G "fuzz/regress/$t/*" >/dev/null; then
 		inputs+=(fuzz/regress/"$t"/*)
