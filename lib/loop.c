@@ -99,7 +99,7 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 		return -ENOMEM;
 	loop->efd = -1;
 	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_CQSIZE;
+	p.flags = IORING_SETUP_CQSIZE | (opts ? opts->flags : 0);
 	p.cq_entries = entries * 4;
 	ret = io_uring_queue_init_params(entries, &loop->ring, &p);
 	if (ret < 0) {

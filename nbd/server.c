@@ -239,6 +239,48 @@ int nbd_server_add_client(struct nbd_server *srv, int fd)
 	return nbd_server_add_client_fds(srv, fd, fd);
 }
 
+/* ---- connections configured out of band (kernel NBD client) ---- */
+
+int nbd_server_add_client_transmission(struct nbd_server *srv, int fd,
+				       unsigned int export_index)
+{
+	struct nbd_session s = { .export_idx = export_index };
+	unsigned int i;
+	int ret;
+
+	if (export_index >= srv->nexports) {
+		ret = -EINVAL;
+		goto err_close;
+	}
+	if (atomic_load(&srv->stopping)) {
+		ret = -ESHUTDOWN;
+		goto err_close;
+	}
+	pthread_mutex_lock(&srv->lock);
+	srv->nclients++;
+	pthread_mutex_unlock(&srv->lock);
+	i = atomic_fetch_add(&srv->next_worker, 1) % srv->nworkers;
+	ret = nbd_conn_start(&srv->workers[i], fd, fd, &s);
+	if (ret < 0) {
+		client_done(srv, false, true);
+		goto err_close;
+	}
+	return 0;
+
+err_close:
+	close(fd);
+	return ret;
+}
+
+int nbd_server_export_flags(struct nbd_server *srv, unsigned int export_index,
+			    uint16_t *tflags)
+{
+	if (export_index >= srv->nexports)
+		return -EINVAL;
+	*tflags = nbd_export_tflags(&srv->exports[export_index], false);
+	return 0;
+}
+
 unsigned int nbd_server_connections(struct nbd_server *srv)
 {
 	unsigned int n;

@@ -64,6 +64,17 @@ int nbd_server_add_client(struct nbd_server *srv, int fd);
  * be pipes.  Both are owned and closed by the server. */
 int nbd_server_add_client_fds(struct nbd_server *srv, int in_fd, int out_fd);
 
+/* For the kernel NBD client (ublk/nbd-attach.c), which is configured out
+ * of band and sends requests at once: serve fd from the transmission
+ * phase on, no handshake, simple replies only, on export export_index.
+ * Takes ownership of fd.  Returns 0 or -errno as nbd_server_add_client(). */
+int nbd_server_add_client_transmission(struct nbd_server *srv, int fd,
+				       unsigned int export_index);
+/* The transmission flags such a connection works under (what the kernel
+ * must be told): 0 or -EINVAL for an unknown export. */
+int nbd_server_export_flags(struct nbd_server *srv, unsigned int export_index,
+			    uint16_t *tflags);
+
 /* Clients currently negotiating or connected. */
 unsigned int nbd_server_connections(struct nbd_server *srv);
 /* Block until no client is negotiating or connected (returns at once if

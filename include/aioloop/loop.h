@@ -43,6 +43,8 @@ struct aiol_work {
 struct aiol_loop_opts {
 	unsigned int entries;	/* SQ size; 0: 256 */
 	size_t arena_bytes;	/* in-flight buffer cap of this thread; 0: 64 MiB */
+	unsigned int flags;	/* extra io_uring setup flags (IORING_SETUP_SQE128 for
+				 * uring_cmd users: every SQE is then 128 bytes) */
 };
 
 /* Create a loop for the calling thread.  Returns 0 or -errno. */

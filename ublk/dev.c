@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One ublk device, from ADD_DEV to DEL_DEV, run by the daemon's main thread
+ * (the control thread):
+ *
+ *   open the backing (engine)          or, with recover: GET_DEV_INFO,
+ *   ADD_DEV (USER_RECOVERY[|REISSUE])     START_USER_RECOVERY (retried while
+ *   SET_PARAMS from the engine's probe    the kernel is still quiescing)
+ *   open /dev/ublkcN, start one thread per queue; each submits its FETCHes
+ *   START_DEV(pid)                     or END_USER_RECOVERY(pid)
+ *   ready() -> the CLI reports the device and writes its state file
+ *   sigwait(SIGTERM|SIGINT|SIGHUP|SIGUSR1: a queue thread ended)
+ *   STOP_DEV: the kernel drains and aborts the FETCHes, the queue threads
+ *   end; flush the backing; close /dev/ublkcN; DEL_DEV.
+ *
+ * START_DEV and END_USER_RECOVERY block until every tag's FETCH has
+ * arrived and older kernels scan partitions inside START_DEV, so they are
+ * sent here while the queue threads already serve I/O.
+ *
+ * A daemon killed with SIGKILL leaves a USER_RECOVERY device quiesced: its
+ * I/O waits (REISSUE: in-flight requests are re-sent) until `aioloop attach
+ * --recover` runs this file again with recover set.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aioloop/log.h"
+#include "ublk.h"
+
+#define UBLK_BUF_BYTES	(512u << 10)	/* max_io_buf_bytes: 1024 sectors per request */
+#define STOP_GRACE_S	10
+
+struct run_state {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int started;
+	unsigned int exited;
+	int err;
+};
+
+static void q_started(void *arg, struct ublk_queue *q, int err)
+{
+	struct run_state *st = arg;
+
+	(void)q;
+	pthread_mutex_lock(&st->lock);
+	st->started++;
+	if (err && !st->err)
+		st->err = err;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void q_exited(void *arg, struct ublk_queue *q)
+{
+	struct run_state *st = arg;
+
+	(void)q;
+	pthread_mutex_lock(&st->lock);
+	st->exited++;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	kill(getpid(), SIGUSR1);	/* wake the control thread's sigwait */
+}
+
+static unsigned int ilog2(unsigned int v)
+{
+	unsigned int r = 0;
+
+	while (v >>= 1)
+		r++;
+	return r;
+}
+
+static void fill_params(const struct aiol_dev_info *di, unsigned int buf_bytes, struct ublk_params *p)
+{
+	unsigned int lbs = ilog2(di->block_size);
+	unsigned int pbs = lbs < 12 ? 12 : lbs;
+
+	memset(p, 0, sizeof(*p));
+	p->len = offsetof(struct ublk_params, devt);	/* 6.1's size: basic + discard */
+	p->types = UBLK_PARAM_TYPE_BASIC;
+	if (di->read_only)
+		p->basic.attrs |= UBLK_ATTR_READ_ONLY;
+	if (di->caps & AIOL_CAP_ROTATIONAL)
+		p->basic.attrs |= UBLK_ATTR_ROTATIONAL;
+	if (!di->read_only) {
+		/* So that FLUSH reaches us; FUA is honoured with RWF_DSYNC. */
+		p->basic.attrs |= UBLK_ATTR_VOLATILE_CACHE;
+		if (di->caps & AIOL_CAP_FUA)
+			p->basic.attrs |= UBLK_ATTR_FUA;
+	}
+	p->basic.logical_bs_shift = (uint8_t)lbs;
+	p->basic.physical_bs_shift = (uint8_t)pbs;
+	p->basic.io_min_shift = (uint8_t)pbs;
+	p->basic.io_opt_shift = (uint8_t)pbs;
+	p->basic.max_sectors = buf_bytes >> 9;
+	p->basic.dev_sectors = (di->size & ~((uint64_t)di->block_size - 1)) >> 9;
+	if (!di->read_only && (di->caps & AIOL_CAP_DISCARD)) {
+		p->types |= UBLK_PARAM_TYPE_DISCARD;
+		p->discard.discard_granularity = di->block_size > 4096 ? di->block_size : 4096;
+		p->discard.max_discard_sectors = UINT32_MAX >> 9;
+		if (di->caps & AIOL_CAP_WRITE_ZEROES)
+			p->discard.max_write_zeroes_sectors = UINT32_MAX >> 9;
+		p->discard.max_discard_segments = 1;
+	}
+}
+
+static int open_cdev(uint32_t dev_id, int *fd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/dev/ublkc%u", dev_id);
+	/* Without udev the node appears through devtmpfs; give it a moment. */
+	for (int i = 0; i < 100; i++) {
+		*fd = open(path, O_RDWR | O_CLOEXEC);
+		if (*fd >= 0)
+			return 0;
+		if (errno != ENOENT)
+			break;
+		usleep(50000);
+	}
+	aiol_err("open %s: %m", path);
+	return -errno;
+}
+
+/* Add the device (or take over a quiesced one).  Fills info. */
+static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct aiol_dev *dev,
+		      struct ublksrv_ctrl_dev_info *info)
+{
+	const struct aiol_dev_info *di = aiol_dev_info(dev);
+	struct ublk_params params;
+	uint64_t features = 0;
+	bool have_features;
+	int ret;
+
+	have_features = ublk_ctrl_get_features(c, &features) == 0;
+	if (have_features)
+		aiol_debug("ublk: kernel features %#llx", (unsigned long long)features);
+
+	if (o->recover) {
+		ret = ublk_ctrl_get_info(c, (uint32_t)o->dev_id, info);
+		if (ret < 0) {
+			aiol_err("ublk device %d: %s", o->dev_id, strerror(-ret));
+			return ret;
+		}
+		if (!(info->flags & UBLK_F_USER_RECOVERY)) {
+			aiol_err("ublk device %d was not created for recovery", o->dev_id);
+			return -EINVAL;
+		}
+		/* The kernel quiesces the device once it has seen the old daemon
+		 * go (6.1-6.6 notice it from a monitor running every 5 s). */
+		for (int i = 0; i < 200; i++) {
+			ret = ublk_ctrl_simple(c, UBLK_CMD_START_USER_RECOVERY, (uint32_t)o->dev_id, 0);
+			if (ret != -EBUSY)
+				break;
+			usleep(100000);
+		}
+		if (ret < 0) {
+			aiol_err("ublk device %d: START_USER_RECOVERY: %s", o->dev_id, strerror(-ret));
+			return ret;
+		}
+		return 0;
+	}
+
+	memset(info, 0, sizeof(*info));
+	info->nr_hw_queues = (uint16_t)(o->nr_queues ? o->nr_queues : 1);
+	info->queue_depth = (uint16_t)(o->depth ? o->depth : 64);
+	info->max_io_buf_bytes = UBLK_BUF_BYTES;
+	info->dev_id = o->dev_id < 0 ? (uint32_t)-1 : (uint32_t)o->dev_id;
+	info->ublksrv_pid = getpid();
+	if (!have_features || (features & UBLK_F_USER_RECOVERY)) {
+		info->flags |= UBLK_F_USER_RECOVERY;
+		if (!have_features || (features & UBLK_F_USER_RECOVERY_REISSUE))
+			info->flags |= UBLK_F_USER_RECOVERY_REISSUE;
+	}
+	{
+		struct ublksrv_ctrl_dev_info req = *info;
+
+		ret = ublk_ctrl_add_dev(c, info);
+		if (ret == -EINVAL && req.flags) {
+			aiol_warn("ublk: ADD_DEV refused recovery flags; the device will not survive its daemon");
+			*info = req;
+			info->flags = 0;
+			ret = ublk_ctrl_add_dev(c, info);
+		}
+	}
+	if (ret < 0) {
+		aiol_err("ublk: ADD_DEV: %s", strerror(-ret));
+		return ret;
+	}
+	aiol_debug("ublk: device %u, %u queues of depth %u, flags %#llx, %s encoding",
+		   info->dev_id, info->nr_hw_queues, info->queue_depth,
+		   (unsigned long long)info->flags, ublk_ctrl_ioctl_encode(c) ? "ioctl" : "legacy");
+
+	fill_params(di, info->max_io_buf_bytes, &params);
+	ret = ublk_ctrl_set_params(c, info->dev_id, &params);
+	if (ret < 0) {
+		aiol_err("ublk device %u: SET_PARAMS: %s", info->dev_id, strerror(-ret));
+		ublk_ctrl_simple(c, UBLK_CMD_DEL_DEV, info->dev_id, 0);
+		return ret;
+	}
+	return 0;
+}
+
+static void wait_started(struct run_state *st, unsigned int n)
+{
+	pthread_mutex_lock(&st->lock);
+	while (st->started < n)
+		pthread_cond_wait(&st->cond, &st->lock);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* Wait (bounded) until n queue threads have ended; true if they have. */
+static bool wait_exited(struct run_state *st, unsigned int n, int seconds)
+{
+	struct timespec ts;
+	bool done;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += seconds;
+	pthread_mutex_lock(&st->lock);
+	while (st->exited < n)
+		if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
+			break;
+	done = st->exited >= n;
+	pthread_mutex_unlock(&st->lock);
+	return done;
+}
+
+static void wait_stop_signal(struct run_state *st, unsigned int nq)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGUSR1)
+			return;
+		pthread_mutex_lock(&st->lock);
+		if (st->exited) {
+			pthread_mutex_unlock(&st->lock);
+			aiol_err("ublk: a queue thread ended; stopping the device (%u queues)", nq);
+			return;
+		}
+		pthread_mutex_unlock(&st->lock);
+	}
+}
+
+int ublk_dev_run(const struct ublk_dev_opts *o)
+{
+	struct run_state st = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_queue **queues = NULL;
+	struct ublk_ctrl *c = NULL;
+	struct aiol_dev *dev = NULL;
+	unsigned int nq = 0, i;
+	int cdev = -1, ret, dev_id = o->dev_id;
+	bool created = false, readied = false;
+
+	ret = aiol_dev_open(o->path, &o->open, &dev);
+	if (ret < 0)
+		goto fail;
+	ret = ublk_ctrl_open(&c);
+	if (ret < 0) {
+		aiol_err("%s: %s", UBLK_CONTROL_PATH, strerror(-ret));
+		goto fail;
+	}
+	ret = dev_create(c, o, dev, &info);
+	if (ret < 0)
+		goto fail;
+	created = !o->recover;	/* a failed recovery leaves the device as it was */
+	dev_id = (int)info.dev_id;
+	ret = open_cdev(info.dev_id, &cdev);
+	if (ret < 0)
+		goto fail_del;
+
+	queues = calloc(info.nr_hw_queues, sizeof(*queues));
+	if (!queues) {
+		ret = -ENOMEM;
+		goto fail_del;
+	}
+	for (i = 0; i < info.nr_hw_queues; i++) {
+		struct ublk_queue_cfg qc = {
+			.dev = dev,
+			.cdev_fd = cdev,
+			.q_id = i,
+			.depth = info.queue_depth,
+			.buf_bytes = info.max_io_buf_bytes,
+			.ioctl_encode = ublk_ctrl_ioctl_encode(c),
+			.started = q_started,
+			.exited = q_exited,
+			.arg = &st,
+		};
+
+		ret = ublk_queue_start(&qc, &queues[i]);
+		if (ret < 0) {
+			aiol_err("ublk: starting queue thread %u: %s", i, strerror(-ret));
+			break;
+		}
+		nq++;
+	}
+	wait_started(&st, nq);
+	if (ret == 0 && st.err)
+		ret = st.err;
+	if (ret == 0) {
+		unsigned int nr = o->recover ? UBLK_CMD_END_USER_RECOVERY : UBLK_CMD_START_DEV;
+
+		ret = ublk_ctrl_simple(c, nr, info.dev_id, (uint64_t)getpid());
+		if (ret < 0)
+			aiol_err("ublk device %u: %s: %s", info.dev_id,
+				 o->recover ? "END_USER_RECOVERY" : "START_DEV", strerror(-ret));
+	}
+	if (ret < 0)
+		goto stop;
+
+	created = true;
+	readied = true;
+	if (o->ready)
+		o->ready(o->arg, dev_id, aiol_dev_info(dev), 0);
+	wait_stop_signal(&st, nq);
+
+stop:
+	ret = ret < 0 ? ret : 0;
+	if (created) {
+		int r = ublk_ctrl_simple(c, UBLK_CMD_STOP_DEV, info.dev_id, 0);
+
+		if (r < 0)
+			aiol_debug("ublk device %u: STOP_DEV: %s", info.dev_id, strerror(-r));
+	}
+	for (i = 0; i < nq; i++)
+		ublk_queue_stop(queues[i], !created);
+	if (!wait_exited(&st, nq, created ? STOP_GRACE_S : 1)) {
+		aiol_warn("ublk device %u: queues still busy after %d s; tearing them down",
+			  info.dev_id, STOP_GRACE_S);
+		for (i = 0; i < nq; i++)
+			ublk_queue_stop(queues[i], true);
+	}
+	for (i = 0; i < nq; i++) {
+		int r = ublk_queue_join(queues[i]);
+
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	free(queues);
+	queues = NULL;
+	{
+		int r = aiol_dev_sync(dev);
+
+		if (r < 0) {
+			aiol_err("%s: flush: %s", o->path, strerror(-r));
+			if (ret == 0)
+				ret = r;
+		}
+	}
+fail_del:
+	if (cdev >= 0)
+		close(cdev);
+	if (created) {
+		int r = ublk_ctrl_simple(c, UBLK_CMD_DEL_DEV, info.dev_id, 0);
+
+		if (r < 0)
+			aiol_err("ublk device %u: DEL_DEV: %s", info.dev_id, strerror(-r));
+	}
+fail:
+	if (!readied && o->ready)
+		o->ready(o->arg, dev_id, NULL, ret < 0 ? ret : -EIO);
+	ublk_ctrl_close(c);
+	aiol_dev_close(dev);
+	return ret;
+}
+
+int ublk_dev_remove(uint32_t dev_id)
+{
+	struct ublk_ctrl *c;
+	int ret;
+
+	ret = ublk_ctrl_open(&c);
+	if (ret < 0)
+		return ret;
+	ret = ublk_ctrl_simple(c, UBLK_CMD_STOP_DEV, dev_id, 0);
+	if (ret < 0 && ret != -ENODEV)
+		aiol_debug("ublk device %u: STOP_DEV: %s", dev_id, strerror(-ret));
+	ret = ublk_ctrl_simple(c, UBLK_CMD_DEL_DEV, dev_id, 0);
+	ublk_ctrl_close(c);
+	return ret;
+}
+
+const char *ublk_unavailable(char *buf, size_t len)
+{
+	struct ublk_ctrl *c;
+	struct stat sb;
+	int ret;
+
+	ret = ublk_ctrl_open(&c);
+	if (ret == 0) {
+		ublk_ctrl_close(c);
+		return NULL;
+	}
+	if (ret == -ENOENT) {
+		if (stat("/sys/module/ublk_drv", &sb) == 0)
+			snprintf(buf, len, "%s is missing although ublk_drv is loaded", UBLK_CONTROL_PATH);
+		else
+			snprintf(buf, len, "the ublk_drv kernel module is not loaded "
+				 "(%s missing; try 'modprobe ublk_drv')", UBLK_CONTROL_PATH);
+	} else if (ret == -EACCES || ret == -EPERM) {
+		snprintf(buf, len, "no permission to open %s (run as root)", UBLK_CONTROL_PATH);
+	} else {
+		snprintf(buf, len, "%s: %s", UBLK_CONTROL_PATH, strerror(-ret));
+	}
+	return buf;
+}
