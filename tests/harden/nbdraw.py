@@ -10,6 +10,7 @@ never would.  Used as a library by the other helpers and as a command:
   nbdraw.py SOCK export-name NAME    EXPORT_NAME: prints 'ok SIZE' or 'closed'
   nbdraw.py SOCK hostile-ro NAME     a hostile session against a read-only export
   nbdraw.py SOCK caps                option length and name length caps
+  nbdraw.py SOCK tls-forget CAFILE   negotiated state is forgotten after STARTTLS
 Each prints "ok - ..." / "not ok - ..." lines where it checks something.
 """
 import socket
@@ -214,6 +215,49 @@ def cmd_hostile_ro(sock, name):
     return 1 if writes_ok else 0
 
 
+def cmd_tls_forget(sock, cafile):
+    """Negotiate structured replies and base:allocation in plaintext, then
+    STARTTLS: the server must have forgotten both (spec: all state)."""
+    import ssl
+    bad = 0
+
+    def res(cond, what):
+        nonlocal bad
+        bad += not cond
+        print(f"{'ok' if cond else 'not ok'} - {what}")
+
+    r = Raw(sock)
+    r.greet()
+    r.option(OPT["SR"])
+    res(r.final_reply()[0] == "ACK", "STARTTLS state: structured replies acked before TLS")
+    r.option(OPT["SET_META"], struct.pack(">I", 0) + struct.pack(">I", 1) +
+             struct.pack(">I", 15) + b"base:allocation")
+    typ, items = r.final_reply()
+    res(typ == "ACK" and len(items) == 1, "STARTTLS state: base:allocation selected before TLS")
+    r.option(OPT["STARTTLS"])
+    res(r.final_reply()[0] == "ACK", "STARTTLS acked")
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    r.s = ctx.wrap_socket(r.s, server_hostname="localhost")
+    res(r.s.version() in ("TLSv1.2", "TLSv1.3"), f"TLS handshake ({r.s.version()})")
+    r.option(OPT["STARTTLS"])
+    typ, _ = r.final_reply()
+    res(typ == "ERR_INVALID", f"a second STARTTLS gets ERR_INVALID ({typ})")
+    typ, _ = r.info("", go=True)
+    res(typ == "ACK", "GO after TLS")
+    r.request(CMD["READ"], 0, 512, 0, 7)
+    magic = struct.unpack(">I", r.recv(4))[0]
+    res(magic == SIMPLE, f"after STARTTLS, replies are simple again (magic {magic:#x})")
+    if magic == SIMPLE:
+        err, cookie = struct.unpack(">IQ", r.recv(12))
+        r.recv(512 if err == 0 else 0)
+        r.request(CMD["BSTATUS"], 0, 512, 0, 8)
+        err, cookie, _ = r.simple_reply()
+        res(err == 22, f"after STARTTLS, BLOCK_STATUS without a new SET_META fails (error {err})")
+    r.request(CMD["DISC"])
+    return 1 if bad else 0
+
+
 def cmd_caps(sock):
     bad = 0
 
@@ -248,6 +292,8 @@ def main():
         return cmd_names(sock, sys.argv[3:])
     if what == "export-name":
         return cmd_export_name(sock, sys.argv[3])
+    if what == "tls-forget":
+        return cmd_tls_forget(sock, sys.argv[3])
     if what == "caps":
         return cmd_caps(sock)
     if what == "hostile-ro":

@@ -67,6 +67,7 @@ stop_server psk
 start_server on "$S" --tls=on --tls-certificates "$PKI" "$IMG" || exit 1
 check "--tls=on: a TLS client" bash -c "nbdinfo '$(uri "$PKI/client")' | grep -q 'with TLS'"
 check "--tls=on: a plaintext client too" bash -c "nbdinfo 'nbd+unix:///?socket=$S' | grep -q 'without TLS'"
+$PY "$H/nbdraw.py" "$S" tls-forget "$PKI/ca-cert.pem" || FAILED=1
 stop_server on
 
 # ---- bad credentials fail at startup, not at the first client ----
