@@ -68,7 +68,7 @@ void fuzz_setup(void)
 	};
 	struct nbd_server_opts so = {
 		.threads = 1,
-		.handshake_timeout_ms = 2000,
+		.handshake_timeout_ms = 10000,	/* generous: the machine may be loaded */
 		.max_connections = 4,
 	};
 	static uint8_t pattern[FUZZ_EXPORT_SIZE / 2];

@@ -18,6 +18,8 @@ sum_img=$(sha256sum < "$IMG")
 sum_ro=$(sha256sum < "$RO")
 S=$TESTTMP/e.sock
 
+san=""
+if [ -x "${AIOLOOP_SAN:-}" ]; then SERVE=("$AIOLOOP_SAN" serve); san=" (sanitizer build)"; fi
 start_server names "$S" -e main "$IMG" --export "ro=$RO,ro" || exit 1
 out=$($PY "$H/nbdraw.py" "$S" names main ro "" "../etc/passwd" "/etc/passwd" "$IMG" \
 	"$(basename "$IMG")" "$RO" "main/../ro" "ro/" 2>&1)
@@ -42,7 +44,8 @@ $PY "$H/nbdraw.py" "$S" hostile-ro ro 2>&1 | grep -v '^ok\|^not ok' | sed 's/^/ 
 check_not "nbdcopy into the read-only export fails" nbdcopy "$IMG" "nbd+unix:///ro?socket=$S"
 check_not "qemu-io write to the read-only export fails" \
 	qemu-io -f raw "nbd+unix:///ro?socket=$S" -c 'write -P 1 0 4096'
-stop_server names
+if stop_server names && san_clean names; then ok "server exits cleanly$san"; else fail "server exits cleanly$san"; tail -n 30 "$TESTTMP/names.log"; fi
+SERVE=("$AIOLOOP" serve)
 [ "$(sha256sum < "$RO")" = "$sum_ro" ] && ok "--export ro=FILE,ro: file byte-identical after the hostile session" ||
 	fail "--export ro=FILE,ro: file byte-identical after the hostile session"
 
