@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 """How long an NBD server keeps a client that does not finish negotiating.
 
-Usage: deadline.py SOCK silent|trickle|refused [LIMIT]
+Usage: deadline.py SOCK silent|trickle|starttls|refused [LIMIT]
   silent:   read the greeting, then say nothing
   trickle:  read the greeting, then send the client flags and an option
             one byte every 0.3 s (never idle long enough for an idle timer)
+  starttls: send the client flags and STARTTLS, then nothing (TLS stall)
   refused:  print "refused" if the server closes without a greeting
 Prints the seconds until the server closed the connection, or "open" if it
 was still open after LIMIT seconds (default 30).
@@ -37,6 +38,10 @@ if len(greeting) < 18:
     print("no greeting")
     sys.exit(1)
 data = struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 3, 60000)
+if mode == "starttls":
+    # STARTTLS acknowledged, then no ClientHello: a stalled TLS handshake
+    s.send(struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 5, 0))
+    mode = "silent"
 i = 0
 while time.time() - t0 < limit:
     if mode == "trickle":

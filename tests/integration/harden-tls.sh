@@ -70,6 +70,15 @@ check "--tls=on: a plaintext client too" bash -c "nbdinfo 'nbd+unix:///?socket=$
 $PY "$H/nbdraw.py" "$S" tls-forget "$PKI/ca-cert.pem" || FAILED=1
 stop_server on
 
+# ---- a stalled TLS handshake is bounded by the handshake deadline ----
+start_server stall "$S" --tls=require --tls-certificates "$PKI" --handshake-timeout 2 "$IMG" || exit 1
+t=$($PY "$H/deadline.py" "$S" starttls 15)
+awk -v t="$t" 'BEGIN { exit !(t ~ /^[0-9.]+$/ && t >= 1.5 && t <= 4) }' &&
+	ok "a client that stalls after STARTTLS is dropped at the 2 s deadline (${t}s)" ||
+	fail "a client that stalls after STARTTLS is dropped at the 2 s deadline (got $t)"
+check "and the next TLS client is served" nbdinfo --size "$(uri "$PKI/client")"
+stop_server stall
+
 # ---- bad credentials fail at startup, not at the first client ----
 check_not "missing certificate directory: serve refuses to start" \
 	"$AIOLOOP" serve -U "$TESTTMP/x.sock" --tls=require --tls-certificates "$TESTTMP/nonexistent" "$IMG"
