@@ -67,7 +67,8 @@ static void usage(FILE *f)
 		"      --max-connections N  refuse clients beyond N (default: unlimited)\n"
 		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs %zu MiB\n"
 		"      --max-conn-inflight SIZE  in-flight data one connection may hold (default 128M)\n"
-		"      --handshake-timeout S  drop clients still negotiating after S seconds (default 10)\n\n"
+		"      --handshake-timeout S  drop clients still negotiating after S seconds (default 10)\n"
+		"      --payload-timeout S  drop clients that take over S seconds to send a WRITE's data (default 60)\n\n"
 		"TLS (STARTTLS, GnuTLS):\n"
 		"      --tls=off|on|require TLS offered (on) or required before any option (require)\n"
 		"      --tls-certificates DIR  ca-cert.pem, server-cert.pem, server-key.pem (as nbdkit, qemu)\n"
@@ -188,6 +189,7 @@ enum {
 	OPT_TLS_VERIFY,
 	OPT_HS_TIMEOUT,
 	OPT_MAX_CONN_INFLIGHT,
+	OPT_PAYLOAD_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -214,6 +216,7 @@ static const struct option longopts[] = {
 	{ "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
 	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
 	{ "max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT },
+	{ "payload-timeout", required_argument, NULL, OPT_PAYLOAD_TIMEOUT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -314,6 +317,11 @@ int cmd_serve(int argc, char **argv)
 			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > SIZE_MAX / 2)
 				return bad("per-connection in-flight cap", optarg);
 			so.max_conn_inflight = (size_t)v;
+			break;
+		case OPT_PAYLOAD_TIMEOUT:
+			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
+				return bad("payload timeout (1-3600 seconds)", optarg);
+			so.payload_timeout_ms = (unsigned int)v * 1000;
 			break;
 		case OPT_HS_TIMEOUT:
 			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)

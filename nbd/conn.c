@@ -121,6 +121,8 @@ struct nbd_conn {
 	struct nbd_tls_io *tls;
 	bool tls_closing, tls_closed;
 	size_t buf_bytes;	/* arena bytes held by this connection's slots */
+	int64_t payload_deadline_ms;	/* a WRITE payload must have arrived by then */
+	struct __kernel_timespec payload_ts;
 };
 
 static void rx_process(struct nbd_conn *c);
@@ -704,12 +706,26 @@ static void rx_post(struct nbd_conn *c, void *buf, size_t len)
 		nbd_tls_io_recv(c->tls, buf, len, tls_rx_done, c);
 		return;
 	}
+	/* A payload receive is linked to a timeout: two SQEs in one batch. */
+	if (io_uring_sq_space_left(aiol_loop_ring(c->w->loop)) < 2)
+		io_uring_submit(aiol_loop_ring(c->w->loop));
 	sqe = aiol_loop_sqe(c->w->loop, &c->rx_ev);
 	if (c->rsock)
 		io_uring_prep_recv(sqe, c->rfd, buf, len, 0);
 	else
 		io_uring_prep_read(sqe, c->rfd, buf, (unsigned int)len, (uint64_t)-1);
 	c->rx_busy = true;
+	if (c->rx_state == RX_PAYLOAD && c->w->srv->payload_timeout_ms) {
+		/* A client stalling mid-payload holds an arena buffer: bound it. */
+		int64_t left = c->payload_deadline_ms - nbd_now_ms();
+
+		if (left < 1)
+			left = 1;
+		c->payload_ts.tv_sec = left / 1000;
+		c->payload_ts.tv_nsec = (left % 1000) * 1000000;
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_prep_link_timeout(aiol_loop_sqe(c->w->loop, NULL), &c->payload_ts, 0);
+	}
 }
 
 /* Handle the header at the start of staging.  Returns true to go on
@@ -776,6 +792,7 @@ static bool rx_request(struct nbd_conn *c, size_t hlen)
 		c->rx_start += n;
 		if (n < h.len) {
 			c->rx_state = RX_PAYLOAD;
+			c->payload_deadline_ms = nbd_now_ms() + c->w->srv->payload_timeout_ms;
 			c->rx_slot = s;
 			c->rx_dst = (uint8_t *)buf + n;
 			c->rx_left = h.len - n;
@@ -841,6 +858,9 @@ static void rx_done(struct aiol_event *ev, int res, unsigned int flags)
 		rx_process(c);
 		return;
 	}
+	if (res == -ECANCELED && c->rx_state == RX_PAYLOAD)
+		aiol_info("nbd: a WRITE payload did not arrive within %d s: disconnecting",
+			  c->w->srv->payload_timeout_ms / 1000);
 	if (res <= 0) {
 		if (res < 0 && res != -ECONNRESET)
 			aiol_debug("nbd: receive: %s", strerror(-res));

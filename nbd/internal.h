@@ -57,6 +57,7 @@ struct nbd_server {
 	int handshake_timeout_ms;
 	struct nbd_tls_creds *tls;	/* NULL: no TLS */
 	size_t max_conn_inflight;	/* data buffer bytes one connection may hold */
+	int payload_timeout_ms;		/* limit on receiving one WRITE payload */
 	int stop_fd;			/* eventfd, readable once stopping */
 	atomic_bool stopping;
 	atomic_uint next_worker;

@@ -411,6 +411,7 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	srv->arena_bytes = (o.max_inflight / o.threads) & ~(size_t)4095;
 	srv->tls = o.tls;
 	srv->max_conn_inflight = o.max_conn_inflight ? o.max_conn_inflight : (size_t)128 << 20;
+	srv->payload_timeout_ms = o.payload_timeout_ms ? (int)o.payload_timeout_ms : 60000;
 	ret = setup_exports(srv, exports, nexports);
 	if (ret < 0)
 		goto err;

@@ -43,6 +43,8 @@ struct nbd_server_opts {
 	struct nbd_tls_creds *tls;	/* nbd/tls.h; NULL: no TLS (STARTTLS refused) */
 	size_t max_conn_inflight;	/* in-flight bytes per connection; 0: 128 MiB
 					   (a single request is never refused by it) */
+	unsigned int payload_timeout_ms;	/* a WRITE payload must arrive within
+						   this; 0: 60 s */
 };
 
 struct nbd_server;

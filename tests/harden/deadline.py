@@ -7,6 +7,8 @@ Usage: deadline.py SOCK silent|trickle|starttls|refused [LIMIT]
   trickle:  read the greeting, then send the client flags and an option
             one byte every 0.3 s (never idle long enough for an idle timer)
   starttls: send the client flags and STARTTLS, then nothing (TLS stall)
+  payload:  GO, then a WRITE header promising 64 MiB and 4 KiB of it (the
+            time is counted from the WRITE)
   refused:  print "refused" if the server closes without a greeting
 Prints the seconds until the server closed the connection, or "open" if it
 was still open after LIMIT seconds (default 30).
@@ -38,6 +40,20 @@ if len(greeting) < 18:
     print("no greeting")
     sys.exit(1)
 data = struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 3, 60000)
+if mode == "payload":
+    # negotiate, then a WRITE promising 64 MiB and only 4 KiB of it
+    s.send(struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 7, 6) +
+           struct.pack(">IH", 0, 0))
+    got = b""
+    while not got.endswith(struct.pack(">II", 1, 0)):  # ACK type + zero length
+        c = s.recv(4096)
+        if not c:
+            print("no GO")
+            sys.exit(1)
+        got += c
+    t0 = time.time()
+    s.send(struct.pack(">IHHQQI", 0x25609513, 0, 1, 1, 0, 64 << 20) + b"\xab" * 4096)
+    mode = "silent"
 if mode == "starttls":
     # STARTTLS acknowledged, then no ClientHello: a stalled TLS handshake
     s.send(struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 5, 0))

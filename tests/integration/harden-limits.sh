@@ -9,6 +9,7 @@
 #  - 1000 connections that stall (silent, mid-handshake, or mid-payload: a
 #    WRITE promising 64 MiB then nothing) keep the server's memory bounded
 #    (VmRSS/VmHWM from /proc) while nbdinfo and qemu-io are still served;
+#  - a WRITE whose payload stalls is dropped after --payload-timeout;
 #  - option data over the cap and an over-long export name are refused.
 . "$SRCDIR/tests/harden/lib.sh"
 need_serve "limit tests"
@@ -31,6 +32,15 @@ start_server dl10 "$S" "$IMG" || exit 1
 t=$($PY "$H/deadline.py" "$S" silent 20)
 in_range "$t" 9 12 && ok "default handshake deadline is 10 s (${t}s)" || fail "default handshake deadline is 10 s (got $t)"
 stop_server dl10
+
+# ---- payload deadline ----
+start_server pl "$S" --payload-timeout 2 "$IMG" || exit 1
+t=$($PY "$H/deadline.py" "$S" payload 15)
+in_range "$t" 1.5 4 && ok "a WRITE whose 64 MiB payload stalls is dropped after the 2 s payload timeout (${t}s)" ||
+	fail "a WRITE whose 64 MiB payload stalls is dropped after the 2 s payload timeout (got $t)"
+check "a 32 MiB write by qemu-io is served afterwards" bash -c \
+	"qemu-io -f raw 'nbd+unix:///?socket=$S' -c 'write -P 0x44 0 32M' -c 'read -P 0x44 0 32M' | grep -q 'read 33554432/33554432'"
+stop_server pl
 
 # ---- --max-connections ----
 start_server mc "$S" --max-connections 3 --handshake-timeout 30 "$IMG" || exit 1
