@@ -178,10 +178,29 @@ static int read_all(int fd, void *buf, size_t len)
 	while (len) {
 		ssize_t r = recv(fd, p, len, 0);
 
+		if (r < 0 && errno == EINTR)
+			continue;	/* libFuzzer's timer; SO_RCVTIMEO disables restarts */
 		if (r <= 0)
 			return -1;
 		p += r;
 		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
 	}
 	return 0;
 }
@@ -226,7 +245,8 @@ void fuzz_session_tls(const uint8_t *pre, size_t npre, const uint8_t *data, size
 		fprintf(stderr, "fuzz: nbd_server_add_client: %s\n", strerror(-ret));
 		abort();
 	}
-	if (read_all(sv[1], buf, 18) < 0 || send(sv[1], start, sizeof(start), MSG_NOSIGNAL) < 0 ||
+	memset(buf, 0, sizeof(buf));
+	if (read_all(sv[1], buf, 18) < 0 || send_all(sv[1], start, sizeof(start)) < 0 ||
 	    read_all(sv[1], buf, 20) < 0 || buf[15] != 1) {
 		fprintf(stderr, "fuzz: STARTTLS was not acknowledged (%m, reply type 0x%02x%02x%02x%02x)\n",
 			buf[12], buf[13], buf[14], buf[15]);
