@@ -70,6 +70,21 @@ check "--tls=on: a plaintext client too" bash -c "nbdinfo 'nbd+unix:///?socket=$
 $PY "$H/nbdraw.py" "$S" tls-forget "$PKI/ca-cert.pem" || FAILED=1
 stop_server on
 
+# ---- TLS over pipes: serve -s under libnbd's connect_command ----
+check "TLS over stdin/stdout (serve -s), 1 MiB written and read back" $PY - "$AIOLOOP" "$PKI" "$IMG" <<'PYEOF'
+import sys, nbd
+aioloop, pki, img = sys.argv[1:4]
+h = nbd.NBD()
+h.set_tls(nbd.TLS_REQUIRE)
+h.set_tls_certificates(pki + "/client")
+h.connect_command([aioloop, "serve", "-s", "--tls=require", "--tls-certificates", pki, img])
+assert h.get_tls_negotiated()
+data = bytes(range(256)) * 4096
+h.pwrite(data, 4 << 20, nbd.CMD_FLAG_FUA)
+assert h.pread(len(data), 4 << 20) == data
+h.shutdown()
+PYEOF
+
 # ---- a stalled TLS handshake is bounded by the handshake deadline ----
 start_server stall "$S" --tls=require --tls-certificates "$PKI" --handshake-timeout 2 "$IMG" || exit 1
 t=$($PY "$H/deadline.py" "$S" starttls 15)
