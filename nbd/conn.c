@@ -703,6 +703,9 @@ static void rx_post(struct nbd_conn *c, void *buf, size_t len)
 		len = 1u << 30;
 	if (c->tls) {
 		c->rx_busy = true;
+		nbd_tls_io_set_read_deadline(c->tls, c->rx_state == RX_PAYLOAD &&
+						     c->w->srv->payload_timeout_ms
+						     ? c->payload_deadline_ms : 0);
 		nbd_tls_io_recv(c->tls, buf, len, tls_rx_done, c);
 		return;
 	}

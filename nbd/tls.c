@@ -801,6 +801,8 @@ struct nbd_tls_io {
 	void *hs_arg;
 
 	bool rd_active, rd_some, rd_cancel;
+	int64_t rd_deadline_ms;	/* CLOCK_MONOTONIC; 0: none */
+	struct __kernel_timespec rd_ts;
 	uint8_t *rd_buf;
 	size_t rd_len, rd_done;
 	nbd_tls_io_cb rd_cb;
@@ -1014,12 +1016,30 @@ static void pump(struct aiol_work *w)
 		if (io->t->in_eof) {
 			io->err = -ECONNRESET;
 		} else if (ilen) {
-			struct io_uring_sqe *sqe = aiol_loop_sqe(io->loop, &io->recv_ev);
+			struct io_uring_sqe *sqe;
+			bool timed = io->rd_active && io->rd_deadline_ms;
 
+			if (timed && io_uring_sq_space_left(aiol_loop_ring(io->loop)) < 2)
+				io_uring_submit(aiol_loop_ring(io->loop));
+			sqe = aiol_loop_sqe(io->loop, &io->recv_ev);
 			if (io->rsock)
 				io_uring_prep_recv(sqe, io->rfd, ibuf, ilen, 0);
 			else
 				io_uring_prep_read(sqe, io->rfd, ibuf, (unsigned int)ilen, (uint64_t)-1);
+			if (timed) {
+				struct timespec now;
+				int64_t left;
+
+				clock_gettime(CLOCK_MONOTONIC, &now);
+				left = io->rd_deadline_ms -
+				       ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+				if (left < 1)
+					left = 1;
+				io->rd_ts.tv_sec = left / 1000;
+				io->rd_ts.tv_nsec = (left % 1000) * 1000000;
+				sqe->flags |= IOSQE_IO_LINK;
+				io_uring_prep_link_timeout(aiol_loop_sqe(io->loop, NULL), &io->rd_ts, 0);
+			}
 			io->recv_inflight = true;
 		}
 	}
@@ -1134,6 +1154,11 @@ void nbd_tls_io_recv(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb
 {
 	nbd_tls_io_read(io, buf, len, cb, arg);
 	io->rd_some = true;
+}
+
+void nbd_tls_io_set_read_deadline(struct nbd_tls_io *io, int64_t deadline_ms)
+{
+	io->rd_deadline_ms = deadline_ms;
 }
 
 void nbd_tls_io_cancel_read(struct nbd_tls_io *io)

@@ -170,6 +170,9 @@ void nbd_tls_io_read(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb
 /* Like recv(): res is the byte count (> 0), 0 at end of stream, -errno. */
 void nbd_tls_io_recv(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb cb,
 		     void *arg);
+/* Reads started from now on fail with -ECANCELED if no ciphertext arrives
+ * before deadline_ms (CLOCK_MONOTONIC milliseconds; 0: no deadline). */
+void nbd_tls_io_set_read_deadline(struct nbd_tls_io *io, int64_t deadline_ms);
 /* Complete an outstanding read or recv with -ECANCELED. */
 void nbd_tls_io_cancel_read(struct nbd_tls_io *io);
 /* Write all of iov (the array and the buffers stay the caller's and must

@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: MIT
 """How long an NBD server keeps a client that does not finish negotiating.
 
-Usage: deadline.py SOCK silent|trickle|starttls|refused [LIMIT]
+Usage: deadline.py SOCK silent|trickle|starttls|payload|refused [LIMIT]
+       deadline.py SOCK tls-payload LIMIT CAFILE
   silent:   read the greeting, then say nothing
   trickle:  read the greeting, then send the client flags and an option
             one byte every 0.3 s (never idle long enough for an idle timer)
   starttls: send the client flags and STARTTLS, then nothing (TLS stall)
   payload:  GO, then a WRITE header promising 64 MiB and 4 KiB of it (the
             time is counted from the WRITE)
+  tls-payload: the same inside TLS (after STARTTLS, X.509 trusting CAFILE)
   refused:  print "refused" if the server closes without a greeting
 Prints the seconds until the server closed the connection, or "open" if it
 was still open after LIMIT seconds (default 30).
@@ -40,10 +42,22 @@ if len(greeting) < 18:
     print("no greeting")
     sys.exit(1)
 data = struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 3, 60000)
-if mode == "payload":
+if mode == "tls-payload":
+    # STARTTLS (X.509, CA file in argv[4]), then as "payload" inside TLS
+    import ssl
+    s.send(struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 5, 0))
+    ack = b""
+    while len(ack) < 20:
+        ack += s.recv(20 - len(ack))
+    ctx = ssl.create_default_context(cafile=sys.argv[4])
+    s = ctx.wrap_socket(s, server_hostname="localhost")
+    s.send(struct.pack(">QII", 0x49484156454F5054, 7, 6) + struct.pack(">IH", 0, 0))
+    mode = "payload-go"
+if mode in ("payload", "payload-go"):
     # negotiate, then a WRITE promising 64 MiB and only 4 KiB of it
-    s.send(struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 7, 6) +
-           struct.pack(">IH", 0, 0))
+    if mode == "payload":
+        s.send(struct.pack(">I", 3) + struct.pack(">QII", 0x49484156454F5054, 7, 6) +
+               struct.pack(">IH", 0, 0))
     got = b""
     while not got.endswith(struct.pack(">II", 1, 0)):  # ACK type + zero length
         c = s.recv(4096)
@@ -79,9 +93,11 @@ while time.time() - t0 < limit:
         if not c:
             print(f"{time.time() - t0:.1f}")
             sys.exit(0)
-    except socket.timeout:
+    except (socket.timeout, TimeoutError):
         pass
-    except ConnectionResetError:
+    except (ConnectionResetError, OSError) as e:
+        if isinstance(e, (socket.timeout, TimeoutError)):
+            continue
         print(f"{time.time() - t0:.1f}")
         sys.exit(0)
 print("open")

@@ -18,7 +18,7 @@ fi
 mkdir -p "$PKI/nocert" && cp "$PKI/ca-cert.pem" "$PKI/nocert/"
 IMG=$TESTTMP/disk.img
 head -c 16M /dev/urandom > "$TESTTMP/src.bin"
-truncate -s 32M "$IMG"
+truncate -s 64M "$IMG"
 S=$TESTTMP/tls.sock
 uri() { echo "nbds+unix:///?socket=$S&tls-certificates=$1"; }
 qopts() { echo "--object tls-creds-x509,id=tls0,dir=$1,endpoint=client"; }
@@ -31,7 +31,7 @@ start_server x509 "$S" --tls=require --tls-certificates "$PKI" "$IMG" || exit 1
 check "nbdinfo over TLS (X.509)$san" bash -c "nbdinfo '$(uri "$PKI/client")' | grep -q 'with TLS'"
 check "nbdcopy 16 MiB in and out over TLS, identical" bash -c \
 	"nbdcopy '$TESTTMP/src.bin' '$(uri "$PKI/client")' && nbdcopy '$(uri "$PKI/client")' '$TESTTMP/out.bin' && cmp -n 16777216 '$TESTTMP/src.bin' '$TESTTMP/out.bin'"
-check "qemu-img info over TLS" bash -c "qemu-img info --image-opts $(qopts "$PKI/client") '$(qimg)' | grep -q 'virtual size: 32 MiB'"
+check "qemu-img info over TLS" bash -c "qemu-img info --image-opts $(qopts "$PKI/client") '$(qimg)' | grep -q 'virtual size: 64 MiB'"
 check "qemu-io write+read back over TLS" bash -c \
 	"qemu-io $(qopts "$PKI/client") --image-opts '$(qimg)' -c 'write -P 0x5a 20M 1M' -c 'read -P 0x5a 20M 1M' | grep -q 'read 1048576/1048576'"
 check_not "a plaintext client is refused by --tls=require" nbdinfo "nbd+unix:///?socket=$S"
@@ -93,6 +93,16 @@ awk -v t="$t" 'BEGIN { exit !(t ~ /^[0-9.]+$/ && t >= 1.5 && t <= 4) }' &&
 	fail "a client that stalls after STARTTLS is dropped at the 2 s deadline (got $t)"
 check "and the next TLS client is served" nbdinfo --size "$(uri "$PKI/client")"
 stop_server stall
+
+# ---- a WRITE payload that stalls inside TLS is bounded too ----
+start_server tlspl "$S" --tls=require --tls-certificates "$PKI" --payload-timeout 2 "$IMG" || exit 1
+t=$($PY "$H/deadline.py" "$S" tls-payload 15 "$PKI/ca-cert.pem")
+awk -v t="$t" 'BEGIN { exit !(t ~ /^[0-9.]+$/ && t >= 1.5 && t <= 4) }' &&
+	ok "a WRITE payload stalling inside TLS is dropped after the 2 s payload timeout (${t}s)" ||
+	fail "a WRITE payload stalling inside TLS is dropped after the 2 s payload timeout (got $t)"
+check "and a TLS client writes 32 MiB afterwards" bash -c \
+	"qemu-io $(qopts "$PKI/client") --image-opts '$(qimg)' -c 'write -P 0x77 0 32M' -c 'read -P 0x77 0 32M' | grep -q 'read 33554432/33554432'"
+stop_server tlspl
 
 # ---- bad credentials fail at startup, not at the first client ----
 check_not "missing certificate directory: serve refuses to start" \
