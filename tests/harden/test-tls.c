@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -39,6 +40,7 @@ struct client {
 	const char *cert_dir;	/* client cert/key from here (NULL: none) */
 	const char *prio;
 	bool echo;
+	int stall_ms;		/* after the handshake, wait this long, send nothing */
 	int result;		/* 0 ok, else a gnutls error */
 };
 
@@ -80,6 +82,8 @@ static void *client_thread(void *arg)
 	while (ret < 0 && !gnutls_error_is_fatal(ret));
 	if (ret < 0)
 		goto out;
+	if (c->stall_ms)
+		usleep((useconds_t)c->stall_ms * 1000);
 	if (c->echo) {
 		size_t got = 0;
 
@@ -133,6 +137,8 @@ struct server {
 	int hs_res, rd_res, wr_res;
 	bool echo, finished, closed;
 	bool some;		/* recv-style reads of up to 5000 bytes */
+	bool deadline;		/* one read with a 300 ms deadline */
+	int64_t t0, elapsed_ms;
 	struct iovec iov[3];
 };
 
@@ -163,6 +169,14 @@ static void srv_read(void *arg, int res)
 	struct server *s = arg;
 
 	s->rd_res = res < 0 ? res : 0;
+	if (s->deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s->elapsed_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - s->t0;
+		srv_finish(s);
+		return;
+	}
 	if (res < 0 || (s->some && res == 0)) {
 		s->rd_res = res ? res : -ECONNRESET;
 		srv_finish(s);
@@ -191,6 +205,15 @@ static void srv_handshaken(void *arg, int res)
 	struct server *s = arg;
 
 	s->hs_res = res;
+	if (res == 0 && s->deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		nbd_tls_io_set_read_deadline(s->io, (int64_t)ts.tv_sec * 1000 +
+							    ts.tv_nsec / 1000000 + 300);
+		s->echo = true;
+		s->t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
 	if (res < 0 || !s->echo) {
 		srv_finish(s);
 		return;
@@ -329,6 +352,42 @@ static void test_sync_timeout(void **state)
 	close(sv[1]);
 }
 
+/* A read deadline: a client that goes quiet after the handshake. */
+static void test_read_deadline(void **state)
+{
+	struct nbd_tls_opts o = { .mode = NBD_TLS_REQUIRE, .cert_dir = certdir };
+	struct client c = { .stall_ms = 1500 };
+	struct nbd_tls_creds *creds;
+	struct nbd_tls *t;
+	struct server s = { .deadline = true, .hs_res = 1 };
+	pthread_t th;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(nbd_tls_creds_load(&o, &creds), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(aiol_loop_create(NULL, &s.loop), 0);
+	assert_int_equal(nbd_tls_new(creds, &t), 0);
+	assert_int_equal(nbd_tls_io_new(s.loop, sv[0], sv[0], t, &s.io), 0);
+	s.buf = malloc(ECHO_BYTES);
+	c.fd = sv[1];
+	assert_int_equal(pthread_create(&th, NULL, client_thread, &c), 0);
+	nbd_tls_io_handshake(s.io, srv_handshaken, &s);
+	while (!s.closed)
+		assert_true(aiol_loop_run_once(s.loop, true) >= 0);
+	assert_int_equal(s.hs_res, 0);
+	assert_int_equal(s.rd_res, -ECANCELED);
+	assert_true(s.elapsed_ms >= 250 && s.elapsed_ms < 1400);
+	shutdown(sv[0], SHUT_RDWR);
+	pthread_join(th, NULL);
+	nbd_tls_io_free(s.io);
+	aiol_loop_destroy(s.loop);
+	close(sv[0]);
+	close(sv[1]);
+	free(s.buf);
+	nbd_tls_creds_free(creds);
+}
+
 static void test_psk_echo(void **state)
 {
 	char psk[300], key[128] = "";
@@ -459,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_x509_echo_recv),
 		cmocka_unit_test(test_sync_echo),
 		cmocka_unit_test(test_sync_timeout),
+		cmocka_unit_test(test_read_deadline),
 		cmocka_unit_test(test_psk_echo),
 		cmocka_unit_test(test_psk_wrong_key),
 		cmocka_unit_test(test_verify_peer_good),
