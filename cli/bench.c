@@ -337,8 +337,12 @@ static int demo_create(struct demo *d, uint64_t size)
 	}
 	d->have_dir = true;
 	snprintf(d->path, sizeof(d->path), "%s/demo.img", d->dir);
-	fprintf(stderr, "aioloop bench: writing a %.2f GiB demo image %s (removed at exit)\n",
-		(double)size / (1 << 30), d->path);
+	if (size >= (1ull << 30))
+		fprintf(stderr, "aioloop bench: writing a %.2f GiB demo image %s (removed at exit)\n",
+			(double)size / (1 << 30), d->path);
+	else
+		fprintf(stderr, "aioloop bench: writing a %.2f MiB demo image %s (removed at exit)\n",
+			(double)size / (1 << 20), d->path);
 	fd = open(d->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
@@ -490,10 +494,10 @@ static void print_text(const struct bench *b, const struct aiol_dev_info *info,
 	double mib = (double)b->ios * (double)o->bs / secs / (1 << 20);
 	double cpu_per_io = b->ios ? (cpu_user + cpu_sys) * 1e6 / (double)b->ios : 0;
 
-	printf("aioloop bench: %s %s bs=%llu qd=%u direct=%s on %s (%.2f GiB used)\n",
-	       aiol_engine_name(o->engine), rw_names[o->rw], (unsigned long long)o->bs,
+	printf("aioloop bench: %s %s bs=%llu qd=%u direct=%s on %s (%.1f MiB used)\n",
+	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs,
 	       o->qd, info->direct ? "on" : "off", info->path,
-	       (double)b->span / (1 << 30));
+	       (double)b->span / (1 << 20));
 	printf("  I/Os      %llu in %.2f s\n", (unsigned long long)b->ios, secs);
 	printf("  IOPS      %.0f\n", iops);
 	printf("  MiB/s     %.1f\n", mib);
@@ -529,7 +533,7 @@ static void print_json(const struct bench *b, const struct aiol_dev_info *info,
 
 	printf("{\"engine\": \"%s\", \"rw\": \"%s\", \"bs\": %llu, \"qd\": %u, "
 	       "\"direct\": %s, \"file\": ",
-	       aiol_engine_name(o->engine), rw_names[o->rw], (unsigned long long)o->bs, o->qd,
+	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs, o->qd,
 	       info->direct ? "true" : "false");
 	json_string(info->path);
 	printf(", \"span_bytes\": %llu, \"seconds\": %.3f, \"ios\": %llu, "

@@ -55,7 +55,8 @@ static void usage(FILE *f)
 		"  -e, --export-name NAME   name of FILE's export (\"\" still reaches it)\n"
 		"  -D, --description TEXT   description of FILE's export\n"
 		"  -r, --read-only          every export read-only\n"
-		"      --export NAME=FILE[,ro][,offset=N][,sizelimit=N]   one more export (repeatable)\n"
+		"      --export NAME=FILE[,ro][,offset=N][,sizelimit=N]   one more export "
+		"(repeatable)\n"
 		"      --offset N           FILE: start N bytes into it\n"
 		"      --sizelimit N        FILE: export at most N bytes\n\n"
 		"Engine:\n"
@@ -65,22 +66,28 @@ static void usage(FILE *f)
 		"Server:\n"
 		"  -t, --threads N          worker threads (default: one per CPU)\n"
 		"      --max-connections N  refuse clients beyond N (default: unlimited)\n"
-		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs %zu MiB\n"
+		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs "
+		"%zu MiB\n"
 		"      --max-conn-inflight SIZE  in-flight data one connection may hold (default 128M)\n"
 		"      --handshake-timeout S  drop clients still negotiating after S seconds (default 10)\n"
-		"      --payload-timeout S  drop clients that take over S seconds to send a WRITE's data (default 60)\n\n"
-		"TLS (STARTTLS, GnuTLS):\n"
-		"      --tls=off|on|require TLS offered (on) or required before any option (require)\n"
-		"      --tls-certificates DIR  ca-cert.pem, server-cert.pem, server-key.pem (as nbdkit, qemu)\n"
-		"      --tls-psk FILE       pre-shared keys in psktool's format\n"
-		"      --tls-verify-peer    require a client certificate signed by DIR/ca-cert.pem\n"
+		"      --payload-timeout S  drop clients that take over S seconds to send a WRITE's data "
+		"(default 60)\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
+		"      --fork               run in the background once listening (default: "
+		"foreground)\n"
 		"  -v, --verbose            more messages (-vv: every request)\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n\n"
+		"TLS (STARTTLS, GnuTLS):\n"
+		"      --tls=off|on|require TLS offered (on) or required before any option (require)\n"
+		"      --tls-certificates DIR  ca-cert.pem, server-cert.pem, server-key.pem (as nbdkit, "
+		"qemu)\n"
+		"      --tls-psk FILE       pre-shared keys in psktool's format\n"
+		"      --tls-verify-peer    require a client certificate signed by DIR/ca-cert.pem\n\n"
 		"Examples:\n"
 		"  aioloop serve disk.img                  nbdinfo nbd://localhost\n"
-		"  aioloop serve -U /tmp/s.sock -r disk.img   qemu-img info 'nbd+unix:///?socket=/tmp/s.sock'\n"
+		"  aioloop serve -U /tmp/s.sock -r disk.img   qemu-img info "
+		"'nbd+unix:///?socket=/tmp/s.sock'\n"
 		"  nbdinfo -- [ aioloop serve -s disk.img ]\n",
 		NBD_WORKER_ARENA_MIN >> 20);
 }
@@ -116,7 +123,7 @@ static int parse_export(char *arg, struct export_arg *e)
 /* Create (or reuse) the demo image; returns a malloc'd path or NULL. */
 static char *demo_image(void)
 {
-	static const char *const dirs[] = { "/var/tmp", "/tmp" };
+	static const char *const dirs[] = {"/var/tmp", "/tmp"};
 	char *path = NULL;
 	char block[4096];
 	struct stat st;
@@ -125,9 +132,9 @@ static char *demo_image(void)
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (asprintf(&path, "%s/aioloop-demo.img", dirs[i]) < 0)
 			return NULL;
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == DEMO_SIZE &&
-		    access(path, R_OK | W_OK) == 0)
-			return path;	/* from an earlier run */
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size == DEMO_SIZE && access(path, R_OK | W_OK) == 0)
+			return path; /* from an earlier run */
 		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd >= 0)
 			break;
@@ -143,11 +150,12 @@ static char *demo_image(void)
 		size_t n = 0;
 
 		while (n + 64 <= sizeof(block))
-			n += (size_t)snprintf(block + n, sizeof(block) - n,
-					      "aioloop demo image, block %02u, line %03zu ----------\n",
-					      b, n / 64);
+			n += (size_t)snprintf(
+			    block + n, sizeof(block) - n,
+			    "aioloop demo image, block %02u, line %03zu ----------\n", b, n / 64);
 		memset(block + n, '\n', sizeof(block) - n);
-		if (pwrite(fd, block, sizeof(block), (off_t)b * sizeof(block)) != (ssize_t)sizeof(block))
+		if (pwrite(fd, block, sizeof(block), (off_t)b * sizeof(block)) !=
+		    (ssize_t)sizeof(block))
 			goto err;
 	}
 	if (ftruncate(fd, (off_t)DEMO_SIZE) < 0)
@@ -160,6 +168,36 @@ err:
 	unlink(path);
 	free(path);
 	return NULL;
+}
+
+/* Fork into the background.  Returns 0 in the child (*ready_fd: write one
+ * byte there once serving) or -errno; the parent never returns. */
+static int fork_server(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		aiol_err("pipe: %m");
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		aiol_err("fork: %m");
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		/* Exit without cleanup: the socket and files are the child's. */
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	*ready_fd = p[1];
+	return 0;
 }
 
 static int write_pidfile(const char *path)
@@ -183,6 +221,7 @@ enum {
 	OPT_MAX_CONN,
 	OPT_MAX_INFLIGHT,
 	OPT_PIDFILE,
+	OPT_FORK,
 	OPT_TLS,
 	OPT_TLS_CERTS,
 	OPT_TLS_PSK,
@@ -193,34 +232,35 @@ enum {
 };
 
 static const struct option longopts[] = {
-	{ "socket", required_argument, NULL, 'U' },
-	{ "port", required_argument, NULL, 'p' },
-	{ "bind", required_argument, NULL, 'b' },
-	{ "stdio", no_argument, NULL, 's' },
-	{ "read-only", no_argument, NULL, 'r' },
-	{ "export-name", required_argument, NULL, 'e' },
-	{ "description", required_argument, NULL, 'D' },
-	{ "export", required_argument, NULL, OPT_EXPORT },
-	{ "engine", required_argument, NULL, OPT_ENGINE },
-	{ "direct", optional_argument, NULL, OPT_DIRECT },
-	{ "offset", required_argument, NULL, OPT_OFFSET },
-	{ "sizelimit", required_argument, NULL, OPT_SIZELIMIT },
-	{ "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
-	{ "threads", required_argument, NULL, 't' },
-	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
-	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
-	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
-	{ "tls", required_argument, NULL, OPT_TLS },
-	{ "tls-certificates", required_argument, NULL, OPT_TLS_CERTS },
-	{ "tls-psk", required_argument, NULL, OPT_TLS_PSK },
-	{ "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
-	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
-	{ "max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT },
-	{ "payload-timeout", required_argument, NULL, OPT_PAYLOAD_TIMEOUT },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+    {"socket", required_argument, NULL, 'U'},
+    {"port", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'b'},
+    {"stdio", no_argument, NULL, 's'},
+    {"read-only", no_argument, NULL, 'r'},
+    {"export-name", required_argument, NULL, 'e'},
+    {"description", required_argument, NULL, 'D'},
+    {"export", required_argument, NULL, OPT_EXPORT},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"direct", optional_argument, NULL, OPT_DIRECT},
+    {"offset", required_argument, NULL, OPT_OFFSET},
+    {"sizelimit", required_argument, NULL, OPT_SIZELIMIT},
+    {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
+    {"threads", required_argument, NULL, 't'},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+    {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"fork", no_argument, NULL, OPT_FORK},
+    {"tls", required_argument, NULL, OPT_TLS},
+    {"tls-certificates", required_argument, NULL, OPT_TLS_CERTS},
+    {"tls-psk", required_argument, NULL, OPT_TLS_PSK},
+    {"tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY},
+    {"handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT},
+    {"max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT},
+    {"payload-timeout", required_argument, NULL, OPT_PAYLOAD_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 static int bad(const char *what, const char *arg)
@@ -234,17 +274,18 @@ int cmd_serve(int argc, char **argv)
 	struct export_arg ex[MAX_EXPORTS];
 	unsigned int nex = 0;
 	struct nbd_export_opts eo[MAX_EXPORTS];
-	struct aiol_dev *devs[MAX_EXPORTS] = { NULL };
-	struct aiol_open_opts oo = { 0 };
-	struct nbd_server_opts so = { 0 };
-	struct nbd_listen l = { .n = 0 };
+	struct aiol_dev *devs[MAX_EXPORTS] = {NULL};
+	struct aiol_open_opts oo = {0};
+	struct nbd_server_opts so = {0};
+	struct nbd_listen l = {.n = 0};
 	struct nbd_server *srv = NULL;
 	const char *sock = NULL, *port = NULL, *addr = NULL, *name = "", *desc = NULL;
 	const char *pidfile = NULL;
 	struct nbd_tls_opts tlso = { .mode = NBD_TLS_OFF };
 	struct nbd_tls_creds *tls = NULL;
 	char *demo = NULL;
-	bool stdio = false, ro = false;
+	bool stdio = false, ro = false, daemonize = false;
+	int ready_fd = -1;
 	uint64_t v, offset = 0, sizelimit = 0;
 	int verbose = 0, c, ret, rc = 1, sfd = -1, nact;
 	sigset_t mask;
@@ -252,13 +293,27 @@ int cmd_serve(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "U:p:b:sre:D:t:vhV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'U': sock = optarg; break;
-		case 'p': port = optarg; break;
-		case 'b': addr = optarg; break;
-		case 's': stdio = true; break;
-		case 'r': ro = true; break;
-		case 'e': name = optarg; break;
-		case 'D': desc = optarg; break;
+		case 'U':
+			sock = optarg;
+			break;
+		case 'p':
+			port = optarg;
+			break;
+		case 'b':
+			addr = optarg;
+			break;
+		case 's':
+			stdio = true;
+			break;
+		case 'r':
+			ro = true;
+			break;
+		case 'e':
+			name = optarg;
+			break;
+		case 'D':
+			desc = optarg;
+			break;
 		case OPT_EXPORT:
 			if (nex + 1 >= MAX_EXPORTS)
 				return bad("--export (too many)", optarg);
@@ -305,14 +360,22 @@ int cmd_serve(int argc, char **argv)
 				return bad("in-flight cap", optarg);
 			so.max_inflight = (size_t)v;
 			break;
-		case OPT_PIDFILE: pidfile = optarg; break;
+		case OPT_PIDFILE:
+			pidfile = optarg;
+			break;
 		case OPT_TLS:
 			if (nbd_tls_mode_parse(optarg, &tlso.mode) < 0)
 				return bad("--tls (off, on or require)", optarg);
 			break;
-		case OPT_TLS_CERTS: tlso.cert_dir = optarg; break;
-		case OPT_TLS_PSK: tlso.psk_file = optarg; break;
-		case OPT_TLS_VERIFY: tlso.verify_peer = true; break;
+		case OPT_TLS_CERTS:
+			tlso.cert_dir = optarg;
+			break;
+		case OPT_TLS_PSK:
+			tlso.psk_file = optarg;
+			break;
+		case OPT_TLS_VERIFY:
+			tlso.verify_peer = true;
+			break;
 		case OPT_MAX_CONN_INFLIGHT:
 			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > SIZE_MAX / 2)
 				return bad("per-connection in-flight cap", optarg);
@@ -328,10 +391,21 @@ int cmd_serve(int argc, char **argv)
 				return bad("handshake timeout (1-3600 seconds)", optarg);
 			so.handshake_timeout_ms = (unsigned int)v * 1000;
 			break;
-		case 'v': verbose++; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("aioloop 0.1.0\n"); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		case OPT_FORK:
+			daemonize = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("aioloop 0.1.0\n");
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind > 1) {
@@ -363,7 +437,8 @@ int cmd_serve(int argc, char **argv)
 		if (!demo)
 			return 1;
 		ex[0].file = demo;
-		fprintf(stderr, "aioloop: no FILE given: serving the demo image %s (256 MiB)\n", demo);
+		fprintf(stderr, "aioloop: no FILE given: serving the demo image %s (256 MiB)\n",
+			demo);
 	}
 	nex++;
 
@@ -375,11 +450,11 @@ int cmd_serve(int argc, char **argv)
 		o.read_only = ro || ex[i].ro;
 		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
 		if (ret < 0)
-			goto out;	/* the engine said why */
+			goto out; /* the engine said why */
 		eo[i] = (struct nbd_export_opts){
-			.name = ex[i].name,
-			.description = i == 0 ? desc : NULL,
-			.dev = devs[i],
+		    .name = ex[i].name,
+		    .description = i == 0 ? desc : NULL,
+		    .dev = devs[i],
 		};
 	}
 
@@ -404,6 +479,14 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 	}
 
+	/* --fork: before any thread exists; the parent exits once the child
+	 * serves (status 0) or failed (status 1). */
+	if (daemonize && !stdio) {
+		ret = fork_server(&ready_fd);
+		if (ret < 0)
+			goto out;
+	}
+
 	if (nbd_tls_creds_load(&tlso, &tls) < 0)
 		goto out;	/* it said which file was wrong */
 	so.tls = tls;
@@ -417,8 +500,22 @@ int cmd_serve(int argc, char **argv)
 		const struct aiol_dev_info *in = aiol_dev_info(devs[i]);
 
 		aiol_info("export '%s': %s, %" PRIu64 " bytes%s, engine %s%s", ex[i].name, in->path,
-			  in->size, in->read_only ? ", read-only" : "", aiol_engine_name(in->engine),
-			  in->direct ? ", O_DIRECT" : "");
+			  in->size, in->read_only ? ", read-only" : "",
+			  aiol_engine_name(in->engine), in->direct ? ", O_DIRECT" : "");
+	}
+
+	if (ready_fd >= 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			close(null);
+		}
+		if (write(ready_fd, "1", 1) != 1)
+			aiol_warn("cannot tell the parent process that the server runs: %m");
+		close(ready_fd);
+		ready_fd = -1;
 	}
 
 	if (stdio && !nact) {
@@ -435,7 +532,7 @@ int cmd_serve(int argc, char **argv)
 		if (ret < 0)
 			goto out;
 		for (;;) {
-			struct pollfd p = { .fd = sfd, .events = POLLIN };
+			struct pollfd p = {.fd = sfd, .events = POLLIN};
 
 			if (poll(&p, 1, 100) > 0)
 				break;
@@ -444,11 +541,14 @@ int cmd_serve(int argc, char **argv)
 		}
 	} else {
 		if (sock)
-			fprintf(stderr, "aioloop: listening on %s: nbdinfo 'nbd+unix:///?socket=%s', "
-					"qemu-img info 'nbd+unix:///?socket=%s'\n", sock, sock, sock);
+			fprintf(stderr,
+				"aioloop: listening on %s: nbdinfo 'nbd+unix:///?socket=%s', "
+				"qemu-img info 'nbd+unix:///?socket=%s'\n",
+				sock, sock, sock);
 		else if (!nact)
-			fprintf(stderr, "aioloop: listening on %s:%s: nbdinfo nbd://%s%s%s, "
-					"qemu-img info nbd://%s%s%s\n",
+			fprintf(stderr,
+				"aioloop: listening on %s:%s: nbdinfo nbd://%s%s%s, "
+				"qemu-img info nbd://%s%s%s\n",
 				addr ? addr : "localhost", port ? port : NBD_DEFAULT_PORT,
 				addr ? addr : "localhost", port ? ":" : "", port ? port : "",
 				addr ? addr : "localhost", port ? ":" : "", port ? port : "");

@@ -83,6 +83,7 @@ int aiol_queue_create(struct aiol_dev *dev, struct aiol_loop *loop,
 	q->dev = dev;
 	q->loop = loop;
 	q->file_slot = -1;
+	q->stripe_retry.tv_nsec = ENG_STRIPE_RETRY_NS;
 	q->depth = opts && opts->depth ? opts->depth : 128;
 	switch (dev->info.engine) {
 	case AIOL_ENGINE_URING:
@@ -242,6 +243,11 @@ static void complete_later(struct aiol_req *req, int res)
 /* Start parked requests while the depth allows. */
 static void eng_pump(struct aiol_queue *q)
 {
+	/* A request that finishes while it starts pumps again: let the
+	 * outer call go on instead of recursing once per parked request. */
+	if (q->pumping)
+		return;
+	q->pumping = true;
 	while (q->fifo_head && q->started < q->depth) {
 		struct aiol_req *req = q->fifo_head;
 
@@ -251,6 +257,7 @@ static void eng_pump(struct aiol_queue *q)
 		eng_priv(req)->next = NULL;
 		eng_start(req);
 	}
+	q->pumping = false;
 }
 
 void eng_finish(struct aiol_req *req, int res)
@@ -426,6 +433,11 @@ static int pick_zmode(struct aiol_req *req, int failed)
 	const struct aiol_dev *dev = p->q->dev;
 	uint32_t fl = load_fl(dev);
 	bool keep = req->flags & AIOL_F_NO_UNMAP;
+	uint64_t boff = dev->info.offset + req->off;
+
+	/* fallocate on a block device wants whole logical blocks. */
+	if (dev->info.is_blockdev && ((boff | req->len) & (dev->bdev_lbs - 1)))
+		fl = 0;
 
 	if (!keep && failed < ZM_PUNCH && (fl & ENG_FL_PUNCH))
 		p->zmode = ZM_PUNCH;
@@ -445,6 +457,30 @@ static void issue_falloc(struct aiol_req *req, int mode)
 	p->stage = ST_FALLOC;
 	set_io(p, IO_FALLOC, backing_off(req, p), req->len, NULL);
 	p->io.mode = mode;
+	eng_issue(req);
+}
+
+/* Discard is a hint: on a block device only the whole logical blocks
+ * inside the range are discarded (fallocate refuses partial ones). */
+static void discard_go(struct aiol_req *req)
+{
+	struct eng_priv *p = eng_priv(req);
+	const struct aiol_dev *dev = p->q->dev;
+	uint64_t s, e;
+
+	if (!dev->info.is_blockdev) {
+		issue_falloc(req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+		return;
+	}
+	s = eng_align_up(dev->info.offset + req->off, dev->bdev_lbs);
+	e = eng_align_down(dev->info.offset + req->off + req->len, dev->bdev_lbs);
+	if (s >= e) {
+		eng_finish(req, 0);
+		return;
+	}
+	p->stage = ST_FALLOC;
+	set_io(p, IO_FALLOC, s, e - s, NULL);
+	p->io.mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	eng_issue(req);
 }
 
@@ -542,7 +578,7 @@ static void eng_after_lock(struct aiol_req *req)
 		next_chunk(req);
 		return;
 	case AIOL_OP_DISCARD:
-		issue_falloc(req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+		discard_go(req);
 		return;
 	default:
 		zeroes_go(req);

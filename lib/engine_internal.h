@@ -40,6 +40,7 @@
 #include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <linux/time_types.h>
 
 #include "aioloop/engine.h"
 #include "aioloop/loop.h"
@@ -51,6 +52,13 @@
 /* How often -EAGAIN is resubmitted before it is passed on. */
 #define ENG_EAGAIN_MAX	1000
 
+/* Dev-wide write locks: one atomic word per stripe of ENG_STRIPE_BYTES
+ * granules, the granule number taken modulo ENG_STRIPES (rmw.c). */
+#define ENG_STRIPES		1024u
+#define ENG_STRIPE_SHIFT	16
+/* How long a write waits before it tries a busy stripe again. */
+#define ENG_STRIPE_RETRY_NS	50000
+
 /* Private capability bits (dev->fl); the public caps are derived from them. */
 #define ENG_FL_PUNCH	(1u << 0)	/* fallocate PUNCH_HOLE|KEEP_SIZE works */
 #define ENG_FL_ZERO	(1u << 1)	/* fallocate ZERO_RANGE|KEEP_SIZE works */
@@ -59,7 +67,9 @@ struct aiol_dev {
 	struct aiol_dev_info info;	/* info.caps is updated atomically */
 	int fd;
 	uint32_t fl;		/* ENG_FL_*, cleared atomically on EOPNOTSUPP */
+	uint32_t *stripes;	/* direct devs: ENG_STRIPES write-lock words (rmw.c) */
 	unsigned int threads;	/* threads engine: pool size */
+	unsigned int bdev_lbs;	/* logical block size of a block device backing, else 1 */
 	char *path;
 };
 
@@ -121,6 +131,10 @@ struct eng_priv {
 	uint64_t lk_start, lk_end;	/* locked range, visible offsets */
 	struct aiol_req *lk_prev, *lk_next;
 	uint32_t tag;			/* aio: iocb slot */
+	/* dev-wide stripe locks (rmw.c) */
+	bool st_held;
+	uint8_t st_nexcl;
+	uint16_t st_excl[2];
 };
 
 static_assert(sizeof(struct eng_priv) <= sizeof(((struct aiol_req *)0)->_priv),
@@ -165,6 +179,7 @@ struct aiol_queue {
 	unsigned int started;		/* requests past the FIFO, not finished */
 	unsigned int outstanding;	/* accepted, done() not yet called */
 	struct aiol_req *fifo_head, *fifo_tail;
+	bool pumping;			/* eng_pump() is running */
 	/* inline (sync) trampoline */
 	bool in_trampoline;
 	struct aiol_req *tramp_head, *tramp_tail;
@@ -173,6 +188,7 @@ struct aiol_queue {
 	/* rmw.c: range locks, in submission order, and the reserve bounce */
 	struct aiol_req *lk_head, *lk_tail;
 	unsigned int lk_excl_count;
+	struct __kernel_timespec stripe_retry;	/* timeout of a stripe retry */
 	void *reserve;
 	bool reserve_busy;
 	struct aiol_req *reserve_wait_head, *reserve_wait_tail;

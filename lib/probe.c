@@ -211,7 +211,7 @@ static bool direct_usable(const char *path, int flags, const struct stat *st, in
 	uint64_t end;
 	int dfd;
 
-	r = no_direct_reason(fd);
+	r = S_ISREG(st->st_mode) ? no_direct_reason(fd) : NULL;
 	if (r) {
 		*reason = r;
 		return false;
@@ -366,6 +366,16 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 		ret = -ENOMEM;
 		goto err_free;
 	}
+	if (direct) {
+		dev->stripes = calloc(ENG_STRIPES, sizeof(*dev->stripes));
+		if (!dev->stripes) {
+			ret = -ENOMEM;
+			goto err_path;
+		}
+	}
+	dev->bdev_lbs = S_ISBLK(st.st_mode) ? (unsigned int)lbs : 1;
+	if (!is_pow2(dev->bdev_lbs))
+		dev->bdev_lbs = 512;
 	dev->fd = fd;
 	dev->threads = o->threads ? o->threads : 4;
 	dev->info.path = dev->path;
@@ -420,6 +430,8 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 	*out = dev;
 	return 0;
 
+err_path:
+	free(dev->path);
 err_free:
 	free(dev);
 err_close:
@@ -432,6 +444,7 @@ void aiol_dev_close(struct aiol_dev *dev)
 	if (!dev)
 		return;
 	close(dev->fd);
+	free(dev->stripes);
 	free(dev->path);
 	free(dev);
 }

@@ -29,12 +29,21 @@
  * Shared entries never conflict with each other, so when no RMW is queued
  * an aligned write is granted at once, in O(1).
  *
- * Scope: the lock list is per queue, that is per thread.  Two queues of
- * the same dev (two threads, two NBD connections) do not order their
- * writes against each other: an unaligned write on one queue and an
- * overlapping write of the same block on another may lose one of the two.
- * A client that needs that across connections must write whole blocks (the
- * frontends advertise dio_align as the preferred block size).
+ * Across queues (threads) of the same dev, without a lock: the dev has
+ * ENG_STRIPES atomic words, one per stripe of 64 KiB granules (granule
+ * number modulo ENG_STRIPES).  Once its entry is granted in its own queue's
+ * list, a write-like request takes, all or nothing, the stripes of its
+ * range: exclusively the stripes of the partial first and last blocks of a
+ * read-modify-write (the only bytes it writes back without having been
+ * given them), shared all the others.  A shared hold is one fetch_add; a
+ * word with an exclusive holder or waiter refuses shared holds; an
+ * exclusive hold needs a word with no holder, and marks the word pending
+ * when it has to wait so that new shared holds stop coming.  A request that
+ * cannot take its stripes gives back what it took and tries again after a
+ * 50 us timeout on the loop ring, so no thread ever blocks or holds while
+ * waiting, and no lock is taken on the aligned path.  Across queues this
+ * gives atomicity (no write is lost), not an order: writes of different
+ * connections have none.
  *
  * Bounce memory.  The bounce is taken from the arena once per request (its
  * size is the request's aligned superset, at most ENG_CHUNK + dio_align)
@@ -48,6 +57,7 @@
  * Thread model: loop thread only.
  */
 #include <errno.h>
+#include <liburing.h>
 #include <string.h>
 
 #include "aioloop/log.h"
@@ -97,11 +107,120 @@ static bool lk_blocked(struct eng_priv *p)
 	return false;
 }
 
+/* ---- dev-wide stripes ---- */
+
+#define SW_EXCL	 (1u << 31)
+#define SW_PEND	 (1u << 30)
+#define SW_COUNT 0x00ffffffu
+
+static uint32_t stripe_of(uint64_t off)
+{
+	return (uint32_t)((off >> ENG_STRIPE_SHIFT) % ENG_STRIPES);
+}
+
+static bool is_excl_stripe(const struct eng_priv *p, uint32_t s)
+{
+	for (unsigned int i = 0; i < p->st_nexcl; i++)
+		if (p->st_excl[i] == s)
+			return true;
+	return false;
+}
+
+/* Give back the shared holds on the first n stripes of p's range, then
+ * the first nexcl exclusive ones. */
+static void stripes_put(struct aiol_dev *dev, struct eng_priv *p, uint64_t n, unsigned int nexcl)
+{
+	uint32_t s = stripe_of(p->lk_start);
+
+	for (uint64_t i = 0; i < n; i++, s = (s + 1) % ENG_STRIPES)
+		if (!is_excl_stripe(p, s))
+			__atomic_fetch_sub(&dev->stripes[s], 1, __ATOMIC_RELEASE);
+	for (unsigned int i = 0; i < nexcl; i++)
+		__atomic_fetch_and(&dev->stripes[p->st_excl[i]], ~SW_EXCL, __ATOMIC_RELEASE);
+}
+
+static uint64_t stripe_count(const struct eng_priv *p)
+{
+	uint64_t n = ((p->lk_end - 1) >> ENG_STRIPE_SHIFT) - (p->lk_start >> ENG_STRIPE_SHIFT) + 1;
+
+	return n < ENG_STRIPES ? n : ENG_STRIPES;
+}
+
+/* Take all of p's stripes or none.  Returns true when held. */
+static bool stripes_get(struct aiol_dev *dev, struct eng_priv *p)
+{
+	uint64_t n = stripe_count(p), i;
+	unsigned int e;
+	uint32_t s;
+
+	for (e = 0; e < p->st_nexcl; e++) {
+		uint32_t *w = &dev->stripes[p->st_excl[e]];
+		uint32_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
+
+		do {
+			if (v & (SW_EXCL | SW_COUNT)) {
+				__atomic_fetch_or(w, SW_PEND, __ATOMIC_RELAXED);
+				stripes_put(dev, p, 0, e);
+				return false;
+			}
+		} while (!__atomic_compare_exchange_n(w, &v, SW_EXCL, true, __ATOMIC_ACQ_REL,
+						      __ATOMIC_RELAXED));
+	}
+	s = stripe_of(p->lk_start);
+	for (i = 0; i < n; i++, s = (s + 1) % ENG_STRIPES) {
+		uint32_t v;
+
+		if (is_excl_stripe(p, s))
+			continue;
+		v = __atomic_fetch_add(&dev->stripes[s], 1, __ATOMIC_ACQ_REL);
+		if (v & (SW_EXCL | SW_PEND)) {
+			__atomic_fetch_sub(&dev->stripes[s], 1, __ATOMIC_RELEASE);
+			stripes_put(dev, p, i, p->st_nexcl);
+			return false;
+		}
+	}
+	p->st_held = true;
+	return true;
+}
+
+static void stripe_retry_cb(struct aiol_event *ev, int res, unsigned int flags);
+
+/* The queue's list granted req: take the stripes now or retry later.
+ * Returns true when req may go. */
+static bool stripes_try(struct aiol_req *req)
+{
+	struct eng_priv *p = eng_priv(req);
+	struct aiol_queue *q = p->q;
+	struct io_uring_sqe *sqe;
+
+	if (stripes_get(q->dev, p))
+		return true;
+	AIOL_DEBUG_DATA("req %p waits for a stripe held by another queue", (void *)req);
+	p->ev.fn = stripe_retry_cb;
+	sqe = aiol_loop_sqe(q->loop, &p->ev);
+	io_uring_prep_timeout(sqe, &q->stripe_retry, 0, 0);
+	io_uring_sqe_set_data(sqe, &p->ev);
+	return false;
+}
+
+static void stripe_retry_cb(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct eng_priv *p = (struct eng_priv *)(void *)((char *)ev - __builtin_offsetof(struct eng_priv, ev));
+	struct aiol_req *req = eng_req_of_priv(p);
+
+	(void)res;
+	(void)flags;
+	if (stripes_try(req))
+		eng_resume(req);
+}
+
 static void lock_resume_work(struct aiol_work *w)
 {
 	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+	struct aiol_req *req = eng_req_of_priv(p);
 
-	eng_resume(eng_req_of_priv(p));
+	if (stripes_try(req))
+		eng_resume(req);
 }
 
 bool eng_lock(struct aiol_queue *q, struct aiol_req *req, bool rmw)
@@ -124,9 +243,17 @@ bool eng_lock(struct aiol_queue *q, struct aiol_req *req, bool rmw)
 	q->lk_tail = req;
 	if (rmw)
 		q->lk_excl_count++;
+	/* The partial first and last blocks are what an RMW writes back
+	 * without owning: those stripes are taken exclusively. */
+	p->st_nexcl = 0;
+	if (rmw && req->off != p->lk_start)
+		p->st_excl[p->st_nexcl++] = (uint16_t)stripe_of(p->lk_start);
+	if (rmw && req->off + req->len != p->lk_end &&
+	    !is_excl_stripe(p, stripe_of(p->lk_end - a)))
+		p->st_excl[p->st_nexcl++] = (uint16_t)stripe_of(p->lk_end - a);
 	if ((!rmw && q->lk_excl_count == 0) || !lk_blocked(p)) {
 		p->lk_granted = true;
-		return true;
+		return stripes_try(req);
 	}
 	AIOL_DEBUG_DATA("req %p waits for an overlapping write", (void *)req);
 	return false;
@@ -137,6 +264,10 @@ void eng_unlock(struct aiol_queue *q, struct aiol_req *req)
 	struct eng_priv *p = eng_priv(req);
 	bool was_excl = p->lk_excl;
 
+	if (p->st_held) {
+		stripes_put(q->dev, p, stripe_count(p), p->st_nexcl);
+		p->st_held = false;
+	}
 	if (p->lk_prev)
 		eng_priv(p->lk_prev)->lk_next = p->lk_next;
 	else

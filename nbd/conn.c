@@ -35,34 +35,34 @@
 #include "internal.h"
 #include "tls.h"
 
-#define NBD_SLOTS	128		/* requests in flight per connection */
-#define RXBUF_SIZE	(64u << 10)	/* staging buffer for headers */
-#define NBD_BS_EXT	64		/* extents per BLOCK_STATUS reply */
-#define NBD_SPARSE_EXT	16		/* extents looked up for a sparse read */
-#define NBD_SPARSE_MIN	(64u << 10)	/* reads this long are checked for holes */
-#define NBD_ENGINE_RESERVE ((size_t)(4u << 20))	/* arena left for bounces */
-#define SLOT_IOV	(2 * NBD_SPARSE_EXT + 4)
-#define SLOT_HDR_BYTES	((NBD_SPARSE_EXT + 2) * 48)
-#define TX_IOV_MAX	256
+#define NBD_SLOTS 128				/* requests in flight per connection */
+#define RXBUF_SIZE (64u << 10)			/* staging buffer for headers */
+#define NBD_BS_EXT 64				/* extents per BLOCK_STATUS reply */
+#define NBD_SPARSE_EXT 16			/* extents looked up for a sparse read */
+#define NBD_SPARSE_MIN (64u << 10)		/* reads this long are checked for holes */
+#define NBD_ENGINE_RESERVE ((size_t)(4u << 20)) /* arena left for bounces */
+#define SLOT_IOV (2 * NBD_SPARSE_EXT + 4)
+#define SLOT_HDR_BYTES ((NBD_SPARSE_EXT + 2) * 48)
+#define TX_IOV_MAX 256
 
 _Static_assert(NBD_WORKER_ARENA_MIN >= NBD_MAX_PAYLOAD + NBD_ENGINE_RESERVE,
 	       "a worker's arena must fit one maximal request besides the reserve");
 
 enum rx_state {
-	RX_HDR = 0,	/* waiting for a request header in staging */
-	RX_PAYLOAD,	/* receiving a WRITE payload into rx_slot's buffer */
-	RX_DRAIN,	/* discarding a rejected request's payload */
+	RX_HDR = 0, /* waiting for a request header in staging */
+	RX_PAYLOAD, /* receiving a WRITE payload into rx_slot's buffer */
+	RX_DRAIN,   /* discarding a rejected request's payload */
 };
 
 struct nbd_slot {
 	struct aiol_req req;
 	struct nbd_conn *conn;
-	struct nbd_slot *next;	/* free list or send queue */
+	struct nbd_slot *next; /* free list or send queue */
 	struct nbd_req_hdr hdr;
-	void *buf;		/* arena buffer (READ/WRITE data) */
+	void *buf; /* arena buffer (READ/WRITE data) */
 	size_t buflen;
-	bool sparse_phase;	/* req is the hole lookup before a READ */
-	uint32_t nsparse;	/* extents the lookup found */
+	bool sparse_phase; /* req is the hole lookup before a READ */
+	uint32_t nsparse;  /* extents the lookup found */
 	unsigned int niov;
 	size_t hdr_used;
 	struct iovec iov[SLOT_IOV];
@@ -72,15 +72,15 @@ struct nbd_slot {
 
 struct nbd_conn {
 	struct nbd_worker *w;
-	struct nbd_conn *next, *prev;	/* worker's list */
+	struct nbd_conn *next, *prev; /* worker's list */
 	struct aiol_queue *q;
 	int rfd, wfd;
-	bool rsock, wsock;	/* RECV/SENDMSG, else READ/WRITEV (pipes) */
-	uint32_t caps;		/* AIOL_CAP_* of the export */
+	bool rsock, wsock; /* RECV/SENDMSG, else READ/WRITEV (pipes) */
+	uint32_t caps;	   /* AIOL_CAP_* of the export */
 	struct nbd_conn_params params;
 	struct aiol_work start_work;
-	struct aiol_work resume_work;	/* rx_process again */
-	struct aiol_work tx_work;	/* start a send */
+	struct aiol_work resume_work; /* rx_process again */
+	struct aiol_work tx_work;     /* start a send */
 	struct aiol_work close_work;
 
 	/* receive side */
@@ -94,15 +94,15 @@ struct nbd_conn {
 	struct aiol_event rx_ev;
 	bool rx_busy;
 	bool rx_cancelled;
-	bool rx_stopped;	/* no more requests are read */
+	bool rx_stopped; /* no more requests are read */
 	bool wait_slot;
 	bool buf_waiting;
 
 	/* state */
-	bool stopping;		/* server shutdown: ESHUTDOWN to new requests */
-	bool dead;		/* hard disconnect: replies are dropped */
+	bool stopping; /* server shutdown: ESHUTDOWN to new requests */
+	bool dead;     /* hard disconnect: replies are dropped */
 	bool closing;
-	unsigned int inflight;	/* engine requests */
+	unsigned int inflight; /* engine requests */
 
 	/* slots */
 	struct nbd_slot *slots;
@@ -110,7 +110,7 @@ struct nbd_conn {
 
 	/* send side */
 	struct nbd_slot *txq_head, *txq_tail;
-	unsigned int tx_nslots;	/* slots at the head covered by the send in flight */
+	unsigned int tx_nslots; /* slots at the head covered by the send in flight */
 	unsigned int tx_niov, tx_pos;
 	bool tx_busy;
 	struct aiol_event tx_ev;
@@ -128,7 +128,7 @@ struct nbd_conn {
 static void rx_process(struct nbd_conn *c);
 static void conn_maybe_close(struct nbd_conn *c);
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- slots ---- */
 
@@ -200,7 +200,7 @@ static void slot_iov(struct nbd_slot *s, void *base, size_t len)
 		return;
 	/* Merge with the previous entry when contiguous (headers). */
 	if (s->niov && (uint8_t *)s->iov[s->niov - 1].iov_base + s->iov[s->niov - 1].iov_len ==
-			       (uint8_t *)base) {
+			   (uint8_t *)base) {
 		s->iov[s->niov - 1].iov_len += len;
 		return;
 	}
@@ -240,7 +240,7 @@ static void reply_error(struct nbd_slot *s, uint32_t error)
 			    s->hdr.cookie, s->hdr.offset, sizeof(struct nbd_chunk_error));
 	s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
 	{
-		struct nbd_chunk_error e = { .error = htobe32(error), .msg_len = 0 };
+		struct nbd_chunk_error e = {.error = htobe32(error), .msg_len = 0};
 		uint8_t *pe = slot_hdr(s, sizeof(e));
 
 		memcpy(pe, &e, sizeof(e));
@@ -312,14 +312,14 @@ static unsigned int read_segments(const struct nbd_slot *s, struct seg *seg)
 		if (n && seg[n - 1].hole == hole)
 			seg[n - 1].len += el;
 		else
-			seg[n++] = (struct seg){ .rel = pos, .len = el, .hole = hole };
+			seg[n++] = (struct seg){.rel = pos, .len = el, .hole = hole};
 		pos += el;
 	}
 	if (pos < len) {
 		if (n && !seg[n - 1].hole)
 			seg[n - 1].len += len - pos;
 		else
-			seg[n++] = (struct seg){ .rel = pos, .len = len - pos, .hole = false };
+			seg[n++] = (struct seg){.rel = pos, .len = len - pos, .hole = false};
 	}
 	return n;
 }
@@ -407,10 +407,11 @@ static void reply_block_status(struct nbd_slot *s)
 		k = 1;
 	}
 	h = slot_hdr(s, sizeof(struct nbd_ext_reply) + 8);
-	hn = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE,
-			     p->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT : NBD_REPLY_TYPE_BLOCK_STATUS,
-			     s->hdr.cookie, s->hdr.offset, (p->extended ? 8 : 4) + (uint64_t)k * esz);
-	put_be32(h + hn, 1);	/* context id of base:allocation */
+	hn = nbd_build_chunk(
+	    h, p->extended, NBD_REPLY_FLAG_DONE,
+	    p->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT : NBD_REPLY_TYPE_BLOCK_STATUS,
+	    s->hdr.cookie, s->hdr.offset, (p->extended ? 8 : 4) + (uint64_t)k * esz);
+	put_be32(h + hn, 1); /* context id of base:allocation */
 	hn += 4;
 	if (p->extended) {
 		put_be32(h + hn, k);
@@ -545,7 +546,7 @@ static void tx_done(struct aiol_event *ev, int res, unsigned int flags)
 		}
 	}
 	if (c->tx_pos < c->tx_niov) {
-		tx_post(c);	/* short send: the rest */
+		tx_post(c); /* short send: the rest */
 		return;
 	}
 	tx_release(c, c->tx_nslots);
@@ -655,9 +656,10 @@ static void slot_done(struct aiol_req *req, int res)
 	if (s->sparse_phase) {
 		s->sparse_phase = false;
 		if (res == 0) {
-			s->nsparse = req->ext_count < NBD_SPARSE_EXT ? req->ext_count : NBD_SPARSE_EXT;
+			s->nsparse =
+			    req->ext_count < NBD_SPARSE_EXT ? req->ext_count : NBD_SPARSE_EXT;
 			if (!segments_have_data(s))
-				goto reply;	/* all holes: no read at all */
+				goto reply; /* all holes: no read at all */
 		}
 		/* Data somewhere (or the lookup failed): read everything. */
 		if (res != 0)
@@ -667,6 +669,10 @@ static void slot_done(struct aiol_req *req, int res)
 	}
 reply:
 	c->inflight--;
+	/* TRIM and CACHE are hints: a backing that turned out unable to do
+	 * them (the engine drops the capability) has still done its duty. */
+	if (res == -EOPNOTSUPP && (s->hdr.type == NBD_CMD_TRIM || s->hdr.type == NBD_CMD_CACHE))
+		res = 0;
 	if (res < 0) {
 		AIOL_DEBUG_DATA("nbd: %s failed: %s", nbd_cmd_name(s->hdr.type), strerror(-res));
 		reply_error(s, nbd_errno(res));
@@ -992,9 +998,9 @@ static void conn_close_work(struct aiol_work *wk)
 	struct nbd_conn *c = container_of(wk, struct nbd_conn, close_work);
 
 	if (c->rx_busy || c->tx_busy || c->inflight || c->txq_head)
-		return;		/* a completion will call conn_maybe_close again */
+		return; /* a completion will call conn_maybe_close again */
 	if (c->tx_work.queued || c->resume_work.queued) {
-		aiol_loop_defer(c->w->loop, &c->close_work);	/* after them */
+		aiol_loop_defer(c->w->loop, &c->close_work); /* after them */
 		return;
 	}
 	if (c->tls && !c->tls_closed) {
@@ -1043,6 +1049,14 @@ void nbd_conn_shutdown_all(struct nbd_worker *w)
 	}
 }
 
+void nbd_conn_abort_all(struct nbd_worker *w)
+{
+	for (struct nbd_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		conn_fail(c, "still busy when the shutdown grace period ended");
+	}
+}
+
 void nbd_worker_buf_ready(struct nbd_worker *w)
 {
 	for (struct nbd_conn *c = w->conns; c; c = c->next) {
@@ -1083,12 +1097,12 @@ int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_sess
 	c->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
 	c->caps = e->info->caps;
 	c->params = (struct nbd_conn_params){
-		.size = e->info->size,
-		.tflags = nbd_export_tflags(e, s->structured),
-		.structured = s->structured,
-		.extended = s->extended,
-		.meta = s->meta,
-		.max_payload = NBD_MAX_PAYLOAD,
+	    .size = e->info->size,
+	    .tflags = nbd_export_tflags(e, s->structured),
+	    .structured = s->structured,
+	    .extended = s->extended,
+	    .meta = s->meta,
+	    .max_payload = NBD_MAX_PAYLOAD,
 	};
 	c->start_work.fn = conn_start_work;
 	c->resume_work.fn = rx_resume;

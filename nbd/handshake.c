@@ -23,8 +23,8 @@
 #include "internal.h"
 #include "tls.h"
 
-#define NBD_OPT_MAX_LEN (64u << 10)	/* option data we accept at all */
-#define NBD_MAX_OPTIONS 4096		/* options per connection (DoS bound) */
+#define NBD_OPT_MAX_LEN (64u << 10) /* option data we accept at all */
+#define NBD_MAX_OPTIONS 4096	    /* options per connection (DoS bound) */
 #define OUT_BUF_SIZE (3 * NBD_MAX_STRING)
 #define META_ID_BASE_ALLOCATION 1
 
@@ -35,8 +35,8 @@ static const char base_allocation[] = "base:allocation";
 static int io_wait(struct nbd_io *io, int fd, short events)
 {
 	struct pollfd p[2] = {
-		{ .fd = fd, .events = events },
-		{ .fd = io->stop_fd, .events = POLLIN },
+	    {.fd = fd, .events = events},
+	    {.fd = io->stop_fd, .events = POLLIN},
 	};
 	int n;
 
@@ -93,8 +93,8 @@ static ssize_t plain_send(struct nbd_io *io, const void *buf, size_t len)
 }
 
 const struct nbd_io_ops nbd_io_plain = {
-	.recv = plain_recv,
-	.send = plain_send,
+    .recv = plain_recv,
+    .send = plain_send,
 };
 
 static int read_full(struct nbd_io *io, void *buf, size_t len)
@@ -136,13 +136,13 @@ static int write_full(struct nbd_io *io, const void *buf, size_t len)
 struct hs {
 	struct nbd_server *srv;
 	struct nbd_io *io;
-	uint8_t *buf;		/* option data, NBD_OPT_MAX_LEN */
-	uint8_t *out;		/* reply assembly, OUT_BUF_SIZE */
+	uint8_t *buf; /* option data, NBD_OPT_MAX_LEN */
+	uint8_t *out; /* reply assembly, OUT_BUF_SIZE */
 	bool no_zeroes;
 	bool structured;
 	bool extended;
-	bool meta_selected;	/* base:allocation chosen by the last SET */
-	int meta_export;	/* ... for this export */
+	bool meta_selected; /* base:allocation chosen by the last SET */
+	int meta_export;    /* ... for this export */
 };
 
 static uint32_t get_be32(const uint8_t *p)
@@ -177,10 +177,10 @@ static void put_be16(uint8_t *p, uint16_t v)
 static int opt_reply(struct hs *hs, uint32_t opt, uint32_t type, const void *data, size_t len)
 {
 	struct nbd_option_reply r = {
-		.magic = htobe64(NBD_REP_MAGIC),
-		.option = htobe32(opt),
-		.type = htobe32(type),
-		.len = htobe32((uint32_t)len),
+	    .magic = htobe64(NBD_REP_MAGIC),
+	    .option = htobe32(opt),
+	    .type = htobe32(type),
+	    .len = htobe32((uint32_t)len),
 	};
 
 	memcpy(hs->out, &r, sizeof(r));
@@ -248,9 +248,9 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 
 	{
 		struct nbd_info_export ie = {
-			.info = htobe16(NBD_INFO_EXPORT),
-			.size = htobe64(e->info->size),
-			.flags = htobe16(nbd_export_tflags(e, hs->structured)),
+		    .info = htobe16(NBD_INFO_EXPORT),
+		    .size = htobe64(e->info->size),
+		    .flags = htobe16(nbd_export_tflags(e, hs->structured)),
 		};
 		ret = opt_reply(hs, opt, NBD_REP_INFO, &ie, sizeof(ie));
 		if (ret < 0)
@@ -269,10 +269,10 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 	}
 	{
 		struct nbd_info_block_size bs = {
-			.info = htobe16(NBD_INFO_BLOCK_SIZE),
-			.minimum = htobe32(1),
-			.preferred = htobe32(e->pref_block),
-			.maximum = htobe32(NBD_MAX_PAYLOAD),
+		    .info = htobe16(NBD_INFO_BLOCK_SIZE),
+		    .minimum = htobe32(1),
+		    .preferred = htobe32(e->pref_block),
+		    .maximum = htobe32(NBD_MAX_PAYLOAD),
 		};
 		ret = opt_reply(hs, opt, NBD_REP_INFO, &bs, sizeof(bs));
 		if (ret < 0)
@@ -298,7 +298,7 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 	int idx, ret;
 
 	if (set)
-		hs->meta_selected = false;	/* replaced even on failure */
+		hs->meta_selected = false; /* replaced even on failure */
 	if (!hs->structured)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
 	/* Parse everything before replying anything. */
@@ -318,17 +318,16 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 		pos += 4;
 		if (ql > len - pos)
 			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-		if (ql == sizeof(base_allocation) - 1 &&
-		    !memcmp(b + pos, base_allocation, ql))
+		if (ql == sizeof(base_allocation) - 1 && !memcmp(b + pos, base_allocation, ql))
 			match = true;
 		else if (!set && ql == 5 && !memcmp(b + pos, "base:", 5))
-			match = true;	/* namespace wildcard, LIST only */
+			match = true; /* namespace wildcard, LIST only */
 		pos += ql;
 	}
 	if (pos != len)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
 	if (nq == 0 && !set)
-		match = true;	/* list everything */
+		match = true; /* list everything */
 	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
@@ -375,7 +374,7 @@ static int opt_list(struct hs *hs, uint32_t opt, uint32_t len)
 static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 {
 	struct nbd_export_name_reply r;
-	uint8_t zeroes[124] = { 0 };
+	uint8_t zeroes[124] = {0};
 	const struct nbd_export *e;
 	int idx, ret;
 
@@ -386,8 +385,15 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 	}
 	idx = nbd_server_find_export(hs->srv, (const char *)hs->buf, len);
 	if (idx < 0) {
-		aiol_info("nbd: client asked for an unknown export '%.*s'", (int)len,
-			  (const char *)hs->buf);
+		char safe[65];
+		size_t n = len < sizeof(safe) - 1 ? len : sizeof(safe) - 1;
+
+		/* Client bytes never reach the log unfiltered. */
+		for (size_t i = 0; i < n; i++)
+			safe[i] = hs->buf[i] >= 0x20 && hs->buf[i] < 0x7f ? (char)hs->buf[i] : '?';
+		safe[n] = '\0';
+		aiol_info("nbd: client asked for an unknown export '%s'%s", safe,
+			  len > n ? "..." : "");
 		return -ENOENT;
 	}
 	e = &hs->srv->exports[idx];
@@ -446,9 +452,9 @@ static int tls_gate(struct hs *hs, uint32_t opt)
 static int negotiate(struct hs *hs, struct nbd_session *out)
 {
 	struct nbd_greeting g = {
-		.magic = htobe64(NBD_MAGIC),
-		.opts_magic = htobe64(NBD_OPTS_MAGIC),
-		.flags = htobe16(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES),
+	    .magic = htobe64(NBD_MAGIC),
+	    .opts_magic = htobe64(NBD_OPTS_MAGIC),
+	    .flags = htobe16(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES),
 	};
 	uint32_t cflags;
 	int ret;
@@ -552,7 +558,7 @@ static int negotiate(struct hs *hs, struct nbd_session *out)
 		}
 		if (ret != 0) {
 			if (ret == 1)
-				return 0;	/* transmission */
+				return 0; /* transmission */
 			return ret;
 		}
 	}
@@ -561,9 +567,9 @@ static int negotiate(struct hs *hs, struct nbd_session *out)
 int nbd_handshake(struct nbd_server *srv, struct nbd_io *io, struct nbd_session *out)
 {
 	struct hs hs = {
-		.srv = srv,
-		.io = io,
-		.meta_export = -1,
+	    .srv = srv,
+	    .io = io,
+	    .meta_export = -1,
 	};
 	int ret;
 

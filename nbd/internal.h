@@ -7,6 +7,7 @@
 #ifndef AIOLOOP_NBD_INTERNAL_H
 #define AIOLOOP_NBD_INTERNAL_H
 
+#include <linux/time_types.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,8 +28,8 @@ struct nbd_export {
 	char *description;
 	struct aiol_dev *dev;
 	const struct aiol_dev_info *info;
-	uint16_t tflags;	/* without SEND_DF, which depends on the client */
-	uint32_t pref_block;	/* INFO_BLOCK_SIZE preferred */
+	uint16_t tflags;     /* without SEND_DF, which depends on the client */
+	uint32_t pref_block; /* INFO_BLOCK_SIZE preferred */
 };
 
 struct nbd_conn;
@@ -38,11 +39,13 @@ struct nbd_worker {
 	unsigned int index;
 	pthread_t thread;
 	struct aiol_loop *loop;
-	struct aiol_queue **queues;	/* one per export */
+	struct aiol_queue **queues; /* one per export */
 	struct aiol_work stop_work;
-	struct aiol_work buf_waiter;	/* arena space freed: resume waiting conns */
+	struct aiol_work buf_waiter; /* arena space freed: resume waiting conns */
+	struct aiol_event grace_ev;  /* shutdown grace period over */
+	struct __kernel_timespec grace_ts;
 	bool stopping;
-	struct nbd_conn *conns;		/* list, loop thread only */
+	struct nbd_conn *conns; /* list, loop thread only */
 	unsigned int nconns;
 };
 
@@ -51,24 +54,24 @@ struct nbd_server {
 	unsigned int nexports;
 	struct nbd_worker *workers;
 	unsigned int nworkers;
-	size_t arena_bytes;		/* per worker */
+	size_t arena_bytes; /* per worker */
 	unsigned int max_connections;
 	unsigned int queue_depth;
 	int handshake_timeout_ms;
 	struct nbd_tls_creds *tls;	/* NULL: no TLS */
 	size_t max_conn_inflight;	/* data buffer bytes one connection may hold */
 	int payload_timeout_ms;		/* limit on receiving one WRITE payload */
-	int stop_fd;			/* eventfd, readable once stopping */
+	int stop_fd; /* eventfd, readable once stopping */
 	atomic_bool stopping;
 	atomic_uint next_worker;
 	bool shut_down;
 	int shutdown_ret;
 
-	pthread_mutex_t lock;		/* protects the counters below */
+	pthread_mutex_t lock; /* protects the counters below */
 	pthread_cond_t cond;
-	unsigned int nclients;		/* negotiating + connected */
-	unsigned int nhandshakes;	/* negotiating */
-	unsigned int ready;		/* workers started (create only) */
+	unsigned int nclients;	  /* negotiating + connected */
+	unsigned int nhandshakes; /* negotiating */
+	unsigned int ready;	  /* workers started (create only) */
 	int start_err;
 };
 
@@ -122,7 +125,7 @@ struct nbd_session {
 	unsigned int export_idx;
 	bool structured;
 	bool extended;
-	bool meta;		/* base:allocation selected for that export */
+	bool meta; /* base:allocation selected for that export */
 	struct nbd_tls *tls;	/* the TLS session after STARTTLS, or NULL */
 };
 
@@ -144,6 +147,10 @@ uint16_t nbd_export_tflags(const struct nbd_export *e, bool structured);
 int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_session *s);
 /* conn.c, loop thread: begin graceful shutdown of every connection of w. */
 void nbd_conn_shutdown_all(struct nbd_worker *w);
+/* conn.c, loop thread: hard-disconnect every connection of w (the
+ * shutdown grace period is over: a client that does not read its replies
+ * must not hold the server up). */
+void nbd_conn_abort_all(struct nbd_worker *w);
 /* conn.c, loop thread: arena space was freed; resume connections of w
  * that were waiting for it. */
 void nbd_worker_buf_ready(struct nbd_worker *w);

@@ -34,11 +34,13 @@ static int add_fd(struct nbd_listen *l, int fd)
 
 int nbd_listen_tcp(struct nbd_listen *l, const char *host, const char *port)
 {
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
-	}, *res, *ai;
+	struct addrinfo hints =
+			    {
+				.ai_family = AF_UNSPEC,
+				.ai_socktype = SOCK_STREAM,
+				.ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
+			    },
+			*res, *ai;
 	unsigned int bound = 0;
 	int ret, fd, one = 1, err = 0;
 
@@ -77,7 +79,7 @@ int nbd_listen_tcp(struct nbd_listen *l, const char *host, const char *port)
 
 int nbd_listen_unix(struct nbd_listen *l, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	int fd, ret;
 
@@ -87,7 +89,7 @@ int nbd_listen_unix(struct nbd_listen *l, const char *path)
 	}
 	strcpy(sa.sun_path, path);
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);	/* a stale socket from an earlier run */
+		unlink(path); /* a stale socket from an earlier run */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -135,8 +137,8 @@ int nbd_listen_run(struct nbd_listen *l, struct nbd_server *srv, int stop_fd)
 	unsigned int n = l->n;
 
 	for (unsigned int i = 0; i < n; i++)
-		p[i] = (struct pollfd){ .fd = l->fds[i], .events = POLLIN };
-	p[n] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
+		p[i] = (struct pollfd){.fd = l->fds[i], .events = POLLIN};
+	p[n] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
 	for (;;) {
 		if (poll(p, n + 1, -1) < 0) {
 			if (errno == EINTR)
@@ -155,11 +157,11 @@ int nbd_listen_run(struct nbd_listen *l, struct nbd_server *srv, int stop_fd)
 				if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 					aiol_warn("nbd: accept: %m");
 				if (errno == EMFILE || errno == ENFILE)
-					usleep(100000);	/* let connections close */
+					usleep(100000); /* let connections close */
 				continue;
 			}
 			aiol_debug("nbd: new client");
-			nbd_server_add_client(srv, fd);	/* fd is the server's now */
+			nbd_server_add_client(srv, fd); /* fd is the server's now */
 		}
 	}
 }

@@ -16,7 +16,7 @@
 struct nbd_listen {
 	int fds[NBD_LISTEN_MAX];
 	unsigned int n;
-	char *unix_path;	/* unlinked by nbd_listen_close() */
+	char *unix_path; /* unlinked by nbd_listen_close() */
 };
 
 /* Bind and listen on host:port (host NULL: localhost).  Returns 0 or -errno

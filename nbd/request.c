@@ -38,9 +38,9 @@ int nbd_parse_request(const void *p, bool extended, struct nbd_req_hdr *out)
 	return 0;
 }
 
-#define KNOWN_CMD_FLAGS (NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF | \
-			 NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO |               \
-			 NBD_CMD_FLAG_PAYLOAD_LEN)
+#define KNOWN_CMD_FLAGS                                                                            \
+	(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE |        \
+	 NBD_CMD_FLAG_FAST_ZERO | NBD_CMD_FLAG_PAYLOAD_LEN)
 
 /* The error for a flag or command problem, or 0. */
 static uint32_t check_flags(const struct nbd_conn_params *c, const struct nbd_req_hdr *r)
@@ -58,8 +58,7 @@ static uint32_t check_flags(const struct nbd_conn_params *c, const struct nbd_re
 		return NBD_EINVAL;
 	if ((f & NBD_CMD_FLAG_NO_HOLE) && r->type != NBD_CMD_WRITE_ZEROES)
 		return NBD_EINVAL;
-	if ((f & NBD_CMD_FLAG_DF) &&
-	    (r->type != NBD_CMD_READ || !(c->tflags & NBD_FLAG_SEND_DF)))
+	if ((f & NBD_CMD_FLAG_DF) && (r->type != NBD_CMD_READ || !(c->tflags & NBD_FLAG_SEND_DF)))
 		return NBD_EINVAL;
 	if ((f & NBD_CMD_FLAG_REQ_ONE) && r->type != NBD_CMD_BLOCK_STATUS)
 		return NBD_EINVAL;
@@ -116,7 +115,7 @@ void nbd_validate(const struct nbd_conn_params *c, const struct nbd_req_hdr *r,
 			v->payload = r->len;
 		}
 	} else if (r->type == NBD_CMD_WRITE) {
-		v->payload = r->len;	/* <= 4 GiB - 1: drained if rejected */
+		v->payload = r->len; /* <= 4 GiB - 1: drained if rejected */
 	}
 
 	if (r->type == NBD_CMD_DISC) {
@@ -135,7 +134,7 @@ void nbd_validate(const struct nbd_conn_params *c, const struct nbd_req_hdr *r,
 	if (v->error)
 		return;
 	if (r->type == NBD_CMD_FLUSH)
-		return;		/* offset and length are reserved */
+		return; /* offset and length are reserved */
 
 	/* 3. Lengths. */
 	if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) && r->len > c->max_payload) {
@@ -177,7 +176,7 @@ uint32_t nbd_errno(int err)
 		return NBD_ENOSPC;
 	case EOVERFLOW:
 		return NBD_EOVERFLOW;
-	case EOPNOTSUPP:	/* == ENOTSUP on Linux */
+	case EOPNOTSUPP: /* == ENOTSUP on Linux */
 		return NBD_ENOTSUP;
 	case ESHUTDOWN:
 		return NBD_ESHUTDOWN;
@@ -189,37 +188,37 @@ uint32_t nbd_errno(int err)
 size_t nbd_build_simple_reply(void *buf, uint32_t error, uint64_t cookie)
 {
 	struct nbd_simple_reply r = {
-		.magic = htobe32(NBD_SIMPLE_REPLY_MAGIC),
-		.error = htobe32(error),
-		.cookie = htobe64(cookie),
+	    .magic = htobe32(NBD_SIMPLE_REPLY_MAGIC),
+	    .error = htobe32(error),
+	    .cookie = htobe64(cookie),
 	};
 
 	memcpy(buf, &r, sizeof(r));
 	return sizeof(r);
 }
 
-size_t nbd_build_chunk(void *buf, bool extended, uint16_t flags, uint16_t type,
-		       uint64_t cookie, uint64_t req_offset, uint64_t payload_len)
+size_t nbd_build_chunk(void *buf, bool extended, uint16_t flags, uint16_t type, uint64_t cookie,
+		       uint64_t req_offset, uint64_t payload_len)
 {
 	if (extended) {
 		struct nbd_ext_reply r = {
-			.magic = htobe32(NBD_EXT_REPLY_MAGIC),
-			.flags = htobe16(flags),
-			.type = htobe16(type),
-			.cookie = htobe64(cookie),
-			.offset = htobe64(req_offset),
-			.len = htobe64(payload_len),
+		    .magic = htobe32(NBD_EXT_REPLY_MAGIC),
+		    .flags = htobe16(flags),
+		    .type = htobe16(type),
+		    .cookie = htobe64(cookie),
+		    .offset = htobe64(req_offset),
+		    .len = htobe64(payload_len),
 		};
 
 		memcpy(buf, &r, sizeof(r));
 		return sizeof(r);
 	} else {
 		struct nbd_structured_reply r = {
-			.magic = htobe32(NBD_STRUCTURED_REPLY_MAGIC),
-			.flags = htobe16(flags),
-			.type = htobe16(type),
-			.cookie = htobe64(cookie),
-			.len = htobe32((uint32_t)payload_len),
+		    .magic = htobe32(NBD_STRUCTURED_REPLY_MAGIC),
+		    .flags = htobe16(flags),
+		    .type = htobe16(type),
+		    .cookie = htobe64(cookie),
+		    .len = htobe32((uint32_t)payload_len),
 		};
 
 		memcpy(buf, &r, sizeof(r));
@@ -230,7 +229,7 @@ size_t nbd_build_chunk(void *buf, bool extended, uint16_t flags, uint16_t type,
 const char *nbd_cmd_name(uint16_t type)
 {
 	static const char *const names[] = {
-		"READ", "WRITE", "DISC", "FLUSH", "TRIM", "CACHE", "WRITE_ZEROES", "BLOCK_STATUS",
+	    "READ", "WRITE", "DISC", "FLUSH", "TRIM", "CACHE", "WRITE_ZEROES", "BLOCK_STATUS",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "unknown";
@@ -239,8 +238,18 @@ const char *nbd_cmd_name(uint16_t type)
 const char *nbd_opt_name(uint32_t opt)
 {
 	static const char *const names[] = {
-		"0", "EXPORT_NAME", "ABORT", "LIST", "PEEK_EXPORT", "STARTTLS", "INFO", "GO",
-		"STRUCTURED_REPLY", "LIST_META_CONTEXT", "SET_META_CONTEXT", "EXTENDED_HEADERS",
+	    "0",
+	    "EXPORT_NAME",
+	    "ABORT",
+	    "LIST",
+	    "PEEK_EXPORT",
+	    "STARTTLS",
+	    "INFO",
+	    "GO",
+	    "STRUCTURED_REPLY",
+	    "LIST_META_CONTEXT",
+	    "SET_META_CONTEXT",
+	    "EXTENDED_HEADERS",
 	};
 
 	return opt < sizeof(names) / sizeof(names[0]) ? names[opt] : "unknown";

@@ -27,22 +27,22 @@ struct nbd_req_hdr {
 /* What the validator knows about a connection: the export as advertised to
  * it and what was negotiated. */
 struct nbd_conn_params {
-	uint64_t size;		/* export size */
-	uint16_t tflags;	/* transmission flags sent to this client */
-	bool structured;	/* structured replies (or extended headers) */
-	bool extended;		/* extended headers */
-	bool meta;		/* base:allocation selected for this export */
-	uint32_t max_payload;	/* largest READ/WRITE served */
+	uint64_t size;	      /* export size */
+	uint16_t tflags;      /* transmission flags sent to this client */
+	bool structured;      /* structured replies (or extended headers) */
+	bool extended;	      /* extended headers */
+	bool meta;	      /* base:allocation selected for this export */
+	uint32_t max_payload; /* largest READ/WRITE served */
 };
 
 /* The validator's decision about one request. */
 struct nbd_verdict {
-	uint32_t error;		/* NBD_E* to reply with; 0: perform it */
-	uint64_t payload;	/* bytes following the header on the wire:
-				   received into a buffer (error == 0) or
-				   drained (error != 0) */
-	bool disconnect;	/* hard disconnect, no reply */
-	bool disc;		/* NBD_CMD_DISC: no reply, finish and close */
+	uint32_t error;	  /* NBD_E* to reply with; 0: perform it */
+	uint64_t payload; /* bytes following the header on the wire:
+			     received into a buffer (error == 0) or
+			     drained (error != 0) */
+	bool disconnect;  /* hard disconnect, no reply */
+	bool disc;	  /* NBD_CMD_DISC: no reply, finish and close */
 };
 
 /* Header size on the wire. */
@@ -74,8 +74,8 @@ uint32_t nbd_errno(int err);
 size_t nbd_build_simple_reply(void *buf, uint32_t error, uint64_t cookie);
 /* A structured chunk header (20 bytes) or, when extended, an extended reply
  * header (32 bytes) whose offset field is the request's offset. */
-size_t nbd_build_chunk(void *buf, bool extended, uint16_t flags, uint16_t type,
-		       uint64_t cookie, uint64_t req_offset, uint64_t payload_len);
+size_t nbd_build_chunk(void *buf, bool extended, uint16_t flags, uint16_t type, uint64_t cookie,
+		       uint64_t req_offset, uint64_t payload_len);
 
 /* Human-readable names for logs. */
 const char *nbd_cmd_name(uint16_t type);

@@ -22,6 +22,7 @@
  * the writable exports.
  */
 #include <errno.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 
 #define DEFAULT_QUEUE_DEPTH 128
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define SHUTDOWN_GRACE_S 10 /* then connections still busy are cut */
 
 int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_t len)
 {
@@ -54,15 +56,39 @@ int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_
 
 static void worker_stop(struct aiol_work *wk)
 {
-	struct nbd_worker *w = (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, stop_work));
+	struct nbd_worker *w =
+	    (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, stop_work));
+
+	struct io_uring_sqe *sqe;
 
 	w->stopping = true;
 	nbd_conn_shutdown_all(w);
+	if (w->nconns) {
+		w->grace_ts.tv_sec = SHUTDOWN_GRACE_S;
+		w->grace_ts.tv_nsec = 0;
+		sqe = aiol_loop_sqe(w->loop, &w->grace_ev);
+		io_uring_prep_timeout(sqe, &w->grace_ts, 0, 0);
+	}
+}
+
+static void worker_grace_over(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct nbd_worker *w =
+	    (struct nbd_worker *)((char *)ev - offsetof(struct nbd_worker, grace_ev));
+
+	(void)res;
+	(void)flags;
+	if (w->nconns)
+		aiol_warn("nbd: worker %u: %u connections still busy %d s after the shutdown "
+			  "began: disconnecting them",
+			  w->index, w->nconns, SHUTDOWN_GRACE_S);
+	nbd_conn_abort_all(w);
 }
 
 static void worker_buf_waiter(struct aiol_work *wk)
 {
-	struct nbd_worker *w = (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, buf_waiter));
+	struct nbd_worker *w =
+	    (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, buf_waiter));
 
 	nbd_worker_buf_ready(w);
 }
@@ -81,8 +107,8 @@ static void *worker_main(void *arg)
 {
 	struct nbd_worker *w = arg;
 	struct nbd_server *srv = w->srv;
-	struct aiol_loop_opts lo = { .arena_bytes = srv->arena_bytes };
-	struct aiol_queue_opts qo = { .depth = srv->queue_depth };
+	struct aiol_loop_opts lo = {.arena_bytes = srv->arena_bytes};
+	struct aiol_queue_opts qo = {.depth = srv->queue_depth};
 	unsigned int nq = 0;
 	int ret;
 
@@ -100,6 +126,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	w->stop_work.fn = worker_stop;
+	w->grace_ev.fn = worker_grace_over;
 	w->buf_waiter.fn = worker_buf_waiter;
 	worker_ready(srv, 0);
 
@@ -107,7 +134,7 @@ static void *worker_main(void *arg)
 		ret = aiol_loop_run_once(w->loop, true);
 		if (ret < 0 && ret != -EINTR) {
 			aiol_err("nbd: worker %u: event loop: %s", w->index, strerror(-ret));
-			break;	/* not expected; connections are abandoned */
+			break; /* not expected; connections are abandoned */
 		}
 	}
 	ret = 0;
@@ -148,11 +175,11 @@ static void *hs_thread(void *arg)
 	struct hs_job *job = arg;
 	struct nbd_server *srv = job->srv;
 	struct nbd_io io = {
-		.ops = &nbd_io_plain,
-		.rfd = job->rfd,
-		.wfd = job->wfd,
-		.stop_fd = srv->stop_fd,
-		.timeout_ms = srv->handshake_timeout_ms,
+	    .ops = &nbd_io_plain,
+	    .rfd = job->rfd,
+	    .wfd = job->wfd,
+	    .stop_fd = srv->stop_fd,
+	    .timeout_ms = srv->handshake_timeout_ms,
 		.deadline_ms = nbd_now_ms() + srv->handshake_timeout_ms,
 	};
 	struct nbd_session s;
@@ -208,7 +235,7 @@ int nbd_server_add_client_fds(struct nbd_server *srv, int in_fd, int out_fd)
 		ret = -ENOMEM;
 		goto err_count;
 	}
-	*job = (struct hs_job){ .srv = srv, .rfd = in_fd, .wfd = out_fd };
+	*job = (struct hs_job){.srv = srv, .rfd = in_fd, .wfd = out_fd};
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
@@ -371,7 +398,7 @@ static int setup_exports(struct nbd_server *srv, const struct nbd_export_opts *e
 int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexports,
 		      const struct nbd_server_opts *opts, struct nbd_server **out)
 {
-	struct nbd_server_opts o = opts ? *opts : (struct nbd_server_opts){ 0 };
+	struct nbd_server_opts o = opts ? *opts : (struct nbd_server_opts){0};
 	struct nbd_server *srv;
 	unsigned int started = 0;
 	long ncpu;
@@ -392,9 +419,10 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	if (!o.max_inflight)
 		o.max_inflight = (size_t)o.threads * NBD_WORKER_ARENA_MIN;
 	if (o.max_inflight / o.threads < NBD_WORKER_ARENA_MIN) {
-		aiol_err("nbd: in-flight cap of %zu MiB is too small for %u workers: each needs %zu MiB "
-			 "(one 64 MiB request and its bounce buffer)",
-			 o.max_inflight >> 20, o.threads, NBD_WORKER_ARENA_MIN >> 20);
+		aiol_err(
+		    "nbd: in-flight cap of %zu MiB is too small for %u workers: each needs %zu MiB "
+		    "(one 64 MiB request and its bounce buffer)",
+		    o.max_inflight >> 20, o.threads, NBD_WORKER_ARENA_MIN >> 20);
 		return -EINVAL;
 	}
 
@@ -406,8 +434,8 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	srv->stop_fd = -1;
 	srv->max_connections = o.max_connections;
 	srv->queue_depth = o.queue_depth ? o.queue_depth : DEFAULT_QUEUE_DEPTH;
-	srv->handshake_timeout_ms = o.handshake_timeout_ms ? (int)o.handshake_timeout_ms
-							   : DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	srv->handshake_timeout_ms =
+	    o.handshake_timeout_ms ? (int)o.handshake_timeout_ms : DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	srv->arena_bytes = (o.max_inflight / o.threads) & ~(size_t)4095;
 	srv->tls = o.tls;
 	srv->max_conn_inflight = o.max_conn_inflight ? o.max_conn_inflight : (size_t)128 << 20;
@@ -460,7 +488,7 @@ err_stop:
 		struct nbd_worker *w = &srv->workers[i];
 
 		if (w->loop && !w->stop_work.fn)
-			continue;	/* failed before its loop ran: already gone */
+			continue; /* failed before its loop ran: already gone */
 		if (w->loop)
 			aiol_loop_post(w->loop, &w->stop_work);
 	}
@@ -497,7 +525,8 @@ int nbd_server_shutdown(struct nbd_server *srv)
 			continue;
 		r = aiol_dev_sync(srv->exports[i].dev);
 		if (r < 0 && !ret) {
-			aiol_err("nbd: fdatasync of '%s': %s", srv->exports[i].info->path, strerror(-r));
+			aiol_err("nbd: fdatasync of '%s': %s", srv->exports[i].info->path,
+				 strerror(-r));
 			ret = r;
 		}
 	}

@@ -26,19 +26,19 @@
 #define NBD_WORKER_ARENA_MIN ((size_t)72 << 20)
 
 struct nbd_export_opts {
-	const char *name;	/* export name; "" for the default export */
-	const char *description;	/* optional, sent as NBD_INFO_DESCRIPTION */
-	struct aiol_dev *dev;	/* opened by the caller, who closes it after
-				   nbd_server_destroy() */
+	const char *name;	 /* export name; "" for the default export */
+	const char *description; /* optional, sent as NBD_INFO_DESCRIPTION */
+	struct aiol_dev *dev;	 /* opened by the caller, who closes it after
+				    nbd_server_destroy() */
 };
 
 struct nbd_server_opts {
-	unsigned int threads;	/* worker threads; 0: one per CPU, limited so
-				   that each gets NBD_WORKER_ARENA_MIN */
-	size_t max_inflight;	/* total in-flight bytes (sum of the workers'
-				   arenas); 0: threads * NBD_WORKER_ARENA_MIN */
-	unsigned int max_connections;	/* 0: unlimited */
-	unsigned int queue_depth;	/* engine queue depth per worker and export; 0: 128 */
+	unsigned int threads;		   /* worker threads; 0: one per CPU, limited so
+					      that each gets NBD_WORKER_ARENA_MIN */
+	size_t max_inflight;		   /* total in-flight bytes (sum of the workers'
+					      arenas); 0: threads * NBD_WORKER_ARENA_MIN */
+	unsigned int max_connections;	   /* 0: unlimited */
+	unsigned int queue_depth;	   /* engine queue depth per worker and export; 0: 128 */
 	unsigned int handshake_timeout_ms;	/* limit on the whole negotiation; 0: 10 s */
 	struct nbd_tls_creds *tls;	/* nbd/tls.h; NULL: no TLS (STARTTLS refused) */
 	size_t max_conn_inflight;	/* in-flight bytes per connection; 0: 128 MiB

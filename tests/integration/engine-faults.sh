@@ -23,7 +23,9 @@ skip_all() {
 [ -x "$FAULTFS" ] || skip_all "faultfs not built (libfuse3 development files missing)"
 [ -x "$CHECK" ] || skip_all "fault-check not built"
 command -v fusermount3 >/dev/null || skip_all "fusermount3 not installed"
-[ -c /dev/fuse ] && [ -r /dev/fuse ] && [ -w /dev/fuse ] || skip_all "/dev/fuse is not usable by $(id -un)"
+if ! [ -c /dev/fuse ] || ! [ -r /dev/fuse ] || ! [ -w /dev/fuse ]; then
+	skip_all "/dev/fuse is not usable by $(id -un)"
+fi
 
 # Two mounts: short reads reach io_uring/AIO callers as short counts only
 # with FUSE's async direct I/O, short writes only without it (faultfs.c).
@@ -79,9 +81,9 @@ run_check() {	# binary mountpoint label engine direct phases
 
 ALL=eio,shortread,nodirect,nofallocate
 for cfg in "uring off" "uring auto" "aio auto" "threads off" "sync off"; do
-	set -- $cfg
-	run_check "$CHECK" "$MNT" "" "$1" "$2" "$ALL"
-	run_check "$CHECK" "$MNT_SYNC" "sync-dio " "$1" "$2" shortwrite
+	read -r engine direct <<<"$cfg"
+	run_check "$CHECK" "$MNT" "" "$engine" "$direct" "$ALL"
+	run_check "$CHECK" "$MNT_SYNC" "sync-dio " "$engine" "$direct" shortwrite
 done
 if [ -x "$CHECK_SAN" ]; then
 	# The same under ASan/UBSan, for the backends with the most state.

@@ -64,6 +64,20 @@ check "TCP: nbdinfo nbd://127.0.0.1:$port" \
 kill -TERM $srv; wait $srv; st=$?
 check "TCP: SIGTERM, exit 0, pid file removed" bash -c "[ $st = 0 ] && [ ! -e '$TESTTMP/pid' ]"
 
+# --fork: the command returns once the server listens; SIGTERM ends it.
+sock=$TESTTMP/fork.sock
+"$AIOLOOP" serve --fork -t 1 --pidfile "$TESTTMP/fpid" -U "$sock" "$img" 2>"$log"; st=$?
+fpid=$(cat "$TESTTMP/fpid" 2>/dev/null)
+[ -n "$fpid" ] && NBD_PIDS="$NBD_PIDS $fpid"
+check "--fork: returns 0 with the server listening" \
+	bash -c "[ $st = 0 ] && [ \$(nbdinfo --size 'nbd+unix:///?socket=$sock') = 33554432 ]"
+if [ -n "$fpid" ]; then
+	kill -TERM "$fpid"
+	for _ in $(seq 100); do [ -e "$sock" ] || break; sleep 0.1; done
+fi
+check "--fork: SIGTERM removes the socket and the pid file" \
+	bash -c "[ ! -e '$sock' ] && [ ! -e '$TESTTMP/fpid' ]"
+
 # --max-connections 1: a second client is refused while the first is connected.
 sock=$TESTTMP/mc.sock
 start_server "$AIOLOOP" "$log" "$sock" -t 1 --max-connections 1 "$img" || notok "server starts"

@@ -32,6 +32,31 @@ for bin in $(nbd_binaries); do
 		wait $fpid 2>/dev/null
 		check "$tag: fio run: no sanitizer report" sanitizer_clean "$log"
 	fi
+	# A client that never reads its replies must not hold the shutdown up
+	# beyond the grace period (10 s).
+	start_server "$bin" "$log" "$sock" -t 1 "$img" || { notok "$tag: server starts"; continue; }
+	python3 - "$sock" <<'PYEOF' &
+import socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.recv(18); s.sendall(struct.pack(">I", 3))
+s.sendall(struct.pack(">QII", 0x49484156454F5054, 1, 0)); s.recv(10)
+s.settimeout(5)
+try:
+    for i in range(1000):
+        s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, i, 0, 1 << 20))
+except OSError:
+    pass
+time.sleep(60)
+PYEOF
+	cpid=$!; NBD_PIDS="$NBD_PIDS $cpid"
+	sleep 2
+	t0=$(date +%s)
+	stop_server; st=$?
+	t1=$(date +%s)
+	check "$tag: a client that reads nothing: exit 0 within the grace period (got $st after $((t1 - t0)) s)" \
+		bash -c "[ $st = 0 ] && [ $((t1 - t0)) -le 14 ]"
+	kill $cpid 2>/dev/null; wait $cpid 2>/dev/null
+	check "$tag: stuck client: no sanitizer report" sanitizer_clean "$log"
 	rm -f "$img"
 done
 nbd_finish

@@ -54,7 +54,7 @@ start_server() {
 stop_server() {
 	local st
 	kill -TERM "$SRV_PID" 2>/dev/null
-	for _ in $(seq 200); do
+	for _ in $(seq 400); do
 		kill -0 "$SRV_PID" 2>/dev/null || break
 		sleep 0.05
 	done

@@ -17,22 +17,27 @@
 #include "nbd/request.h"
 
 #define SIZE (1ull << 30)
-#define ALL_FLAGS (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |        \
-		   NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_DF |      \
-		   NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE | NBD_FLAG_SEND_FAST_ZERO)
+#define ALL_FLAGS                                                                                  \
+	(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |       \
+	 NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_DF | NBD_FLAG_CAN_MULTI_CONN |                 \
+	 NBD_FLAG_SEND_CACHE | NBD_FLAG_SEND_FAST_ZERO)
 
 static struct nbd_conn_params params(uint16_t tflags, bool sr, bool eh, bool meta)
 {
 	return (struct nbd_conn_params){
-		.size = SIZE, .tflags = tflags, .structured = sr || eh, .extended = eh,
-		.meta = meta, .max_payload = NBD_MAX_PAYLOAD,
+	    .size = SIZE,
+	    .tflags = tflags,
+	    .structured = sr || eh,
+	    .extended = eh,
+	    .meta = meta,
+	    .max_payload = NBD_MAX_PAYLOAD,
 	};
 }
 
 static struct nbd_verdict check(const struct nbd_conn_params *c, uint16_t type, uint16_t flags,
 				uint64_t off, uint64_t len)
 {
-	struct nbd_req_hdr r = { .type = type, .flags = flags, .offset = off, .len = len };
+	struct nbd_req_hdr r = {.type = type, .flags = flags, .offset = off, .len = len};
 	struct nbd_verdict v;
 
 	nbd_validate(c, &r, &v);
@@ -42,9 +47,12 @@ static struct nbd_verdict check(const struct nbd_conn_params *c, uint16_t type, 
 static void test_parse_compact(void **state)
 {
 	struct nbd_request w = {
-		.magic = htobe32(NBD_REQUEST_MAGIC), .flags = htobe16(1), .type = htobe16(1),
-		.cookie = htobe64(0x1122334455667788ull), .offset = htobe64(4096),
-		.len = htobe32(512),
+	    .magic = htobe32(NBD_REQUEST_MAGIC),
+	    .flags = htobe16(1),
+	    .type = htobe16(1),
+	    .cookie = htobe64(0x1122334455667788ull),
+	    .offset = htobe64(4096),
+	    .len = htobe32(512),
 	};
 	struct nbd_req_hdr h;
 
@@ -62,8 +70,10 @@ static void test_parse_compact(void **state)
 static void test_parse_extended(void **state)
 {
 	struct nbd_ext_request w = {
-		.magic = htobe32(NBD_EXT_REQUEST_MAGIC), .type = htobe16(NBD_CMD_TRIM),
-		.offset = htobe64(1), .len = htobe64(1ull << 40),
+	    .magic = htobe32(NBD_EXT_REQUEST_MAGIC),
+	    .type = htobe16(NBD_CMD_TRIM),
+	    .offset = htobe64(1),
+	    .len = htobe64(1ull << 40),
 	};
 	struct nbd_req_hdr h;
 
@@ -135,7 +145,8 @@ static void test_payload(void **state)
 	assert_int_equal(check(&e, NBD_CMD_TRIM, 0, 0, SIZE).error, 0);
 	assert_int_equal(check(&e, NBD_CMD_BLOCK_STATUS, 0, 0, 1ull << 40).error, NBD_EINVAL);
 	/* PAYLOAD_LEN without extended headers is an unknown flag. */
-	assert_int_equal(check(&c, NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 0, 1).error, NBD_EINVAL);
+	assert_int_equal(check(&c, NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 0, 1).error,
+			 NBD_EINVAL);
 }
 
 static void test_flags(void **state)
@@ -172,8 +183,8 @@ static void test_flags(void **state)
 
 static void test_commands(void **state)
 {
-	struct nbd_conn_params ro = params(NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY |
-					   NBD_FLAG_SEND_FLUSH, true, false, true);
+	struct nbd_conn_params ro = params(
+	    NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH, true, false, true);
 	struct nbd_conn_params bare = params(NBD_FLAG_HAS_FLAGS, false, false, false);
 	struct nbd_conn_params nometa = params(ALL_FLAGS, true, false, false);
 	struct nbd_verdict v;
@@ -229,15 +240,16 @@ static void test_builders(void **state)
 	assert_int_equal(be32toh(s.magic), NBD_SIMPLE_REPLY_MAGIC);
 	assert_int_equal(be32toh(s.error), NBD_EIO);
 	assert_true(be64toh(s.cookie) == 42);
-	assert_int_equal(nbd_build_chunk(b, false, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_HOLE,
-					 7, 4096, 12), 20);
+	assert_int_equal(
+	    nbd_build_chunk(b, false, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_HOLE, 7, 4096, 12),
+	    20);
 	memcpy(&r, b, sizeof(r));
 	assert_int_equal(be32toh(r.magic), NBD_STRUCTURED_REPLY_MAGIC);
 	assert_int_equal(be16toh(r.flags), NBD_REPLY_FLAG_DONE);
 	assert_int_equal(be16toh(r.type), NBD_REPLY_TYPE_OFFSET_HOLE);
 	assert_int_equal(be32toh(r.len), 12);
-	assert_int_equal(nbd_build_chunk(b, true, 0, NBD_REPLY_TYPE_BLOCK_STATUS_EXT, 7, 4096,
-					 1ull << 33), 32);
+	assert_int_equal(
+	    nbd_build_chunk(b, true, 0, NBD_REPLY_TYPE_BLOCK_STATUS_EXT, 7, 4096, 1ull << 33), 32);
 	memcpy(&e, b, sizeof(e));
 	assert_int_equal(be32toh(e.magic), NBD_EXT_REPLY_MAGIC);
 	assert_true(be64toh(e.offset) == 4096);
@@ -247,14 +259,10 @@ static void test_builders(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_compact),
-		cmocka_unit_test(test_parse_extended),
-		cmocka_unit_test(test_ranges),
-		cmocka_unit_test(test_payload),
-		cmocka_unit_test(test_flags),
-		cmocka_unit_test(test_commands),
-		cmocka_unit_test(test_errno_map),
-		cmocka_unit_test(test_builders),
+	    cmocka_unit_test(test_parse_compact), cmocka_unit_test(test_parse_extended),
+	    cmocka_unit_test(test_ranges),	  cmocka_unit_test(test_payload),
+	    cmocka_unit_test(test_flags),	  cmocka_unit_test(test_commands),
+	    cmocka_unit_test(test_errno_map),	  cmocka_unit_test(test_builders),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,10 @@
  *   rw_random            random unaligned reads/writes, batches in flight
  *   rw_same_block        many concurrent writes into the same blocks from
  *                        disjoint byte ranges (read-modify-write races)
+ *   rw_two_queues        the same, split between two queues (threads)
  *   window               offset + sizelimit: data outside untouched
+ *   window_end_neighbour the bytes past an unaligned window end are not
+ *                        rewritten under a concurrent writer
  *   past_end             -EINVAL / -ENOSPC, overflow, nothing written
  *   read_only            -EPERM, file byte-identical
  *   fua_flush            FUA writes, flush, visible through another fd
@@ -23,12 +26,16 @@
  *
  * Files go to $TMPDIR or /var/tmp.  The cases of a backend that needs
  * O_DIRECT skip (with the reason) where that directory has none.
+ *   bdev_*               the data paths on a block device, only with
+ *                        AIOLOOP_TEST_BLOCKDEV=/dev/... (engine-blockdev.sh)
+ *
  * Usage: test-engine [FILTER]   (a cmocka glob on "backend: case" names).
  * AIOLOOP_TEST_SEED=N repeats a run's random choices.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/time.h>
@@ -67,15 +76,20 @@ static struct cfg cfgs[] = {
 
 static bool g_odirect;		/* the test directory takes O_DIRECT */
 static uint64_t g_seed;
+static const char *g_bdev;	/* $AIOLOOP_TEST_BLOCKDEV: a scratch block device */
 
 struct fx {
 	const struct cfg *cfg;
 	char path[PATH_MAX];
+	bool is_bdev;		/* path is g_bdev, not a temporary file */
 	uint64_t size;		/* of the backing file */
 	uint8_t *model;		/* what the backing file must hold */
 	struct eng_env env;
 	uint64_t rng;
+	struct peer *peer;	/* a second queue's thread, when running */
 };
+
+static void peer_stop(struct fx *f);
 
 /* ---- fixture ---- */
 
@@ -107,10 +121,12 @@ static int fx_teardown(void **state)
 
 	/* A failed assertion can leave requests in flight: drain them
 	 * before the buffers and the loop go away. */
+	peer_stop(f);
 	if (f->env.loop && f->env.pending)
 		eng_drain(&f->env, 30000);
 	eng_env_close(&f->env);
-	unlink(f->path);
+	if (!f->is_bdev)
+		unlink(f->path);
 	free(f->model);
 	free(f);
 	return 0;
@@ -256,6 +272,8 @@ static blkcnt_t file_blocks(const char *path)
 
 struct rop {
 	struct eng_op op;
+	struct aiol_loop *arena;	/* mem is from this loop's arena */
+	size_t mem_len;
 	uint8_t *mem;
 	uint8_t *buf;
 	bool write;
@@ -281,15 +299,36 @@ static uint64_t pick_len(uint64_t *rng, uint64_t max, bool *aligned)
 	return len < max ? len : max;
 }
 
-static void rop_alloc(struct rop *r, uint64_t *rng, uint64_t len)
+/*
+ * A buffer for len bytes: a third page-aligned, the rest at odd addresses;
+ * a quarter from the loop's registered arena (io_uring fixed buffers) when
+ * loop is given and has room, the rest from the heap.
+ */
+static void rop_alloc_in(struct rop *r, uint64_t *rng, uint64_t len, struct aiol_loop *loop)
 {
 	size_t mis = 0;
 
-	/* A third of the buffers page-aligned, the rest at odd addresses. */
 	if (eng_rand(rng) % 3)
 		mis = (size_t)eng_rand_range(rng, 1, 4095);
-	assert_int_equal(posix_memalign((void **)&r->mem, 4096, len + mis), 0);
+	r->arena = NULL;
+	r->mem_len = len + mis;
+	if (loop && eng_rand(rng) % 4 == 0 && r->mem_len <= aiol_loop_buf_max(loop) / 4) {
+		r->mem = aiol_loop_buf_alloc(loop, r->mem_len);
+		if (r->mem)
+			r->arena = loop;
+	}
+	if (!r->arena)
+		assert_int_equal(posix_memalign((void **)&r->mem, 4096, r->mem_len), 0);
 	r->buf = r->mem + mis;
+}
+
+static void rop_free(struct rop *r)
+{
+	if (r->arena)
+		aiol_loop_buf_free(r->arena, r->mem, r->mem_len);
+	else
+		free(r->mem);
+	r->mem = NULL;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -330,7 +369,7 @@ static void random_batches(struct fx *f, unsigned int nops, uint64_t mbase, uint
 					ok = false;
 			if (!ok)
 				continue;
-			rop_alloc(r, &f->rng, len);
+			rop_alloc_in(r, &f->rng, len, f->env.loop);
 			if (r->write)
 				eng_rand_fill(&f->rng, r->buf, len);
 			else
@@ -370,7 +409,7 @@ static void random_batches(struct fx *f, unsigned int nops, uint64_t mbase, uint
 		for (unsigned int i = 0; i < n; i++) {
 			if (b[i].write)
 				memcpy(model + b[i].op.req.off, b[i].buf, b[i].op.req.len);
-			free(b[i].mem);
+			rop_free(&b[i]);
 		}
 		done_ops += n;
 	}
@@ -424,21 +463,105 @@ static void rw_random(void **state)
  * an engine that does not serialise those loses some pieces.  Each round
  * cuts differently, so each byte's final value is the one its piece wrote.
  */
-static void rw_same_block(void **state)
+/*
+ * A second queue of the same dev on its own thread and loop, as a second
+ * NBD connection has: it submits the requests it is handed each round and
+ * runs its loop until they are done.
+ */
+struct peer {
+	struct aiol_dev *dev;
+	struct eng_env env;
+	pthread_t thread;
+	pthread_barrier_t go, done;
+	bool in_round;		/* past "go", not yet past "done" */
+	struct rop **list;
+	unsigned int n;
+	bool quit;
+	bool init_failed;
+	int err;
+};
+
+static void *peer_thread(void *arg)
 {
-	struct fx *f = *state;
-	const uint64_t base = 1 * MiB - 3000, span = 48 * KiB + 777;
-	struct rop *p;
+	struct peer *pp = arg;
+	struct aiol_queue_opts qo = { 0 };
+
+	pp->err = aiol_loop_create(NULL, &pp->env.loop);
+	if (!pp->err)
+		pp->err = aiol_queue_create(pp->dev, pp->env.loop, &qo, &pp->env.q);
+	pp->init_failed = pp->err != 0;
+	pthread_barrier_wait(&pp->go);	/* ready (or failed) */
+	while (!pp->init_failed) {
+		pthread_barrier_wait(&pp->go);
+		if (pp->quit)
+			break;
+		for (unsigned int i = 0; i < pp->n; i++)
+			if (eng_submit(&pp->env, &pp->list[i]->op) < 0)
+				pp->err = -EINVAL;
+		if (eng_drain(&pp->env, 30000) < 0)
+			pp->err = -ETIMEDOUT;
+		pthread_barrier_wait(&pp->done);
+	}
+	pp->env.dev = NULL;	/* the fixture's */
+	eng_env_close(&pp->env);
+	return NULL;
+}
+
+/* Start a peer on f's dev (f->peer); fails the test if it cannot. */
+static void peer_start(struct fx *f)
+{
+	struct peer *pp = calloc(1, sizeof(*pp));
+
+	assert_non_null(pp);
+	pp->dev = f->env.dev;
+	pthread_barrier_init(&pp->go, NULL, 2);
+	pthread_barrier_init(&pp->done, NULL, 2);
+	assert_int_equal(pthread_create(&pp->thread, NULL, peer_thread, pp), 0);
+	f->peer = pp;
+	pthread_barrier_wait(&pp->go);
+	if (pp->err)
+		fail_msg("%s: a second queue on the dev: %s", f->cfg->name, strerror(-pp->err));
+}
+
+/* Stop f's peer, if any, also after a failure in the middle of a round. */
+static void peer_stop(struct fx *f)
+{
+	struct peer *pp = f->peer;
+
+	if (!pp)
+		return;
+	if (!pp->init_failed) {
+		if (pp->in_round)
+			pthread_barrier_wait(&pp->done);
+		pp->quit = true;
+		pthread_barrier_wait(&pp->go);
+	}
+	pthread_join(pp->thread, NULL);
+	pthread_barrier_destroy(&pp->go);
+	pthread_barrier_destroy(&pp->done);
+	free(pp->list);
+	free(pp);
+	f->peer = NULL;
+}
+
+/* Each round's pieces go to f's queue, or alternately to f's queue and
+ * peer's (when peer is given), all submitted at once in random order. */
+static void same_block_rounds(struct fx *f, uint64_t base, uint64_t span, struct peer *peer)
+{
+	struct rop *p, **mine;
 	unsigned int *perm;
 	size_t maxp = span;
 
-	fx_need_direct(f);
-	fx_file(f, 2 * MiB);
-	fx_open(f);
 	p = calloc(maxp, sizeof(*p));
 	perm = calloc(maxp, sizeof(*perm));
+	mine = calloc(maxp, sizeof(*mine));
 	assert_non_null(p);
 	assert_non_null(perm);
+	assert_non_null(mine);
+	if (peer) {
+		peer->list = calloc(maxp, sizeof(*peer->list));
+		assert_non_null(peer->list);
+	}
 
 	for (unsigned int round = 0; round < 12; round++) {
 		uint64_t off = base;
@@ -455,7 +578,7 @@ static void rw_same_block(void **state)
 				len = 4096 - off % 4096 + 8192;
 			if (len > base + span - off)
 				len = base + span - off;
-			rop_alloc(&p[n], &f->rng, len);
+			rop_alloc_in(&p[n], &f->rng, len, peer ? NULL : f->env.loop);
 			eng_rand_fill(&f->rng, p[n].buf, len);
 			eng_op_init(&p[n].op, AIOL_OP_WRITE, off, len, p[n].buf, 0);
 			perm[n] = n;
@@ -468,17 +591,41 @@ static void rw_same_block(void **state)
 			perm[i] = perm[j];
 			perm[j] = t;
 		}
-		for (unsigned int i = 0; i < n; i++)
-			assert_int_equal(eng_submit(&f->env, &p[perm[i]].op), 0);
-		if (eng_drain(&f->env, 30000) < 0)
-			fail_msg("%s: round %u: %u writes did not complete", f->cfg->name, round, n);
+		{
+			unsigned int nmine = 0;
+
+			if (peer)
+				peer->n = 0;
+			for (unsigned int i = 0; i < n; i++) {
+				if (peer && (i & 1))
+					peer->list[peer->n++] = &p[perm[i]];
+				else
+					mine[nmine++] = &p[perm[i]];
+			}
+			if (peer) {
+				pthread_barrier_wait(&peer->go);
+				peer->in_round = true;
+			}
+			for (unsigned int i = 0; i < nmine; i++)
+				assert_int_equal(eng_submit(&f->env, &mine[i]->op), 0);
+			if (eng_drain(&f->env, 30000) < 0)
+				fail_msg("%s: round %u: %u writes did not complete", f->cfg->name,
+					 round, nmine);
+			if (peer) {
+				pthread_barrier_wait(&peer->done);
+				peer->in_round = false;
+				if (peer->err)
+					fail_msg("%s: round %u: the second queue's writes: %s",
+						 f->cfg->name, round, strerror(-peer->err));
+			}
+		}
 		for (unsigned int i = 0; i < n; i++) {
 			if (p[i].op.res != 0)
 				fail_msg("%s: round %u: write off %llu len %llu: %s", f->cfg->name,
 					 round, (unsigned long long)p[i].op.req.off,
 					 (unsigned long long)p[i].op.req.len, strerror(-p[i].op.res));
 			memcpy(f->model + p[i].op.req.off, p[i].buf, p[i].op.req.len);
-			free(p[i].mem);
+			rop_free(&p[i]);
 		}
 		{
 			int64_t at = eng_file_cmp(f->path, base, f->model + base, span);
@@ -491,16 +638,45 @@ static void rw_same_block(void **state)
 					if (bad >= p[i].op.req.off &&
 					    bad < p[i].op.req.off + p[i].op.req.len)
 						who = i;
-				fail_msg("%s: round %u (%u writes in flight): byte %llu lost, "
-					 "written by off %llu len %llu",
-					 f->cfg->name, round, n, (unsigned long long)bad,
+				fail_msg("%s: round %u (%u writes in flight on %d queues): byte %llu "
+					 "lost, written by off %llu len %llu",
+					 f->cfg->name, round, n, peer ? 2 : 1, (unsigned long long)bad,
 					 (unsigned long long)p[who].op.req.off,
 					 (unsigned long long)p[who].op.req.len);
 			}
 		}
 	}
+	if (peer) {
+		free(peer->list);
+		peer->list = NULL;
+	}
+	free(mine);
 	free(perm);
 	free(p);
+}
+
+static void rw_same_block(void **state)
+{
+	struct fx *f = *state;
+
+	fx_need_direct(f);
+	fx_file(f, 2 * MiB);
+	fx_open(f);
+	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777, NULL);
+	fx_check(f);
+}
+
+/* The same with every round split between two queues on two threads. */
+static void rw_two_queues(void **state)
+{
+	struct fx *f = *state;
+
+	fx_need_direct(f);
+	fx_file(f, 2 * MiB);
+	fx_open(f);
+	peer_start(f);
+	same_block_rounds(f, 1 * MiB - 3000, 48 * KiB + 777, f->peer);
+	peer_stop(f);
 	fx_check(f);
 }
 
@@ -554,6 +730,85 @@ static void window(void **state)
 	assert_int_equal(fx_run(f, AIOL_OP_WRITE, size, 1, buf, 0), -ENOSPC);
 	assert_int_equal(fx_run(f, AIOL_OP_WRITE_ZEROES, size - 4096, 8192, NULL, 0), -ENOSPC);
 	fx_check(f);
+}
+
+/*
+ * A window whose end is not aligned to the direct I/O alignment: a write to
+ * its last partial block must not rewrite the bytes past the window's end
+ * that share the block, because something else (another dev on the
+ * adjacent window, another process) may be writing them.  A thread keeps
+ * writing those bytes with plain pwrite and reading them back; a read-back
+ * that differs means the engine wrote stale bytes over them.
+ */
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct neighbour {
+	const char *path;
+	uint64_t at;
+	_Atomic int stop;
+	int lost, rounds;
+};
+
+static void *neighbour_thread(void *arg)
+{
+	struct neighbour *n = arg;
+	int fd = open(n->path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	for (unsigned int v = 1; !n->stop; v++) {
+		uint8_t w[24], r[24];
+
+		memset(w, (int)(v & 0xff) | 1, sizeof(w));
+		if (pwrite(fd, w, sizeof(w), (off_t)n->at) != (ssize_t)sizeof(w))
+			break;
+		usleep(100);
+		if (pread(fd, r, sizeof(r), (off_t)n->at) != (ssize_t)sizeof(r))
+			break;
+		if (memcmp(w, r, sizeof(r)))
+			n->lost++;
+		n->rounds++;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void window_end_neighbour(void **state)
+{
+	struct fx *f = *state;
+	struct aiol_open_opts o = fx_opts(f);
+	struct neighbour nb = { .path = f->path };
+	uint8_t buf[100];
+	pthread_t t;
+	uint64_t size;
+	double t0 = now_s();
+
+	fx_need_direct(f);
+	fx_file(f, 2 * MiB);
+	o.sizelimit = 1 * MiB + 1000;
+	fx_open_with(f, &o, 0, 0);
+	size = f->env.info->size;
+	nb.at = size;	/* the first byte past the window */
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(pthread_create(&t, NULL, neighbour_thread, &nb), 0);
+	/* 1500 writes or 0.7 s, whichever comes first. */
+	for (int i = 0; i < 1500 && (i % 64 || now_s() < t0 + 0.7); i++)
+		if (fx_run(f, AIOL_OP_WRITE, size - sizeof(buf), sizeof(buf), buf, 0) != 0)
+			break;
+	nb.stop = 1;
+	pthread_join(t, NULL);
+	if (nb.lost)
+		fail_msg("%s (direct %d): %d of %d writes just past the window's end (byte %llu) "
+			 "were overwritten by the engine's writes to the window's last block",
+			 f->cfg->name, f->env.info->direct, nb.lost, nb.rounds,
+			 (unsigned long long)nb.at);
+	assert_true(nb.rounds > 0);
 }
 
 /* ---- past the end ---- */
@@ -1109,6 +1364,125 @@ static void large_small_arena(void **state)
 	fx_check(f);
 }
 
+/* ---- a block device ---- */
+
+/*
+ * With AIOLOOP_TEST_BLOCKDEV set (engine-blockdev.sh sets it to a scratch
+ * loop device), these cases run the data paths on a block device, where
+ * the engine uses the block ioctls instead of fallocate.  Its whole
+ * content is overwritten.
+ */
+static void fx_bdev(struct fx *f)
+{
+	uint64_t size;
+	int fd;
+
+	unlink(f->path);
+	snprintf(f->path, sizeof(f->path), "%s", g_bdev);
+	f->is_bdev = true;
+	fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ioctl(fd, BLKGETSIZE64, &size), 0);
+	close(fd);
+	free(f->model);
+	f->size = size;
+	f->model = malloc(size);
+	assert_non_null(f->model);
+	eng_rand_fill(&f->rng, f->model, size);
+	fd = open(f->path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (uint64_t off = 0; off < size; off += 1 * MiB) {
+		size_t n = size - off < 1 * MiB ? (size_t)(size - off) : 1 * MiB;
+
+		assert_int_equal(pwrite(fd, f->model + off, n, (off_t)off), (ssize_t)n);
+	}
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+static void bdev_rw(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[4096];
+
+	fx_need_direct(f);
+	fx_bdev(f);
+	fx_open(f);
+	assert_true(f->env.info->is_blockdev);
+	assert_int_equal(f->env.info->size, f->size);
+	random_batches(f, 1000, 0, f->size);
+	same_block_rounds(f, 5 * MiB - 3000, 40 * KiB + 777, NULL);
+	fx_expect(f, f->size - 1000, 1000, f->model + f->size - 1000);
+	assert_int_equal(fx_run(f, AIOL_OP_READ, f->size - 1000, 2000, buf, 0), -EINVAL);
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE, f->size - 1000, 2000, buf, 0), -ENOSPC);
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE, 1000, 3000, buf, AIOL_F_FUA), 0);
+	memcpy(f->model + 1000, buf, 3000);
+	assert_int_equal(fx_run(f, AIOL_OP_FLUSH, 0, 0, NULL, 0), 0);
+	fx_check(f);
+}
+
+static void bdev_zero(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *got;
+	int ret;
+
+	fx_need_direct(f);
+	fx_bdev(f);
+	fx_open(f);
+	/* Write-zeroes: exactly its bytes, with and without unmap. */
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE_ZEROES, 1 * MiB + 100, 1 * MiB, NULL, 0), 0);
+	memset(f->model + 1 * MiB + 100, 0, 1 * MiB);
+	assert_int_equal(fx_run(f, AIOL_OP_WRITE_ZEROES, 3 * MiB, 256 * KiB + 7, NULL,
+				AIOL_F_NO_UNMAP), 0);
+	memset(f->model + 3 * MiB, 0, 256 * KiB + 7);
+	fx_check(f);
+	/* Fast-only: done as the caps say. */
+	ret = fx_run(f, AIOL_OP_WRITE_ZEROES, 4 * MiB, 64 * KiB, NULL, AIOL_F_FAST_ONLY);
+	if (f->env.info->caps & AIOL_CAP_FAST_ZERO) {
+		assert_int_equal(ret, 0);
+		memset(f->model + 4 * MiB, 0, 64 * KiB);
+	} else {
+		assert_int_equal(ret, -ENOTSUP);
+	}
+	fx_check(f);
+	/* Discard: whatever it did (zeroes or nothing), only in its range. */
+	ret = fx_run(f, AIOL_OP_DISCARD, 6 * MiB, 1 * MiB, NULL, 0);
+	if (f->env.info->caps & AIOL_CAP_DISCARD)
+		assert_int_equal(ret, 0);
+	else
+		assert_int_equal(ret, -EOPNOTSUPP);
+	got = malloc(1 * MiB);
+	assert_non_null(got);
+	assert_int_equal(eng_read_file(f->path, 6 * MiB, 1 * MiB, got, false), 0);
+	for (size_t i = 0; i < 1 * MiB; i++)
+		assert_true(got[i] == 0 || got[i] == f->model[6 * MiB + i]);
+	memcpy(f->model + 6 * MiB, got, 1 * MiB);
+	free(got);
+	fx_check(f);
+}
+
+static void bdev_block_status(void **state)
+{
+	struct fx *f = *state;
+	struct aiol_extent ext[16];
+	uint32_t n;
+	int ret;
+
+	fx_need_direct(f);
+	fx_bdev(f);
+	fx_open(f);
+	ret = block_status(f, 1000, 2 * MiB, ext, 16, &n);
+	if (!(f->env.info->caps & AIOL_CAP_BLOCK_STATUS) && ret == -EOPNOTSUPP)
+		return;
+	assert_int_equal(ret, 0);
+	assert_true(check_extents(f, 0, 1000, 2 * MiB, ext, n) > 0);
+	/* Random data everywhere: nothing may be reported as zero. */
+	for (uint32_t i = 0; i < n; i++)
+		assert_false(ext[i].flags & AIOL_EXT_ZERO);
+	assert_int_equal(block_status(f, f->size - 512, 1024, ext, 16, &n), -EINVAL);
+}
+
 /* ---- main ---- */
 
 static const struct {
@@ -1117,7 +1491,9 @@ static const struct {
 } cases[] = {
 	{ "rw_random", rw_random },
 	{ "rw_same_block", rw_same_block },
+	{ "rw_two_queues", rw_two_queues },
 	{ "window", window },
+	{ "window_end_neighbour", window_end_neighbour },
 	{ "past_end", past_end },
 	{ "read_only", read_only },
 	{ "fua_flush", fua_flush },
@@ -1129,13 +1505,23 @@ static const struct {
 	{ "large_small_arena", large_small_arena },
 };
 
+static const struct {
+	const char *name;
+	CMUnitTestFunction fn;
+} bdev_cases[] = {
+	{ "bdev_rw", bdev_rw },
+	{ "bdev_zero", bdev_zero },
+	{ "bdev_block_status", bdev_block_status },
+};
+
 #define NCFG (sizeof(cfgs) / sizeof(cfgs[0]))
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
+#define NBDEV (sizeof(bdev_cases) / sizeof(bdev_cases[0]))
 
 int main(int argc, char **argv)
 {
-	static struct CMUnitTest tests[NCFG * NCASES];
-	static char names[NCFG * NCASES][64];
+	static struct CMUnitTest tests[NCFG * (NCASES + NBDEV)];
+	static char names[NCFG * (NCASES + NBDEV)][64];
 	const char *seed = getenv("AIOLOOP_TEST_SEED");
 	size_t n = 0;
 
@@ -1147,12 +1533,17 @@ int main(int argc, char **argv)
 	       (unsigned long long)g_seed);
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
+	g_bdev = getenv("AIOLOOP_TEST_BLOCKDEV");
+	if (g_bdev && !*g_bdev)
+		g_bdev = NULL;
 	for (size_t i = 0; i < NCFG; i++) {
-		for (size_t j = 0; j < NCASES; j++) {
-			snprintf(names[n], sizeof(names[n]), "%s: %s", cfgs[i].name, cases[j].name);
+		for (size_t j = 0; j < NCASES + (g_bdev ? NBDEV : 0); j++) {
+			const char *cname = j < NCASES ? cases[j].name : bdev_cases[j - NCASES].name;
+
+			snprintf(names[n], sizeof(names[n]), "%s: %s", cfgs[i].name, cname);
 			tests[n] = (struct CMUnitTest){
 				.name = names[n],
-				.test_func = cases[j].fn,
+				.test_func = j < NCASES ? cases[j].fn : bdev_cases[j - NCASES].fn,
 				.setup_func = fx_setup,
 				.teardown_func = fx_teardown,
 				.initial_state = &cfgs[i],

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/magic.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -200,7 +202,8 @@ static void test_tmpfs_direct(void **state)
 	struct aiol_dev *dev;
 
 	if (!f->path[0]) {
-		skip();	/* /dev/shm is not a tmpfs here */
+		print_message("skip: /dev/shm is not a tmpfs here\n");
+		skip();
 		return;
 	}
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
@@ -234,7 +237,8 @@ static void test_disk_direct(void **state)
 	unsigned int a;
 
 	if (!direct_works(disk_dir())) {
-		skip();	/* no O_DIRECT on the scratch file system */
+		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
+		skip();
 		return;
 	}
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
@@ -277,6 +281,7 @@ static void test_disk_unaligned_end(void **state)
 	struct aiol_dev *dev;
 
 	if (!direct_works(disk_dir())) {
+		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
 		skip();
 		return;
 	}
@@ -316,6 +321,44 @@ static int run_req(struct aiol_loop *loop, struct aiol_queue *q, struct aiol_req
 	while (nd == before)
 		assert_true(aiol_loop_run_once(loop, true) >= 0);
 	return res;
+}
+
+/* Make path unwritable: mode 0444, or for root (who ignores modes) the
+ * immutable attribute.  Returns false when neither can be done here. */
+static bool make_unwritable(const char *path, bool undo)
+{
+	int fd, attr, ret;
+
+	if (geteuid() != 0)
+		return chmod(path, undo ? 0644 : 0444) == 0;
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	ret = ioctl(fd, FS_IOC_GETFLAGS, &attr);
+	if (ret == 0) {
+		attr = undo ? attr & ~FS_IMMUTABLE_FL : attr | FS_IMMUTABLE_FL;
+		ret = ioctl(fd, FS_IOC_SETFLAGS, &attr);
+	}
+	close(fd);
+	return ret == 0;
+}
+
+static void test_forced_read_only(void **state)
+{
+	struct fixture *f = *state;
+	struct aiol_open_opts o = { .direct = AIOL_DIRECT_OFF };
+	struct aiol_dev *dev;
+
+	if (!make_unwritable(f->path, false)) {
+		print_message("skip: cannot make a file unwritable here\n");
+		skip();
+		return;
+	}
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	make_unwritable(f->path, true);
+	assert_true(aiol_dev_info(dev)->read_only);
+	assert_int_equal(aiol_dev_info(dev)->caps & (AIOL_CAP_DISCARD | AIOL_CAP_FLUSH), 0);
+	aiol_dev_close(dev);
 }
 
 static void test_read_only(void **state)
@@ -460,6 +503,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disk_direct, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_unaligned_end, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_forced_read_only, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_ranges, setup_disk, teardown),
 	};
 

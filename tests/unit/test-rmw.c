@@ -7,11 +7,13 @@
  * unaligned and aligned writes in flight at once (none may be lost, and
  * overlapping ones land in submission order), a 70 MiB unaligned request
  * (bounded bounce memory), and write-zeroes written by hand (no-unmap on
- * tmpfs, which has no ZERO_RANGE) over more than 64 MiB.
+ * tmpfs, which has no ZERO_RANGE) over more than 64 MiB, and unaligned
+ * writes into the same blocks from queues on different threads.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +34,7 @@
 struct fixture {
 	char path[256];
 	bool direct;	/* the file system does O_DIRECT */
+	bool is_bdev;	/* never unlinked */
 };
 
 static bool is_tmpfs(const char *dir)
@@ -81,11 +84,28 @@ static int setup_shm(void **state)
 	return make(state, "/dev/shm", true);
 }
 
+/* A scratch block device named by AIOLOOP_TEST_BDEV (its data is
+ * overwritten; at least 96 MiB), e.g. a loop device set up by root. */
+static int setup_bdev(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *d = getenv("AIOLOOP_TEST_BDEV");
+
+	*state = f;
+	if (!f)
+		return -1;
+	if (d && *d)
+		snprintf(f->path, sizeof(f->path), "%s", d);
+	f->direct = true;
+	f->is_bdev = true;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	if (f && f->path[0])
+	if (f && f->path[0] && !f->is_bdev)
 		unlink(f->path);
 	free(f);
 	return 0;
@@ -325,12 +345,122 @@ static void zeroes(const char *path, enum aiol_engine e)
 	free(shadow);
 }
 
+/*
+ * Writers on different threads (each its own loop and queue) of one dev:
+ * two write disjoint unaligned pieces of every 512-byte block, so each
+ * block is read-modified-written by both at about the same time; a third
+ * may overwrite whole blocks.  No piece may be lost: the bytes a writer
+ * wrote hold its value or (only where the third wrote) the third's, and
+ * bytes no piece covers hold the third's value or zero.
+ */
+#define XQ_BLOCKS 2048
+#define XQ_BS 512
+
+struct xq_arg {
+	struct aiol_dev *dev;	/* one dev shared by the threads */
+	pthread_barrier_t *start;
+	int who;	/* 0, 1: pieces; 2: whole blocks */
+};
+
+static void *xq_thread(void *arg)
+{
+	struct xq_arg *x = arg;
+	struct aiol_queue_opts qo = { .depth = 64 };
+	struct aiol_loop *loop;
+	struct aiol_queue *q;
+	struct aiol_req *rq = calloc(XQ_BLOCKS, sizeof(*rq));
+	int *res = calloc(XQ_BLOCKS, sizeof(int));
+	char *data;
+
+	if (!rq || !res)
+		abort();
+	if (aiol_loop_create(NULL, &loop) < 0 || aiol_queue_create(x->dev, loop, &qo, &q) < 0)
+		abort();
+	data = aiol_loop_buf_alloc(loop, XQ_BS);
+	memset(data, x->who == 2 ? 0xee : 0x10 + x->who, XQ_BS);
+	pthread_barrier_wait(x->start);
+	for (int k = 0; k < XQ_BLOCKS; k++) {
+		rq[k] = (struct aiol_req){ .op = AIOL_OP_WRITE, .buf = data, .user = &res[k],
+					   .done = done_cb };
+		if (x->who == 2) {
+			rq[k].off = (uint64_t)k * XQ_BS;
+			rq[k].len = XQ_BS;
+		} else {
+			rq[k].off = (uint64_t)k * XQ_BS + 100 + (uint64_t)x->who * 200;
+			rq[k].len = 150;
+		}
+		if (aiol_submit(q, &rq[k]) < 0)
+			abort();
+	}
+	while (aiol_queue_inflight(q))
+		aiol_loop_run_once(loop, true);
+	for (int k = 0; k < XQ_BLOCKS; k++)
+		if (res[k])
+			abort();
+	aiol_loop_buf_free(loop, data, XQ_BS);
+	aiol_queue_destroy(q);
+	aiol_loop_destroy(loop);
+	free(res);
+	free(rq);
+	return NULL;
+}
+
+static void cross_queue(const char *path, enum aiol_engine e)
+{
+	struct aiol_open_opts o = { .engine = e };
+	char *img = malloc(XQ_BLOCKS * XQ_BS);
+	struct aiol_dev *dev;
+	int fd;
+
+	assert_non_null(img);
+	for (int with_whole = 0; with_whole < 2; with_whole++) {
+		struct xq_arg a[3];
+		pthread_t t[3];
+		pthread_barrier_t start;
+		int n = with_whole ? 3 : 2;
+
+		fd = open(path, O_RDWR);
+		assert_true(fd >= 0);
+		memset(img, 0, XQ_BLOCKS * XQ_BS);
+		assert_int_equal(pwrite(fd, img, XQ_BLOCKS * XQ_BS, 0), XQ_BLOCKS * XQ_BS);
+		assert_int_equal(fdatasync(fd), 0);
+		assert_int_equal(aiol_dev_open(path, &o, &dev), 0);
+		pthread_barrier_init(&start, NULL, (unsigned int)n);
+		for (int i = 0; i < n; i++) {
+			a[i] = (struct xq_arg){ .dev = dev, .who = i, .start = &start };
+			assert_int_equal(pthread_create(&t[i], NULL, xq_thread, &a[i]), 0);
+		}
+		for (int i = 0; i < n; i++)
+			pthread_join(t[i], NULL);
+		pthread_barrier_destroy(&start);
+		aiol_dev_close(dev);
+		assert_int_equal(pread(fd, img, XQ_BLOCKS * XQ_BS, 0), XQ_BLOCKS * XQ_BS);
+		close(fd);
+		for (int k = 0; k < XQ_BLOCKS; k++) {
+			const unsigned char *b = (const unsigned char *)img + (size_t)k * XQ_BS;
+
+			for (int i = 0; i < XQ_BS; i++) {
+				unsigned int want = i >= 100 && i < 250 ? 0x10 :
+						    i >= 300 && i < 450 ? 0x11 : 0;
+
+				if (b[i] == want || (with_whole && b[i] == 0xee))
+					continue;
+				fail_msg("%s%s: block %d byte %d is 0x%x, want 0x%x", aiol_engine_name(e),
+					 with_whole ? " with whole-block writes" : "", k, i, b[i], want);
+			}
+		}
+	}
+	free(img);
+}
+
 static void for_engines(void **state, void (*fn)(const char *, enum aiol_engine))
 {
 	struct fixture *f = *state;
 
 	if (!f->path[0]) {
-		skip();	/* no scratch file of this kind here */
+		print_message("skip: %s\n", f->is_bdev ? "AIOLOOP_TEST_BDEV names no scratch block device" :
+			      "no scratch file on a file system of this kind here");
+		skip();
 		return;
 	}
 	for (int e = AIOL_ENGINE_URING; e <= AIOL_ENGINE_SYNC; e++)
@@ -352,6 +482,11 @@ static void test_zeroes(void **state)
 	for_engines(state, zeroes);
 }
 
+static void test_cross_queue(void **state)
+{
+	for_engines(state, cross_queue);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +496,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_big_unaligned, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroes, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroes, setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_cross_queue, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_cross_queue, setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writes, setup_bdev, teardown),
+		cmocka_unit_test_setup_teardown(test_big_unaligned, setup_bdev, teardown),
+		cmocka_unit_test_setup_teardown(test_zeroes, setup_bdev, teardown),
+		cmocka_unit_test_setup_teardown(test_cross_queue, setup_bdev, teardown),
 	};
 
 	aiol_log_setup("test-rmw", -1, NULL);

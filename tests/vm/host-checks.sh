@@ -55,6 +55,7 @@ host_ublk-powercut() {
 	truncate -s 64M "$img"
 	KILL_AFTER_RE='^ACK ' KILL_AFTER_COUNT=40 boot "$ver" "$scen" "$logf" "$img"
 	EXPECT_CUT=1 report "$ver" "$scen" "$logf"
+	[ -n "${QEMU_BROKEN+set}" ] && { rm -f "$img"; return; }
 	acks=$(grep -a '^ACK ' "$logf.clean" | awk '{ print $2 }')
 	if [ -z "$acks" ]; then
 		echo "not ok - vm-$ver/$scen: acknowledged writes survive the power cut: none acknowledged"
@@ -72,3 +73,4 @@ host_ublk-powercut() {
 	fi
 	rm -f "$img"
 }
+host_san() { fs_host "$@"; }

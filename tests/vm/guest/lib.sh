@@ -35,11 +35,12 @@ dev_gone() {
 fs_scenario() {
 	fe=$1 backing=$2
 	plan "attach $fe" "mkfs.ext4" "write files" "e2fsck -fn clean" "list shows the device" "detach"
-	if ! dev=$(aioloop attach $fe "$backing" 2>/tmp/attach.err); then
+	if ! dev=$(aioloop attach -v $fe "$backing" 2>/tmp/attach.err); then
 		fail "attach $fe: $(cat /tmp/attach.err)"
 		return
 	fi
 	ok "attach $fe"
+	sed 's/^/# attach: /' /tmp/attach.err
 	echo "# attached $dev"
 	check "mkfs.ext4" mkfs.ext4 -q -F -E nodiscard "$dev"
 	if mount -t ext4 "$dev" /mnt 2>/tmp/mount.err; then
@@ -97,7 +98,8 @@ fio_verify() {
 blk_scenario() {
 	fe=$1
 	plan "fio randwrite 4k QD32 verify=crc32c" "2 queues, 2 fio jobs, verify=crc32c" "blkdiscard punches a hole in the backing file" \
-		"read-only attach rejects writes" "--offset/--sizelimit expose exactly that window"
+		"read-only attach rejects writes" "--offset/--sizelimit expose exactly that window" \
+		"--block-size 4096"
 
 	# fio with verification straight on the device
 	fio_verify "fio randwrite 4k QD32 verify=crc32c" 1 $fe
@@ -166,4 +168,22 @@ blk_scenario() {
 		fail "--offset/--sizelimit expose exactly that window: attach: $(cat /tmp/attach.err)"
 	fi
 	rm -f /tmp/o.*
+
+	# a 4096-byte logical block size
+	dd if=/dev/urandom of=/tmp/b.img bs=1M count=4 2>/dev/null
+	if dev=$(aioloop attach $fe --block-size 4096 /tmp/b.img 2>/tmp/attach.err); then
+		err=
+		[ "$(blockdev --getss "$dev")" = 4096 ] || err="logical block size $(blockdev --getss "$dev")"
+		dd if="$dev" of=/tmp/b.dev bs=64k iflag=direct 2>/dev/null
+		cmp -s /tmp/b.dev /tmp/b.img || err="$err; contents differ"
+		dd if=/dev/urandom of=/tmp/b.new bs=4k count=1 2>/dev/null
+		dd if=/tmp/b.new of="$dev" bs=4k seek=3 oflag=direct conv=notrunc,fsync 2>/dev/null || err="$err; 4k write failed"
+		aioloop detach "$dev" || err="$err; detach"
+		dd if=/tmp/b.img of=/tmp/b.chk bs=4k skip=3 count=1 2>/dev/null
+		cmp -s /tmp/b.new /tmp/b.chk || err="$err; the 4k write did not land at 12 KiB"
+		if [ -z "$err" ]; then ok "--block-size 4096"; else fail "--block-size 4096: $err"; fi
+	else
+		fail "--block-size 4096: attach: $(cat /tmp/attach.err)"
+	fi
+	rm -f /tmp/b.*
 }

@@ -1,0 +1,109 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# bench/compare --quick: the benchmark harness runs end to end in seconds and
+# writes a well-formed report (Markdown table with rows, JSON that parses
+# and has every target accounted for, a PNG), leaves no server process and
+# no loop device behind.  It asserts no speeds: the figures of a smoke run
+# on a busy machine mean nothing.
+set -u
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+TESTTMP=${TESTTMP:-$(mktemp -d /tmp/aioloop-t.XXXXXX)}
+out=$TESTTMP/bench-out
+img=$TESTTMP/bench.img
+
+if ! command -v fio >/dev/null; then
+	echo "skip - bench-quick: fio not installed"
+	exit 77
+fi
+if ! command -v python3 >/dev/null; then
+	echo "skip - bench-quick: python3 not installed"
+	exit 77
+fi
+
+cleanup() {
+	# Anything the harness left behind is a failure reported below; this
+	# only makes sure it does not outlive the test.
+	local p
+	for p in $(pgrep -f -- "$TESTTMP" 2>/dev/null); do
+		[ "$p" != $$ ] && kill "$p" 2>/dev/null
+	done
+	if command -v losetup >/dev/null && [ -f "$img" ]; then
+		losetup -j "$img" -O NAME -n 2>/dev/null | while read -r dev; do
+			losetup -d "$dev"
+		done
+	fi
+}
+trap cleanup EXIT
+
+TMPDIR=$TESTTMP timeout -k 10 300 "$SRCDIR/bench/compare" --quick --out "$out" --file "$img" \
+	>"$TESTTMP/compare.out" 2>"$TESTTMP/compare.err"
+st=$?
+if [ $st = 0 ]; then
+	echo "ok - bench-quick: bench/compare --quick exits 0"
+else
+	echo "not ok - bench-quick: bench/compare --quick exits $st"
+	tail -n 20 "$TESTTMP/compare.err" | sed 's/^/# /'
+fi
+
+md=$(find "$out" -maxdepth 1 -name '*.md' | head -n1)
+json=$(find "$out" -maxdepth 1 -name '*.json' | head -n1)
+png=$(find "$out" -maxdepth 1 -name '*.png' | head -n1)
+
+if [ -n "$json" ] && python3 - "$json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["targets"], "no targets"
+ran = 0
+for name, t in r["targets"].items():
+    # every target either ran something or says why not
+    if t.get("skipped"):
+        assert t["skipped"].strip(), name + ": skipped without a reason"
+        continue
+    for wl, res in t["results"].items():
+        for k in ("iops", "mib_s", "p50_us", "p99_us"):
+            assert isinstance(res[k], (int, float)) and res[k] >= 0, (name, wl, k)
+        ran += 1
+assert ran > 0, "no job ran"
+assert "raw" in r["targets"] and r["targets"]["raw"]["results"], "raw file did not run"
+assert len(r["checks"]) == 7, "expected 7 goal checks"
+for c in r["checks"]:
+    assert c["status"] in ("MET", "MISSED", "NOT MEASURED"), c
+for k in ("cpu", "cores", "kernel", "fs", "versions"):
+    assert k in r["machine"], k
+EOF
+then
+	echo "ok - bench-quick: JSON report parses and accounts for every target"
+else
+	echo "not ok - bench-quick: JSON report missing or malformed ($json)"
+fi
+
+if [ -n "$md" ] && grep -q '^| raw | [0-9]' "$md" &&
+	[ "$(grep -c '^target: .*: \(MET\|MISSED\|NOT MEASURED\)' "$md")" = 7 ] &&
+	grep -q '^## Machine' "$md" && grep -q '^## Method' "$md"; then
+	echo "ok - bench-quick: Markdown report has table rows, goal lines, machine and method"
+else
+	echo "not ok - bench-quick: Markdown report missing or without rows ($md)"
+fi
+
+if [ -n "$png" ] && [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
+	echo "ok - bench-quick: PNG plot written"
+elif ! command -v gnuplot >/dev/null; then
+	echo "skip - bench-quick: PNG plot: gnuplot not installed"
+else
+	echo "not ok - bench-quick: PNG plot missing or not a PNG ($png)"
+fi
+
+if grep -q '^\[ *1/[0-9]*\]' "$TESTTMP/compare.err"; then
+	echo "ok - bench-quick: progress lines on stderr"
+else
+	echo "not ok - bench-quick: no progress lines on stderr"
+fi
+
+left=$(pgrep -f -- "$TESTTMP" 2>/dev/null | grep -vx $$ || true)
+loops=""
+command -v losetup >/dev/null && [ -f "$img" ] && loops=$(losetup -j "$img" -O NAME -n 2>/dev/null)
+if [ -z "$left" ] && [ -z "$loops" ]; then
+	echo "ok - bench-quick: no server process or loop device left behind"
+else
+	echo "not ok - bench-quick: left behind: processes [$left] loop devices [$loops]"
+fi
