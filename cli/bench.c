@@ -617,7 +617,8 @@ static int bench_run(const struct bench_opts *o, const char *path)
 	}
 	if (info->direct && o->bs % info->dio_align)
 		fprintf(stderr, "aioloop bench: note: --bs %llu is not a multiple of the "
-			"%u-byte direct I/O alignment: each request is read-modify-write\n",
+			"%u-byte direct I/O alignment: each request goes through a bounce "
+			"buffer (writes read-modify-write)\n",
 			(unsigned long long)o->bs, info->dio_align);
 	if (o->file && (o->rw == RW_WRITE || o->rw == RW_RANDWRITE))
 		fprintf(stderr, "aioloop bench: warning: --rw=%s overwrites the data in %s\n",

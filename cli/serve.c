@@ -120,16 +120,19 @@ static int parse_export(char *arg, struct export_arg *e)
 	return 0;
 }
 
-/* Create (or reuse) the demo image; returns a malloc'd path or NULL. */
+/* Create (or reuse) the demo image in $AIOLOOP_DEMO_DIR, else /var/tmp,
+ * else /tmp; returns a malloc'd path or NULL. */
 static char *demo_image(void)
 {
-	static const char *const dirs[] = {"/var/tmp", "/tmp"};
+	const char *dirs[] = {getenv("AIOLOOP_DEMO_DIR"), "/var/tmp", "/tmp"};
 	char *path = NULL;
 	char block[4096];
 	struct stat st;
 	int fd = -1;
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (!dirs[i] || !*dirs[i])
+			continue;
 		if (asprintf(&path, "%s/aioloop-demo.img", dirs[i]) < 0)
 			return NULL;
 		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&

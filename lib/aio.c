@@ -87,13 +87,6 @@ static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags)
 	aio_arm(a);
 }
 
-static void aio_deferred_done(struct aiol_work *w)
-{
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
-
-	eng_io_done(eng_req_of_priv(p), p->res);
-}
-
 static int aio_init(struct aiol_queue *q)
 {
 	struct eng_aio *a;
@@ -198,9 +191,7 @@ static void aio_issue(struct aiol_queue *q, struct aiol_req *req)
 	}
 	a->free_tags[a->nfree++] = tag;
 	/* Report on the loop, not from inside issue(); -EAGAIN is retried. */
-	p->res = ret < 0 ? ret : -EAGAIN;
-	p->work.fn = aio_deferred_done;
-	aiol_loop_defer(q->loop, &p->work);
+	eng_io_done_later(req, ret < 0 ? ret : -EAGAIN);
 }
 
 const struct eng_backend eng_backend_aio = {

@@ -387,6 +387,22 @@ void eng_io_done(struct aiol_req *req, int res)
 		eng_step_common(req, res);
 }
 
+static void io_done_work(struct aiol_work *w)
+{
+	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+
+	eng_io_done(eng_req_of_priv(p), p->res);
+}
+
+void eng_io_done_later(struct aiol_req *req, int res)
+{
+	struct eng_priv *p = eng_priv(req);
+
+	p->res = res;
+	p->work.fn = io_done_work;
+	aiol_loop_defer(p->q->loop, &p->work);
+}
+
 /* ---- per-op state machines ---- */
 
 static uint64_t backing_off(const struct aiol_req *req, const struct eng_priv *p)

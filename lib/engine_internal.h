@@ -200,6 +200,9 @@ struct aiol_queue {
 
 /* engine.c */
 void eng_io_done(struct aiol_req *req, int res);
+/* The same, from the loop at its next iteration (for a backend that
+ * learns the result inside issue()). */
+void eng_io_done_later(struct aiol_req *req, int res);
 /* The op state machines of engine.c (all but read-modify-write). */
 void eng_step_common(struct aiol_req *req, int res);
 void eng_issue(struct aiol_req *req);

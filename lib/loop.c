@@ -214,20 +214,27 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
 		aiol_err("eventfd write: %m");
 }
 
+/*
+ * Run the work queued before this call.  Work deferred while it runs waits
+ * for the next iteration ("at the next iteration", loop.h): otherwise a
+ * callback that re-queues itself (a done() that resubmits to the sync
+ * engine, which completes through aiol_loop_defer) would keep
+ * aiol_loop_run_once() from ever returning and starve the ring.
+ */
 static int run_work(struct aiol_loop *loop)
 {
+	struct aiol_work *w = loop->work_head;
 	int n = 0;
 
-	while (loop->work_head) {
-		struct aiol_work *w = loop->work_head;
+	loop->work_head = loop->work_tail = NULL;
+	while (w) {
+		struct aiol_work *next = w->next;
 
-		loop->work_head = w->next;
-		if (!loop->work_head)
-			loop->work_tail = NULL;
 		w->queued = false;
 		w->next = NULL;
 		w->fn(w);
 		n++;
+		w = next;
 	}
 	return n;
 }

@@ -203,7 +203,7 @@ static const char *no_direct_reason(int fd)
  * string or buf) and returns false, or returns true.
  */
 static bool direct_usable(const char *path, int flags, const struct stat *st, int fd,
-			  const struct aiol_open_opts *o, uint64_t size, uint64_t backing,
+			  const struct aiol_open_opts *o, uint64_t *size,
 			  unsigned int *off_align, unsigned int *mem_align,
 			  char *buf, size_t buflen, const char **reason)
 {
@@ -237,15 +237,19 @@ static bool direct_usable(const char *path, int flags, const struct stat *st, in
 		*reason = buf;
 		return false;
 	}
-	/* The last aligned block touched must lie inside the backing, or a
-	 * read-modify-write of it would extend the file. */
-	end = o->offset + size;
-	if (eng_align_up(end, *off_align) > backing) {
-		snprintf(buf, buflen, "the end of the backing (%llu bytes) is not a multiple of the direct I/O alignment %u",
-			 (unsigned long long)backing, *off_align);
+	/* The window must end on a block boundary: a read-modify-write of a
+	 * last partial block would rewrite, with what it read, bytes past the
+	 * window that someone else may be writing (or grow the file).  Like
+	 * the loop driver, which shows whole sectors, round the visible size
+	 * down. */
+	end = eng_align_down(o->offset + *size, *off_align);
+	if (end <= o->offset) {
+		snprintf(buf, buflen, "the window (%llu bytes) is smaller than one direct I/O block of %u",
+			 (unsigned long long)*size, *off_align);
 		*reason = buf;
 		return false;
 	}
+	*size = end - o->offset;
 	return true;
 }
 
@@ -338,7 +342,9 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 	}
 
 	if (o->direct != AIOL_DIRECT_OFF) {
-		direct = direct_usable(path, flags, &st, fd, o, size, backing, &off_align,
+		uint64_t dsize = size;
+
+		direct = direct_usable(path, flags, &st, fd, o, &dsize, &off_align,
 				       &mem_align, reason_buf, sizeof(reason_buf), &reason);
 		if (!direct && o->direct == AIOL_DIRECT_ON) {
 			aiol_err("%s: direct I/O asked for but not possible: %s", path, reason);
@@ -353,6 +359,10 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 			ret = -errno;
 			aiol_err("%s: setting O_DIRECT: %m", path);
 			goto err_close;
+		} else if (dsize != size) {
+			aiol_warn("%s: visible size rounded down from %llu to %llu bytes, a multiple of the direct I/O alignment %u",
+				  path, (unsigned long long)size, (unsigned long long)dsize, off_align);
+			size = dsize;
 		}
 	}
 

@@ -8,8 +8,8 @@
  * use READ_FIXED/WRITE_FIXED.  Reads and writes (RWF_DSYNC for FUA),
  * fdatasync (IORING_FSYNC_DATASYNC), fallocate and fadvise are ring
  * operations; block status (lseek SEEK_DATA/SEEK_HOLE has no ring
- * operation) goes to a one-thread helper pool whose result comes back
- * through aiol_loop_post().
+ * operation) goes to a one-thread helper pool, started at the first block
+ * status, whose result comes back through aiol_loop_post().
  *
  * Thread model: loop thread only (the helper is threads.c's pool).
  */
@@ -36,7 +36,7 @@ static int uring_init(struct aiol_queue *q)
 	if (slot < 0)
 		aiol_debug("%s: not a registered file (%d): using the plain fd", q->dev->path, slot);
 	q->file_slot = slot >= 0 ? slot : -1;
-	return eng_pool_create(q, 1, &q->pool);
+	return 0;	/* the helper thread starts at the first block status */
 }
 
 static void uring_fini(struct aiol_queue *q)
@@ -64,7 +64,12 @@ static void uring_issue(struct aiol_queue *q, struct aiol_req *req)
 	int fd = fixed ? q->file_slot : q->dev->fd;
 
 	if (io->kind == IO_BLKSTAT) {
-		eng_pool_issue(q->pool, req);
+		int ret = q->pool ? 0 : eng_pool_create(q, 1, &q->pool);
+
+		if (ret < 0)
+			eng_io_done_later(req, ret);
+		else
+			eng_pool_issue(q->pool, req);
 		return;
 	}
 	p->ev.fn = uring_cqe;

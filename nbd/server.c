@@ -154,6 +154,27 @@ struct hs_job {
 	int rfd, wfd;
 };
 
+/* Count a client in, as negotiating: refused once shutdown began (checked
+ * under the lock that nbd_server_shutdown() sets it under, so that every
+ * client counted in is waited for) or over max_connections. */
+static int client_enter(struct nbd_server *srv)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	if (atomic_load(&srv->stopping)) {
+		ret = -ESHUTDOWN;
+	} else if (srv->max_connections && srv->nclients >= srv->max_connections) {
+		aiol_info("nbd: refusing a client: %u connections already", srv->max_connections);
+		ret = -EBUSY;
+	} else {
+		srv->nclients++;
+		srv->nhandshakes++;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
+
 static void client_done(struct nbd_server *srv, bool handshake, bool gone)
 {
 	pthread_mutex_lock(&srv->lock);
@@ -215,20 +236,9 @@ int nbd_server_add_client_fds(struct nbd_server *srv, int in_fd, int out_fd)
 	pthread_t t;
 	int ret;
 
-	if (atomic_load(&srv->stopping)) {
-		ret = -ESHUTDOWN;
+	ret = client_enter(srv);
+	if (ret < 0)
 		goto err_close;
-	}
-	pthread_mutex_lock(&srv->lock);
-	if (srv->max_connections && srv->nclients >= srv->max_connections) {
-		pthread_mutex_unlock(&srv->lock);
-		aiol_info("nbd: refusing a client: %u connections already", srv->max_connections);
-		ret = -EBUSY;
-		goto err_close;
-	}
-	srv->nclients++;
-	srv->nhandshakes++;
-	pthread_mutex_unlock(&srv->lock);
 
 	job = malloc(sizeof(*job));
 	if (!job) {
@@ -268,10 +278,9 @@ int nbd_server_add_client(struct nbd_server *srv, int fd)
 
 /* ---- connections configured out of band (kernel NBD client) ---- */
 
-int nbd_server_add_client_transmission(struct nbd_server *srv, int fd,
-				       unsigned int export_index)
+int nbd_server_add_client_transmission(struct nbd_server *srv, int fd, unsigned int export_index)
 {
-	struct nbd_session s = { .export_idx = export_index };
+	struct nbd_session s = {.export_idx = export_index};
 	unsigned int i;
 	int ret;
 
@@ -279,19 +288,15 @@ int nbd_server_add_client_transmission(struct nbd_server *srv, int fd,
 		ret = -EINVAL;
 		goto err_close;
 	}
-	if (atomic_load(&srv->stopping)) {
-		ret = -ESHUTDOWN;
+	/* Counted as negotiating until posted, so that a shutdown waits. */
+	ret = client_enter(srv);
+	if (ret < 0)
 		goto err_close;
-	}
-	pthread_mutex_lock(&srv->lock);
-	srv->nclients++;
-	pthread_mutex_unlock(&srv->lock);
 	i = atomic_fetch_add(&srv->next_worker, 1) % srv->nworkers;
 	ret = nbd_conn_start(&srv->workers[i], fd, fd, &s);
-	if (ret < 0) {
-		client_done(srv, false, true);
+	client_done(srv, true, ret < 0);
+	if (ret < 0)
 		goto err_close;
-	}
 	return 0;
 
 err_close:
@@ -299,8 +304,7 @@ err_close:
 	return ret;
 }
 
-int nbd_server_export_flags(struct nbd_server *srv, unsigned int export_index,
-			    uint16_t *tflags)
+int nbd_server_export_flags(struct nbd_server *srv, unsigned int export_index, uint16_t *tflags)
 {
 	if (export_index >= srv->nexports)
 		return -EINVAL;
@@ -507,7 +511,9 @@ int nbd_server_shutdown(struct nbd_server *srv)
 
 	if (srv->shut_down)
 		return srv->shutdown_ret;
+	pthread_mutex_lock(&srv->lock);
 	atomic_store(&srv->stopping, true);
+	pthread_mutex_unlock(&srv->lock);
 	if (write(srv->stop_fd, &one, sizeof(one)) < 0)
 		aiol_err("nbd: eventfd write: %m");
 	pthread_mutex_lock(&srv->lock);

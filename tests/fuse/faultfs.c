@@ -9,6 +9,7 @@
  *   short read|write AT        a request crossing AT is cut to end at AT
  *   half read|write            every request longer than a byte does half
  *   eof read AT                a read starting at AT returns 0 bytes
+ *   eagain read|write N        the next N requests fail with EAGAIN
  *   nodirect                   open with O_DIRECT fails with EINVAL
  *   nofallocate                fallocate fails with EOPNOTSUPP
  *   clear                      drop every rule
@@ -58,22 +59,23 @@
 
 enum dir { RD = 0, WR = 1 };
 
-enum kind { K_EIO, K_SHORT, K_HALF, K_EOF };
+enum kind { K_EIO, K_SHORT, K_HALF, K_EOF, K_EAGAIN };
 
 struct rule {
 	enum kind kind;
 	enum dir dir;
-	uint64_t start, len;	/* K_EIO: range; K_SHORT, K_EOF: start */
+	uint64_t start, len;	/* K_EIO: range; K_SHORT, K_EOF: start;
+				 * K_EAGAIN: failures left (start) */
 };
 
 enum counter {
 	C_EIO_READ, C_EIO_WRITE, C_SHORT_READ, C_SHORT_WRITE, C_EOF_READ,
-	C_NODIRECT, C_NOFALLOCATE, C_READS, C_WRITES, C_MAX
+	C_EAGAIN_READ, C_EAGAIN_WRITE, C_NODIRECT, C_NOFALLOCATE, C_READS, C_WRITES, C_MAX
 };
 
 static const char *const counter_names[C_MAX] = {
 	"eio_read", "eio_write", "short_read", "short_write", "eof_read",
-	"nodirect", "nofallocate", "reads", "writes",
+	"eagain_read", "eagain_write", "nodirect", "nofallocate", "reads", "writes",
 };
 
 static struct {
@@ -139,6 +141,9 @@ static int rule_apply(const char *line)
 	} else if (!strcmp(word, "eof") && n == 3 && r.dir == RD) {
 		r.kind = K_EOF;
 		r.start = a;
+	} else if (!strcmp(word, "eagain") && n == 3) {
+		r.kind = K_EAGAIN;
+		r.start = a;
 	} else {
 		return -EINVAL;
 	}
@@ -161,7 +166,7 @@ static int rule_check(enum dir d, uint64_t off, size_t *size)
 	pthread_mutex_lock(&fs.lock);
 	fs.count[d == RD ? C_READS : C_WRITES]++;
 	for (unsigned int i = 0; i < fs.nrules; i++) {
-		const struct rule *r = &fs.rules[i];
+		struct rule *r = &fs.rules[i];
 
 		if (r->dir != d)
 			continue;
@@ -189,6 +194,14 @@ static int rule_check(enum dir d, uint64_t off, size_t *size)
 			if (off == r->start && sz) {
 				sz = 0;
 				fs.count[C_EOF_READ]++;
+			}
+			break;
+		case K_EAGAIN:
+			if (r->start) {
+				r->start--;
+				fs.count[d == RD ? C_EAGAIN_READ : C_EAGAIN_WRITE]++;
+				ret = -EAGAIN;
+				goto out;
 			}
 			break;
 		}
@@ -437,7 +450,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: faultfs [--sync-dio] [--rule TEXT]... BACKING MOUNTPOINT [FUSE-OPTION...]\n"
 		   "Rules: eio read|write START LEN, short read|write AT, half read|write,\n"
-		   "       eof read AT, nodirect, nofallocate, clear.\n"
+		   "       eof read AT, eagain read|write N, nodirect, nofallocate, clear.\n"
 		   "Change them later by writing lines to MOUNTPOINT/ctl.\n");
 }
 

@@ -79,7 +79,7 @@ run_check() {	# binary mountpoint label engine direct phases
 	esac
 }
 
-ALL=eio,shortread,nodirect,nofallocate
+ALL=eio,shortread,eagain,nodirect,nofallocate
 for cfg in "uring off" "uring auto" "aio auto" "threads off" "sync off"; do
 	read -r engine direct <<<"$cfg"
 	run_check "$CHECK" "$MNT" "" "$engine" "$direct" "$ALL"

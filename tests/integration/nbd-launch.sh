@@ -73,7 +73,7 @@ check "--fork: returns 0 with the server listening" \
 	bash -c "[ $st = 0 ] && [ \$(nbdinfo --size 'nbd+unix:///?socket=$sock') = 33554432 ]"
 if [ -n "$fpid" ]; then
 	kill -TERM "$fpid"
-	for _ in $(seq 100); do [ -e "$sock" ] || break; sleep 0.1; done
+	for _ in $(seq 100); do [ -e "$sock" ] || [ -e "$TESTTMP/fpid" ] || break; sleep 0.1; done
 fi
 check "--fork: SIGTERM removes the socket and the pid file" \
 	bash -c "[ ! -e '$sock' ] && [ ! -e '$TESTTMP/fpid' ]"
@@ -96,9 +96,11 @@ assert a.get_size() == 33554432 and len(a.pread(512, 0)) == 512
 fi
 stop_server
 
-# The demo image (only if there is none already: it is the user's then).
-demo=/var/tmp/aioloop-demo.img
-if [ ! -e $demo ]; then
+# The demo image, made in a directory of the test's own.
+export AIOLOOP_DEMO_DIR=$TESTTMP/demo
+mkdir -p "$AIOLOOP_DEMO_DIR"
+demo=$AIOLOOP_DEMO_DIR/aioloop-demo.img
+if [ ! -e "$demo" ]; then
 	sock=$TESTTMP/demo.sock
 	start_server "$AIOLOOP" "$log" "$sock" -t 1 || notok "demo server starts"
 	check "no FILE: serves a 256 MiB demo image" \
@@ -106,8 +108,10 @@ if [ ! -e $demo ]; then
 	check "demo image: recognisable pattern at the start" \
 		bash -c "qemu-io -f raw -r 'nbd+unix:///?socket=$sock' -c 'read -v 0 64' | grep -q 'aioloop.demo'"
 	check "demo image: the help says how to connect" grep -q "nbdinfo" "$log"
+	check "demo image: made where AIOLOOP_DEMO_DIR says" test -f "$demo"
 	stop_server
-	rm -f $demo
+	rm -f "$demo"
+	unset AIOLOOP_DEMO_DIR
 else
 	skip "demo image: $demo exists already (left alone)"
 fi

@@ -82,6 +82,7 @@ struct fx {
 	const struct cfg *cfg;
 	char path[PATH_MAX];
 	bool is_bdev;		/* path is g_bdev, not a temporary file */
+	char extra[PATH_MAX];	/* another scratch file to remove, or "" */
 	uint64_t size;		/* of the backing file */
 	uint8_t *model;		/* what the backing file must hold */
 	struct eng_env env;
@@ -127,6 +128,8 @@ static int fx_teardown(void **state)
 	eng_env_close(&f->env);
 	if (!f->is_bdev)
 		unlink(f->path);
+	if (f->extra[0])
+		unlink(f->extra);
 	free(f->model);
 	free(f);
 	return 0;
@@ -752,7 +755,8 @@ struct neighbour {
 	const char *path;
 	uint64_t at;
 	_Atomic int stop;
-	int lost, rounds;
+	int lost;
+	_Atomic int rounds;
 };
 
 static void *neighbour_thread(void *arg)
@@ -797,10 +801,19 @@ static void window_end_neighbour(void **state)
 	nb.at = size;	/* the first byte past the window */
 	memset(buf, 0x5a, sizeof(buf));
 	assert_int_equal(pthread_create(&t, NULL, neighbour_thread, &nb), 0);
-	/* 1500 writes or 0.7 s, whichever comes first. */
-	for (int i = 0; i < 1500 && (i % 64 || now_s() < t0 + 0.7); i++)
+	/* 1500 writes or 0.7 s, whichever comes first, but on until the other
+	 * writer has had 20 rounds (a loaded machine may not have run it yet),
+	 * at most 5 s. */
+	for (int i = 0;; i++) {
+		if (i % 64 == 0) {
+			double now = now_s();
+
+			if (now > t0 + 5 || ((i >= 1500 || now > t0 + 0.7) && nb.rounds >= 20))
+				break;
+		}
 		if (fx_run(f, AIOL_OP_WRITE, size - sizeof(buf), sizeof(buf), buf, 0) != 0)
 			break;
+	}
 	nb.stop = 1;
 	pthread_join(t, NULL);
 	if (nb.lost)
@@ -808,7 +821,11 @@ static void window_end_neighbour(void **state)
 			 "were overwritten by the engine's writes to the window's last block",
 			 f->cfg->name, f->env.info->direct, nb.lost, nb.rounds,
 			 (unsigned long long)nb.at);
-	assert_true(nb.rounds > 0);
+	if (nb.rounds == 0) {
+		print_message("skip - %s: the other writer never ran in 5 s (machine too busy)\n",
+			      f->cfg->name);
+		skip();
+	}
 }
 
 /* ---- past the end ---- */
@@ -1125,14 +1142,27 @@ static void block_status_test(void **state)
 	o.sizelimit = 2 * MiB;
 	fx_open_with(f, &o, 0, 0);
 	assert_int_equal(block_status(f, 0, 2 * MiB, ext, 64, &n), 0);
-	covered = check_extents(f, 512 * KiB, 0, 2 * MiB, ext, n);
+	assert_true(check_extents(f, 512 * KiB, 0, 2 * MiB, ext, n) > 0);
 	assert_false(ext[0].flags & AIOL_EXT_HOLE);
 	assert_true(ext[0].len <= 512 * KiB);
 	assert_int_equal(block_status(f, 600 * KiB, 100 * KiB, ext, 64, &n), 0);
 	check_extents(f, 512 * KiB, 600 * KiB, 100 * KiB, ext, n);
 	assert_true(ext[0].flags & AIOL_EXT_HOLE);
 	assert_int_equal(block_status(f, 2 * MiB - 512, 1024, ext, 64, &n), -EINVAL);
-	(void)covered;
+
+	/* Through a window at an unaligned offset (1000): the hole is at
+	 * [1 MiB - 1000, 2 MiB - 1000) of the device. */
+	fx_close(f);
+	o.offset = 1000;
+	o.sizelimit = 3 * MiB;
+	assert_int_equal(eng_env_open(&f->env, f->path, &o, 0, 0), 0);
+	assert_int_equal(block_status(f, 0, 3 * MiB, ext, 64, &n), 0);
+	assert_true(check_extents(f, 1000, 0, 3 * MiB, ext, n) > 0);
+	assert_false(ext[0].flags & AIOL_EXT_HOLE);
+	assert_true(ext[0].len <= 1 * MiB - 1000);
+	assert_int_equal(block_status(f, 1 * MiB, 4096, ext, 64, &n), 0);
+	check_extents(f, 1000, 1 * MiB, 4096, ext, n);
+	assert_true(ext[0].flags & AIOL_EXT_HOLE);
 	fx_check(f);
 }
 
@@ -1150,7 +1180,7 @@ static void tmpfs(void **state)
 	struct fx *f = *state;
 	struct aiol_open_opts o = fx_opts(f);
 	struct statfs sfs;
-	char path[PATH_MAX];
+	char *path = f->extra;
 	uint8_t *data, buf[8192];
 	int fd, ret;
 
@@ -1158,7 +1188,7 @@ static void tmpfs(void **state)
 		print_message("skip - %s: /dev/shm is not a tmpfs\n", f->cfg->name);
 		skip();
 	}
-	snprintf(path, sizeof(path), "/dev/shm/aioloop-test-engine.XXXXXX");
+	snprintf(path, sizeof(f->extra), "/dev/shm/aioloop-test-engine.XXXXXX");
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);

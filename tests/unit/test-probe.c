@@ -279,24 +279,41 @@ static void test_disk_unaligned_end(void **state)
 	struct fixture *f = *state;
 	struct aiol_open_opts o = { .direct = AIOL_DIRECT_AUTO };
 	struct aiol_dev *dev;
+	unsigned int a;
 
 	if (!direct_works(disk_dir())) {
 		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
 		skip();
 		return;
 	}
-	/* A backing whose end is mid-block cannot be read-modify-written
-	 * directly without growing it. */
+	/* A window whose end is mid-block is rounded down to whole direct
+	 * I/O blocks: a read-modify-write of the last partial block would
+	 * rewrite bytes past the window (or grow the file). */
 	assert_int_equal(truncate(f->path, 16 * MiB + 100), 0);
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
-	assert_false(aiol_dev_info(dev)->direct);
+	assert_true(aiol_dev_info(dev)->direct);
+	a = aiol_dev_info(dev)->dio_align;
+	assert_int_equal(aiol_dev_info(dev)->size, 16 * MiB);
+	assert_int_equal(aiol_dev_info(dev)->backing_size, 16 * MiB + 100);
 	aiol_dev_close(dev);
-	/* ... unless the window ends on a block boundary before it */
-	o.sizelimit = MiB;
+	o.sizelimit = MiB + 1000;
+	o.offset = 64 * 1024;
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
 	assert_true(aiol_dev_info(dev)->direct);
+	assert_int_equal(aiol_dev_info(dev)->size, (MiB + 1000) / a * a);
 	aiol_dev_close(dev);
-	o.sizelimit = 0;
+	/* buffered: byte-exact */
+	o.direct = AIOL_DIRECT_OFF;
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	assert_int_equal(aiol_dev_info(dev)->size, MiB + 1000);
+	aiol_dev_close(dev);
+	/* a window smaller than one block cannot be direct */
+	o.sizelimit = 100;
+	o.direct = AIOL_DIRECT_AUTO;
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	assert_false(aiol_dev_info(dev)->direct);
+	assert_int_equal(aiol_dev_info(dev)->size, 100);
+	aiol_dev_close(dev);
 	o.direct = AIOL_DIRECT_ON;
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), -EINVAL);
 }
@@ -493,6 +510,57 @@ static void test_ranges(void **state)
 	free(buf);
 }
 
+/* A done() that resubmits at once, on the sync engine (which completes
+ * through deferred work), must not keep aiol_loop_run_once() from
+ * returning. */
+struct chain {
+	struct aiol_req req;
+	struct aiol_queue *q;
+	int left;
+	int res;
+};
+
+static void chain_done(struct aiol_req *req, int res)
+{
+	struct chain *c = (struct chain *)req;
+
+	c->res = res;
+	if (res == 0 && c->left > 0) {
+		c->left--;
+		assert_int_equal(aiol_submit(c->q, req), 0);
+	}
+}
+
+static void test_sync_resubmit(void **state)
+{
+	struct fixture *f = *state;
+	struct aiol_open_opts o = { .engine = AIOL_ENGINE_SYNC, .direct = AIOL_DIRECT_OFF };
+	struct aiol_dev *dev;
+	struct aiol_loop *loop;
+	struct chain c;
+	char buf[512];
+	int iterations = 0;
+
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	assert_int_equal(aiol_queue_create(dev, loop, NULL, &c.q), 0);
+	c.req = (struct aiol_req){ .op = AIOL_OP_READ, .len = sizeof(buf), .buf = buf,
+				   .done = chain_done };
+	c.left = 1000;
+	c.res = 1;
+	assert_int_equal(aiol_submit(c.q, &c.req), 0);
+	while (aiol_queue_inflight(c.q)) {
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+		iterations++;
+	}
+	assert_int_equal(c.res, 0);
+	assert_int_equal(c.left, 0);
+	assert_true(iterations > 100);	/* one completion per iteration */
+	aiol_queue_destroy(c.q);
+	aiol_loop_destroy(loop);
+	aiol_dev_close(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_only, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_forced_read_only, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_ranges, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_resubmit, setup_disk, teardown),
 	};
 
 	aiol_log_setup("test-probe", AIOL_LOG_ERR - 1, NULL);
