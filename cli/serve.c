@@ -27,6 +27,7 @@
 #include "cli.h"
 #include "nbd/listen.h"
 #include "nbd/server.h"
+#include "nbd/tls.h"
 
 #define MAX_EXPORTS 64
 #define DEMO_SIZE ((uint64_t)256 << 20)
@@ -67,12 +68,22 @@ static void usage(FILE *f)
 		"      --max-connections N  refuse clients beyond N (default: unlimited)\n"
 		"      --max-inflight SIZE  in-flight data cap, split across workers; each needs "
 		"%zu MiB\n"
+		"      --max-conn-inflight SIZE  in-flight data one connection may hold (default 128M)\n"
+		"      --handshake-timeout S  drop clients still negotiating after S seconds (default 10)\n"
+		"      --payload-timeout S  drop clients that take over S seconds to send a WRITE's data "
+		"(default 60)\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
 		"      --fork               run in the background once listening (default: "
 		"foreground)\n"
 		"  -v, --verbose            more messages (-vv: every request)\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n\n"
+		"TLS (STARTTLS, GnuTLS):\n"
+		"      --tls=off|on|require TLS offered (on) or required before any option (require)\n"
+		"      --tls-certificates DIR  ca-cert.pem, server-cert.pem, server-key.pem (as nbdkit, "
+		"qemu)\n"
+		"      --tls-psk FILE       pre-shared keys in psktool's format\n"
+		"      --tls-verify-peer    require a client certificate signed by DIR/ca-cert.pem\n\n"
 		"Examples:\n"
 		"  aioloop serve disk.img                  nbdinfo nbd://localhost\n"
 		"  aioloop serve -U /tmp/s.sock -r disk.img   qemu-img info "
@@ -214,6 +225,13 @@ enum {
 	OPT_MAX_INFLIGHT,
 	OPT_PIDFILE,
 	OPT_FORK,
+	OPT_TLS,
+	OPT_TLS_CERTS,
+	OPT_TLS_PSK,
+	OPT_TLS_VERIFY,
+	OPT_HS_TIMEOUT,
+	OPT_MAX_CONN_INFLIGHT,
+	OPT_PAYLOAD_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -235,6 +253,13 @@ static const struct option longopts[] = {
     {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
     {"pidfile", required_argument, NULL, OPT_PIDFILE},
     {"fork", no_argument, NULL, OPT_FORK},
+    {"tls", required_argument, NULL, OPT_TLS},
+    {"tls-certificates", required_argument, NULL, OPT_TLS_CERTS},
+    {"tls-psk", required_argument, NULL, OPT_TLS_PSK},
+    {"tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY},
+    {"handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT},
+    {"max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT},
+    {"payload-timeout", required_argument, NULL, OPT_PAYLOAD_TIMEOUT},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -259,6 +284,8 @@ int cmd_serve(int argc, char **argv)
 	struct nbd_server *srv = NULL;
 	const char *sock = NULL, *port = NULL, *addr = NULL, *name = "", *desc = NULL;
 	const char *pidfile = NULL;
+	struct nbd_tls_opts tlso = { .mode = NBD_TLS_OFF };
+	struct nbd_tls_creds *tls = NULL;
 	char *demo = NULL;
 	bool stdio = false, ro = false, daemonize = false;
 	int ready_fd = -1;
@@ -339,6 +366,34 @@ int cmd_serve(int argc, char **argv)
 		case OPT_PIDFILE:
 			pidfile = optarg;
 			break;
+		case OPT_TLS:
+			if (nbd_tls_mode_parse(optarg, &tlso.mode) < 0)
+				return bad("--tls (off, on or require)", optarg);
+			break;
+		case OPT_TLS_CERTS:
+			tlso.cert_dir = optarg;
+			break;
+		case OPT_TLS_PSK:
+			tlso.psk_file = optarg;
+			break;
+		case OPT_TLS_VERIFY:
+			tlso.verify_peer = true;
+			break;
+		case OPT_MAX_CONN_INFLIGHT:
+			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > SIZE_MAX / 2)
+				return bad("per-connection in-flight cap", optarg);
+			so.max_conn_inflight = (size_t)v;
+			break;
+		case OPT_PAYLOAD_TIMEOUT:
+			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
+				return bad("payload timeout (1-3600 seconds)", optarg);
+			so.payload_timeout_ms = (unsigned int)v * 1000;
+			break;
+		case OPT_HS_TIMEOUT:
+			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
+				return bad("handshake timeout (1-3600 seconds)", optarg);
+			so.handshake_timeout_ms = (unsigned int)v * 1000;
+			break;
 		case OPT_FORK:
 			daemonize = true;
 			break;
@@ -362,6 +417,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (verbose)
 		aiol_log_setup("aioloop", verbose > 1 ? AIOL_LOG_DEBUG_DATA : AIOL_LOG_DEBUG, NULL);
+	if (tlso.mode == NBD_TLS_OFF && (tlso.cert_dir || tlso.psk_file))
+		tlso.mode = NBD_TLS_ON;	/* credentials given: offer TLS, as qemu-nbd does */
 	if (sock && (port || addr)) {
 		fprintf(stderr, "aioloop serve: -U and -p/-b exclude each other\n");
 		return EXIT_USAGE;
@@ -433,6 +490,9 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 	}
 
+	if (nbd_tls_creds_load(&tlso, &tls) < 0)
+		goto out;	/* it said which file was wrong */
+	so.tls = tls;
 	ret = nbd_server_create(eo, nex, &so, &srv);
 	if (ret < 0)
 		goto out;
@@ -508,6 +568,7 @@ out:
 	nbd_server_destroy(srv);
 	for (unsigned int i = 0; i < nex; i++)
 		aiol_dev_close(devs[i]);
+	nbd_tls_creds_free(tls);
 	if (pidfile && rc == 0)
 		unlink(pidfile);
 	if (sfd >= 0)

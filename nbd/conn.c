@@ -33,6 +33,7 @@
 
 #include "aioloop/log.h"
 #include "internal.h"
+#include "tls.h"
 
 #define NBD_SLOTS 128				/* requests in flight per connection */
 #define RXBUF_SIZE (64u << 10)			/* staging buffer for headers */
@@ -115,6 +116,13 @@ struct nbd_conn {
 	struct aiol_event tx_ev;
 	struct msghdr msg;
 	struct iovec txiov[TX_IOV_MAX];
+
+	/* TLS: socket I/O through nbd/tls.c instead of RECV/SENDMSG */
+	struct nbd_tls_io *tls;
+	bool tls_closing, tls_closed;
+	size_t buf_bytes;	/* arena bytes held by this connection's slots */
+	int64_t payload_deadline_ms;	/* a WRITE payload must have arrived by then */
+	struct __kernel_timespec payload_ts;
 };
 
 static void rx_process(struct nbd_conn *c);
@@ -144,8 +152,10 @@ static void slot_put(struct nbd_slot *s)
 {
 	struct nbd_conn *c = s->conn;
 
-	if (s->buf)
+	if (s->buf) {
 		aiol_loop_buf_free(c->w->loop, s->buf, s->buflen);
+		c->buf_bytes -= s->buflen;
+	}
 	s->buf = NULL;
 	s->next = c->free_slots;
 	c->free_slots = s;
@@ -160,9 +170,18 @@ static void *conn_buf_alloc(struct nbd_conn *c, size_t len)
 	struct aiol_loop *loop = c->w->loop;
 	size_t need = (len + 4095) & ~(size_t)4095;
 
+	void *buf;
+
 	if (aiol_loop_buf_used(loop) + need + NBD_ENGINE_RESERVE > aiol_loop_buf_max(loop))
 		return NULL;
-	return aiol_loop_buf_alloc(loop, len);
+	/* Per-connection cap: one client cannot take the whole arena (a
+	 * request alone always fits, so nothing waits forever). */
+	if (c->buf_bytes && c->buf_bytes + len > c->w->srv->max_conn_inflight)
+		return NULL;
+	buf = aiol_loop_buf_alloc(loop, len);
+	if (buf)
+		c->buf_bytes += len;
+	return buf;
 }
 
 /* ---- reply building ---- */
@@ -428,9 +447,26 @@ static void tx_enqueue(struct nbd_slot *s)
 	tx_schedule(c);
 }
 
+static void tx_done(struct aiol_event *ev, int res, unsigned int flags);
+
+static void tls_tx_done(void *arg, int res)
+{
+	struct nbd_conn *c = arg;
+
+	tx_done(&c->tx_ev, res, 0);
+}
+
 static void tx_post(struct nbd_conn *c)
 {
-	struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, &c->tx_ev);
+	struct io_uring_sqe *sqe;
+
+	if (c->tls) {
+		c->tx_busy = true;
+		nbd_tls_io_writev(c->tls, c->txiov + c->tx_pos, (int)(c->tx_niov - c->tx_pos),
+				  tls_tx_done, c);
+		return;
+	}
+	sqe = aiol_loop_sqe(c->w->loop, &c->tx_ev);
 
 	if (c->wsock) {
 		memset(&c->msg, 0, sizeof(c->msg));
@@ -656,17 +692,49 @@ reply:
 
 /* ---- receive side ---- */
 
+static void rx_done(struct aiol_event *ev, int res, unsigned int flags);
+
+static void tls_rx_done(void *arg, int res)
+{
+	struct nbd_conn *c = arg;
+
+	rx_done(&c->rx_ev, res, 0);
+}
+
 static void rx_post(struct nbd_conn *c, void *buf, size_t len)
 {
-	struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, &c->rx_ev);
+	struct io_uring_sqe *sqe;
 
 	if (len > (1u << 30))
 		len = 1u << 30;
+	if (c->tls) {
+		c->rx_busy = true;
+		nbd_tls_io_set_read_deadline(c->tls, c->rx_state == RX_PAYLOAD &&
+						     c->w->srv->payload_timeout_ms
+						     ? c->payload_deadline_ms : 0);
+		nbd_tls_io_recv(c->tls, buf, len, tls_rx_done, c);
+		return;
+	}
+	/* A payload receive is linked to a timeout: two SQEs in one batch. */
+	if (io_uring_sq_space_left(aiol_loop_ring(c->w->loop)) < 2)
+		io_uring_submit(aiol_loop_ring(c->w->loop));
+	sqe = aiol_loop_sqe(c->w->loop, &c->rx_ev);
 	if (c->rsock)
 		io_uring_prep_recv(sqe, c->rfd, buf, len, 0);
 	else
 		io_uring_prep_read(sqe, c->rfd, buf, (unsigned int)len, (uint64_t)-1);
 	c->rx_busy = true;
+	if (c->rx_state == RX_PAYLOAD && c->w->srv->payload_timeout_ms) {
+		/* A client stalling mid-payload holds an arena buffer: bound it. */
+		int64_t left = c->payload_deadline_ms - nbd_now_ms();
+
+		if (left < 1)
+			left = 1;
+		c->payload_ts.tv_sec = left / 1000;
+		c->payload_ts.tv_nsec = (left % 1000) * 1000000;
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_prep_link_timeout(aiol_loop_sqe(c->w->loop, NULL), &c->payload_ts, 0);
+	}
 }
 
 /* Handle the header at the start of staging.  Returns true to go on
@@ -733,6 +801,7 @@ static bool rx_request(struct nbd_conn *c, size_t hlen)
 		c->rx_start += n;
 		if (n < h.len) {
 			c->rx_state = RX_PAYLOAD;
+			c->payload_deadline_ms = nbd_now_ms() + c->w->srv->payload_timeout_ms;
 			c->rx_slot = s;
 			c->rx_dst = (uint8_t *)buf + n;
 			c->rx_left = h.len - n;
@@ -798,6 +867,9 @@ static void rx_done(struct aiol_event *ev, int res, unsigned int flags)
 		rx_process(c);
 		return;
 	}
+	if (res == -ECANCELED && c->rx_state == RX_PAYLOAD)
+		aiol_info("nbd: a WRITE payload did not arrive within %d s: disconnecting",
+			  c->w->srv->payload_timeout_ms / 1000);
 	if (res <= 0) {
 		if (res < 0 && res != -ECONNRESET)
 			aiol_debug("nbd: receive: %s", strerror(-res));
@@ -842,7 +914,10 @@ static void conn_stop_rx(struct nbd_conn *c)
 			c->rx_slot = NULL;
 		}
 	}
-	if (c->rx_busy && !c->rx_cancelled) {
+	if (c->rx_busy && !c->rx_cancelled && c->tls) {
+		nbd_tls_io_cancel_read(c->tls);
+		c->rx_cancelled = true;
+	} else if (c->rx_busy && !c->rx_cancelled) {
 		struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, NULL);
 
 		io_uring_prep_cancel(sqe, &c->rx_ev, 0);
@@ -902,10 +977,20 @@ static void conn_free(struct nbd_conn *c)
 	close(c->rfd);
 	if (c->wfd != c->rfd)
 		close(c->wfd);
+	nbd_tls_io_free(c->tls);
 	free(c->rxbuf);
 	free(c->slots);
 	free(c);
 	nbd_server_client_gone(w->srv);
+}
+
+static void tls_closed(void *arg, int res)
+{
+	struct nbd_conn *c = arg;
+
+	(void)res;
+	c->tls_closed = true;
+	aiol_loop_defer(c->w->loop, &c->close_work);
 }
 
 static void conn_close_work(struct aiol_work *wk)
@@ -916,6 +1001,13 @@ static void conn_close_work(struct aiol_work *wk)
 		return; /* a completion will call conn_maybe_close again */
 	if (c->tx_work.queued || c->resume_work.queued) {
 		aiol_loop_defer(c->w->loop, &c->close_work); /* after them */
+		return;
+	}
+	if (c->tls && !c->tls_closed) {
+		/* close_notify, then wait until no TLS SQE is in flight. */
+		if (!c->tls_closing)
+			nbd_tls_io_close(c->tls, tls_closed, c);
+		c->tls_closing = true;
 		return;
 	}
 	aiol_debug("nbd: connection closed");
@@ -1018,6 +1110,12 @@ int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_sess
 	c->close_work.fn = conn_close_work;
 	c->rx_ev.fn = rx_done;
 	c->tx_ev.fn = tx_done;
+	if (s->tls && nbd_tls_io_new(w->loop, rfd, wfd, s->tls, &c->tls) < 0) {
+		free(c->slots);
+		free(c->rxbuf);
+		free(c);
+		return -ENOMEM;
+	}
 	aiol_debug("nbd: client on export '%s'%s%s%s", e->name,
 		   s->structured ? ", structured replies" : "",
 		   s->extended ? ", extended headers" : "", s->meta ? ", base:allocation" : "");

@@ -21,6 +21,7 @@
 
 #include "aioloop/log.h"
 #include "internal.h"
+#include "tls.h"
 
 #define NBD_OPT_MAX_LEN (64u << 10) /* option data we accept at all */
 #define NBD_MAX_OPTIONS 4096	    /* options per connection (DoS bound) */
@@ -40,7 +41,7 @@ static int io_wait(struct nbd_io *io, int fd, short events)
 	int n;
 
 	for (;;) {
-		n = poll(p, io->stop_fd >= 0 ? 2 : 1, io->timeout_ms);
+		n = poll(p, io->stop_fd >= 0 ? 2 : 1, nbd_io_wait_ms(io));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -410,6 +411,44 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 	return 1;
 }
 
+/* NBD_OPT_STARTTLS (nbd/tls.c does the TLS part).  After the TLS
+ * handshake everything negotiated before it is forgotten. */
+static int opt_starttls(struct hs *hs, uint32_t opt, uint32_t len)
+{
+	int ret;
+
+	if (!hs->srv->tls)
+		return opt_error(hs, opt, len ? NBD_REP_ERR_INVALID : NBD_REP_ERR_POLICY);
+	if (len || nbd_io_is_tls(hs->io))
+		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
+	ret = opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
+	if (ret < 0)
+		return ret;
+	ret = nbd_io_start_tls(hs->io, hs->srv->tls);
+	if (ret < 0)
+		return ret;	/* hard disconnect: the stream is unusable */
+	hs->structured = false;
+	hs->extended = false;
+	hs->meta_selected = false;
+	hs->meta_export = -1;
+	return 0;
+}
+
+/* With --tls=require, options before STARTTLS get ERR_TLS_REQD (and
+ * EXPORT_NAME, which cannot fail, a disconnect).  Returns 1 when opt may
+ * proceed, 0 when it was answered, -errno to disconnect. */
+static int tls_gate(struct hs *hs, uint32_t opt)
+{
+	if (nbd_tls_creds_mode(hs->srv->tls) != NBD_TLS_REQUIRE || nbd_io_is_tls(hs->io) ||
+	    opt == NBD_OPT_STARTTLS || opt == NBD_OPT_ABORT)
+		return 1;
+	if (opt == NBD_OPT_EXPORT_NAME) {
+		aiol_info("nbd: EXPORT_NAME before STARTTLS while TLS is required: disconnecting");
+		return -EPERM;
+	}
+	return opt_error(hs, opt, NBD_REP_ERR_TLS_REQD);
+}
+
 static int negotiate(struct hs *hs, struct nbd_session *out)
 {
 	struct nbd_greeting g = {
@@ -468,6 +507,12 @@ static int negotiate(struct hs *hs, struct nbd_session *out)
 			continue;
 		}
 
+		ret = tls_gate(hs, opt);
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			continue;
+
 		switch (opt) {
 		case NBD_OPT_EXPORT_NAME:
 			ret = opt_export_name(hs, len, out);
@@ -480,7 +525,7 @@ static int negotiate(struct hs *hs, struct nbd_session *out)
 			ret = opt_list(hs, opt, len);
 			break;
 		case NBD_OPT_STARTTLS:
-			ret = opt_error(hs, opt, len ? NBD_REP_ERR_INVALID : NBD_REP_ERR_POLICY);
+			ret = opt_starttls(hs, opt, len);
 			break;
 		case NBD_OPT_INFO:
 		case NBD_OPT_GO:
@@ -535,6 +580,10 @@ int nbd_handshake(struct nbd_server *srv, struct nbd_io *io, struct nbd_session 
 		goto out;
 	}
 	ret = negotiate(&hs, out);
+	if (ret == 0)
+		out->tls = nbd_io_take_tls(io);
+	else
+		nbd_io_free_tls(io);
 out:
 	free(hs.out);
 	free(hs.buf);

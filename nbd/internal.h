@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "aioloop/engine.h"
 #include "aioloop/loop.h"
@@ -57,6 +58,9 @@ struct nbd_server {
 	unsigned int max_connections;
 	unsigned int queue_depth;
 	int handshake_timeout_ms;
+	struct nbd_tls_creds *tls;	/* NULL: no TLS */
+	size_t max_conn_inflight;	/* data buffer bytes one connection may hold */
+	int payload_timeout_ms;		/* limit on receiving one WRITE payload */
 	int stop_fd; /* eventfd, readable once stopping */
 	atomic_bool stopping;
 	atomic_uint next_worker;
@@ -88,9 +92,33 @@ struct nbd_io {
 	int rfd, wfd;
 	int stop_fd;
 	int timeout_ms;
+	int64_t deadline_ms;	/* CLOCK_MONOTONIC ms ending negotiation; 0: none */
 };
 
 extern const struct nbd_io_ops nbd_io_plain;
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline int64_t nbd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The poll timeout of one negotiation wait: the idle timeout, cut short by
+ * the deadline (0 once it has passed, so the wait fails unless ready). */
+static inline int nbd_io_wait_ms(const struct nbd_io *io)
+{
+	int64_t left;
+
+	if (!io->deadline_ms)
+		return io->timeout_ms;
+	left = io->deadline_ms - nbd_now_ms();
+	if (left <= 0)
+		return 0;
+	return io->timeout_ms > 0 && io->timeout_ms < left ? io->timeout_ms : (int)left;
+}
 
 /* What negotiation agreed on. */
 struct nbd_session {
@@ -98,6 +126,7 @@ struct nbd_session {
 	bool structured;
 	bool extended;
 	bool meta; /* base:allocation selected for that export */
+	struct nbd_tls *tls;	/* the TLS session after STARTTLS, or NULL */
 };
 
 /* Negotiate on io (handshake.c).  Returns 0 when the client entered the

@@ -33,9 +33,10 @@
 
 #include "aioloop/log.h"
 #include "internal.h"
+#include "tls.h"
 
 #define DEFAULT_QUEUE_DEPTH 128
-#define DEFAULT_HANDSHAKE_TIMEOUT_MS 60000
+#define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define SHUTDOWN_GRACE_S 10 /* then connections still busy are cut */
 
 int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_t len)
@@ -200,6 +201,7 @@ static void *hs_thread(void *arg)
 	    .wfd = job->wfd,
 	    .stop_fd = srv->stop_fd,
 	    .timeout_ms = srv->handshake_timeout_ms,
+		.deadline_ms = nbd_now_ms() + srv->handshake_timeout_ms,
 	};
 	struct nbd_session s;
 	int ret;
@@ -215,6 +217,7 @@ static void *hs_thread(void *arg)
 			return NULL;
 		}
 		aiol_err("nbd: cannot start a connection: %s", strerror(-ret));
+		nbd_tls_free(s.tls);
 	} else if (ret < 0 && ret != -ECONNRESET && ret != -EPROTO && ret != -ENOENT) {
 		aiol_debug("nbd: negotiation ended: %s", strerror(-ret));
 	}
@@ -438,6 +441,9 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	srv->handshake_timeout_ms =
 	    o.handshake_timeout_ms ? (int)o.handshake_timeout_ms : DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	srv->arena_bytes = (o.max_inflight / o.threads) & ~(size_t)4095;
+	srv->tls = o.tls;
+	srv->max_conn_inflight = o.max_conn_inflight ? o.max_conn_inflight : (size_t)128 << 20;
+	srv->payload_timeout_ms = o.payload_timeout_ms ? (int)o.payload_timeout_ms : 60000;
 	ret = setup_exports(srv, exports, nexports);
 	if (ret < 0)
 		goto err;

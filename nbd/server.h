@@ -39,10 +39,16 @@ struct nbd_server_opts {
 					      arenas); 0: threads * NBD_WORKER_ARENA_MIN */
 	unsigned int max_connections;	   /* 0: unlimited */
 	unsigned int queue_depth;	   /* engine queue depth per worker and export; 0: 128 */
-	unsigned int handshake_timeout_ms; /* idle limit while negotiating; 0: 60 s */
+	unsigned int handshake_timeout_ms;	/* limit on the whole negotiation; 0: 10 s */
+	struct nbd_tls_creds *tls;	/* nbd/tls.h; NULL: no TLS (STARTTLS refused) */
+	size_t max_conn_inflight;	/* in-flight bytes per connection; 0: 128 MiB
+					   (a single request is never refused by it) */
+	unsigned int payload_timeout_ms;	/* a WRITE payload must arrive within
+						   this; 0: 60 s */
 };
 
 struct nbd_server;
+struct nbd_tls_creds;
 
 /* Create the server and start its workers (each opens its loop and one
  * engine queue per export).  The first export is the default one: the
