@@ -43,7 +43,9 @@
  * 50 us timeout on the loop ring, so no thread ever blocks or holds while
  * waiting, and no lock is taken on the aligned path.  Across queues this
  * gives atomicity (no write is lost), not an order: writes of different
- * connections have none.
+ * connections have none.  The stripes belong to one struct aiol_dev: two
+ * aiol_dev_open() of the same file, or other processes writing it, are
+ * not covered.
  *
  * Bounce memory.  The bounce is taken from the arena once per request (its
  * size is the request's aligned superset, at most ENG_CHUNK + dio_align)
@@ -54,7 +56,8 @@
  * reserve guarantees progress even if the arena is filled by buffers that
  * are waiting for this queue's requests.
  *
- * Thread model: loop thread only.
+ * Thread model: loop thread only, except the dev's stripe words, which
+ * are atomics shared by the queues of all threads.
  */
 #include <errno.h>
 #include <liburing.h>
