@@ -10,6 +10,7 @@
 #    WRITE promising 64 MiB then nothing) keep the server's memory bounded
 #    (VmRSS/VmHWM from /proc) while nbdinfo and qemu-io are still served;
 #  - a WRITE whose payload stalls is dropped after --payload-timeout;
+#  - one connection over --max-conn-inflight waits for its own replies;
 #  - option data over the cap and an over-long export name are refused.
 . "$SRCDIR/tests/harden/lib.sh"
 need_serve "limit tests"
@@ -41,6 +42,30 @@ in_range "$t" 1.5 4 && ok "a WRITE whose 64 MiB payload stalls is dropped after 
 check "a 32 MiB write by qemu-io is served afterwards" bash -c \
 	"qemu-io -f raw 'nbd+unix:///?socket=$S' -c 'write -P 0x44 0 32M' -c 'read -P 0x44 0 32M' | grep -q 'read 33554432/33554432'"
 stop_server pl
+
+# ---- --max-conn-inflight: a connection over its cap waits, never deadlocks ----
+start_server ci "$S" --max-conn-inflight 32M "$IMG" || exit 1
+check "--max-conn-inflight 32M: 24 concurrent 2-16 MiB writes on one connection all complete and read back" \
+	$PY - "$S" <<'PYEOF'
+import sys, nbd
+h = nbd.NBD()
+h.connect_unix(sys.argv[1])
+sizes = [(2 + (i * 7) % 15) << 20 for i in range(24)]
+cookies, off = [], 0
+for i, n in enumerate(sizes):
+    off = (i * (1 << 20) * 2) % ((64 << 20) - n)
+    buf = nbd.Buffer.from_bytearray(bytearray([i + 1]) * n)
+    cookies.append((h.aio_pwrite(buf, off), off, n, i + 1))
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+for c, off, n, v in cookies:
+    assert h.aio_command_completed(c)
+# the last writer of each MiB wins; check the last write's range
+c, off, n, v = cookies[-1]
+assert h.pread(n, off) == bytes([v]) * n
+h.shutdown()
+PYEOF
+stop_server ci
 
 # ---- --max-connections ----
 start_server mc "$S" --max-connections 3 --handshake-timeout 30 "$IMG" || exit 1
