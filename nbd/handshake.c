@@ -32,16 +32,16 @@ static const char base_allocation[] = "base:allocation";
 
 /* ---- plain byte I/O ---- */
 
-static int io_wait(struct nbd_io *io, int fd, short events)
+int nbd_poll_wait(int fd, short events, int stop_fd, int timeout_ms, int64_t deadline_ms)
 {
 	struct pollfd p[2] = {
 	    {.fd = fd, .events = events},
-	    {.fd = io->stop_fd, .events = POLLIN},
+	    {.fd = stop_fd, .events = POLLIN},
 	};
 	int n;
 
 	for (;;) {
-		n = poll(p, io->stop_fd >= 0 ? 2 : 1, nbd_io_wait_ms(io));
+		n = poll(p, stop_fd >= 0 ? 2 : 1, nbd_wait_ms(timeout_ms, deadline_ms));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -52,6 +52,11 @@ static int io_wait(struct nbd_io *io, int fd, short events)
 			return 0;
 		return -ESHUTDOWN;
 	}
+}
+
+static int io_wait(struct nbd_io *io, int fd, short events)
+{
+	return nbd_poll_wait(fd, events, io->stop_fd, io->timeout_ms, io->deadline_ms);
 }
 
 static ssize_t plain_recv(struct nbd_io *io, void *buf, size_t len)

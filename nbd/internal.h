@@ -106,19 +106,30 @@ static inline int64_t nbd_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The poll timeout of one negotiation wait: the idle timeout, cut short by
- * the deadline (0 once it has passed, so the wait fails unless ready). */
-static inline int nbd_io_wait_ms(const struct nbd_io *io)
+/* The poll timeout of one negotiation wait: the idle timeout (<= 0: none),
+ * cut short by the deadline (0: none; once it has passed the wait gets 0,
+ * so it fails unless the fd is ready). */
+static inline int nbd_wait_ms(int timeout_ms, int64_t deadline_ms)
 {
 	int64_t left;
 
-	if (!io->deadline_ms)
-		return io->timeout_ms;
-	left = io->deadline_ms - nbd_now_ms();
+	if (!deadline_ms)
+		return timeout_ms > 0 ? timeout_ms : -1;
+	left = deadline_ms - nbd_now_ms();
 	if (left <= 0)
 		return 0;
-	return io->timeout_ms > 0 && io->timeout_ms < left ? io->timeout_ms : (int)left;
+	return timeout_ms > 0 && timeout_ms < left ? timeout_ms : (int)left;
 }
+
+static inline int nbd_io_wait_ms(const struct nbd_io *io)
+{
+	return nbd_wait_ms(io->timeout_ms, io->deadline_ms);
+}
+
+/* Wait on a negotiation thread until fd is ready for events: 0, or
+ * -ETIMEDOUT (timeout or deadline), -ESHUTDOWN (stop_fd became readable),
+ * -errno.  stop_fd < 0: none.  Retries EINTR. */
+int nbd_poll_wait(int fd, short events, int stop_fd, int timeout_ms, int64_t deadline_ms);
 
 /* What negotiation agreed on. */
 struct nbd_session {

@@ -566,37 +566,7 @@ const char *nbd_tls_describe(struct nbd_tls *t)
 
 static int sync_wait(const struct nbd_tls_sync *s, int fd, short events)
 {
-	struct pollfd p[2] = {
-		{ .fd = fd, .events = events },
-		{ .fd = s->stop_fd, .events = POLLIN },
-	};
-	int n;
-
-	for (;;) {
-		int ms = s->timeout_ms > 0 ? s->timeout_ms : -1;
-
-		if (s->deadline_ms) {
-			struct timespec ts;
-			int64_t left;
-
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			left = s->deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-			if (left < 0)
-				left = 0;
-			if (ms < 0 || left < ms)
-				ms = (int)left;
-		}
-		n = poll(p, s->stop_fd >= 0 ? 2 : 1, ms);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (p[0].revents)
-			return 0;
-		return -ESHUTDOWN;
-	}
+	return nbd_poll_wait(fd, events, s->stop_fd, s->timeout_ms, s->deadline_ms);
 }
 
 /* Send every pending ciphertext byte. */
