@@ -115,6 +115,7 @@ struct bench_opts {
 	uint64_t size;		/* 0: whole file (or the demo default) */
 	enum aiol_direct direct;
 	unsigned int threads;
+	unsigned int submit_batch;	/* aiol_loop_opts.submit_batch */
 	bool json;
 	const char *file;	/* NULL: demo image */
 };
@@ -140,6 +141,8 @@ static void usage(FILE *f)
 		"                  the demo image's size (default 1G)\n"
 		"  --direct=MODE   auto (default: O_DIRECT if the file takes it), on, off\n"
 		"  --threads=N     pool size of the threads engine (default 4)\n"
+		"  --submit-batch=N  submit to the ring as soon as N requests are\n"
+		"                  ready (default 1, as fio does; 0: once per loop pass)\n"
 		"  --json          print one JSON object instead of text\n"
 		"  -h, --help      this text\n"
 		"\n"
@@ -189,6 +192,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 		{ "size", required_argument, NULL, 'S' },
 		{ "direct", required_argument, NULL, 'd' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "submit-batch", required_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -203,6 +207,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 		.qd = 32,
 		.seconds = 10,
 		.direct = AIOL_DIRECT_AUTO,
+		.submit_batch = 1,
 	};
 	*help = false;
 	opterr = 0;
@@ -254,6 +259,11 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 		case 't':
 			if (parse_uint(optarg, 1, 1024, &o->threads) < 0)
 				return usage_error("bad --threads '%s': a number from 1 to 1024", optarg);
+			break;
+		case 'B':
+			if (parse_uint(optarg, 0, MAX_QD, &o->submit_batch) < 0)
+				return usage_error("bad --submit-batch '%s': a number from 0 to 4096",
+						   optarg);
 			break;
 		case 'j':
 			o->json = true;
@@ -586,6 +596,7 @@ static int bench_run(const struct bench_opts *o, const char *path)
 	while (entries < o->qd)
 		entries *= 2;
 	lo.entries = entries;
+	lo.submit_batch = o->submit_batch;
 	lo.arena_bytes = 2 * o->bs * o->qd + (16u << 20);
 	if (lo.arena_bytes < (64u << 20))
 		lo.arena_bytes = 64u << 20;

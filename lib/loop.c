@@ -25,6 +25,7 @@
 
 struct aiol_loop {
 	struct io_uring ring;
+	unsigned int submit_batch;	/* see aiol_loop_opts */
 	/* deferred work, FIFO */
 	struct aiol_work *work_head, *work_tail;
 	/* cross-thread inbox (LIFO stack, reversed when drained) */
@@ -98,6 +99,7 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	if (!loop)
 		return -ENOMEM;
 	loop->efd = -1;
+	loop->submit_batch = opts ? opts->submit_batch : 0;
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_CQSIZE | (opts ? opts->flags : 0);
 	p.cq_entries = entries * 4;
@@ -235,6 +237,8 @@ static int run_work(struct aiol_loop *loop)
 		w->fn(w);
 		n++;
 		w = next;
+		if (loop->submit_batch && io_uring_sq_ready(&loop->ring) >= loop->submit_batch)
+			io_uring_submit(&loop->ring);
 	}
 	return n;
 }

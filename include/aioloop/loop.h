@@ -45,6 +45,8 @@ struct aiol_loop_opts {
 	size_t arena_bytes;	/* in-flight buffer cap of this thread; 0: 64 MiB */
 	unsigned int flags;	/* extra io_uring setup flags (IORING_SETUP_SQE128 for
 				 * uring_cmd users: every SQE is then 128 bytes) */
+	unsigned int submit_batch;	/* while running deferred work, submit as soon as
+					 * this many SQEs are ready; 0: once per pass */
 };
 
 /* Create a loop for the calling thread.  Returns 0 or -errno. */
