@@ -142,6 +142,54 @@ static void test_ring_event(void **state)
 	aiol_loop_destroy(loop);
 }
 
+struct submit_work {
+	struct aiol_work w;
+	struct aiol_loop *loop;
+	struct nop_ev *ev;
+	unsigned int ready_after;
+};
+
+static void submit_fn(struct aiol_work *w)
+{
+	struct submit_work *sw = (struct submit_work *)w;
+
+	io_uring_prep_nop(aiol_loop_sqe(sw->loop, &sw->ev->ev));
+}
+
+static void check_fn(struct aiol_work *w)
+{
+	struct submit_work *sw = (struct submit_work *)w;
+
+	sw->ready_after = io_uring_sq_ready(aiol_loop_ring(sw->loop));
+}
+
+/* With submit_batch 1 an SQE prepared by deferred work is handed to the
+ * kernel before the next work item runs; with 0 it waits for the pass. */
+static void test_submit_batch(void **state)
+{
+	for (unsigned int batch = 0; batch <= 1; batch++) {
+		struct aiol_loop_opts o = { .submit_batch = batch };
+		struct aiol_loop *loop;
+		struct nop_ev n = { .ev.fn = nop_done };
+		struct submit_work a = { .w.fn = submit_fn, .ev = &n };
+		struct submit_work b = { .w.fn = check_fn };
+
+		(void)state;
+		assert_int_equal(aiol_loop_create(&o, &loop), 0);
+		a.loop = b.loop = loop;
+		/* let the eventfd read that create armed go out first */
+		assert_true(aiol_loop_run_once(loop, false) >= 0);
+		aiol_loop_defer(loop, &a.w);
+		aiol_loop_defer(loop, &b.w);
+		assert_true(aiol_loop_run_once(loop, false) >= 2);
+		assert_int_equal(b.ready_after, batch ? 0 : 1);
+		while (!n.calls)
+			assert_true(aiol_loop_run_once(loop, true) >= 0);
+		assert_int_equal(n.res, 0);
+		aiol_loop_destroy(loop);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +197,7 @@ int main(void)
 		cmocka_unit_test(test_post_cross_thread),
 		cmocka_unit_test(test_arena_bounds),
 		cmocka_unit_test(test_ring_event),
+		cmocka_unit_test(test_submit_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
