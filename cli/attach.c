@@ -38,6 +38,7 @@
 
 #include "aioloop/log.h"
 #include "cli.h"
+#include "daemon.h"
 #include "nbd-attach.h"
 #include "ublk.h"
 
@@ -257,11 +258,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 	sigset_t set;
 	int ret, fd;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
+	attach_daemon_sigset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "aioloop/log.h"
+#include "daemon.h"
 #include "ublk.h"
 
 #define UBLK_BUF_BYTES (512u << 10) /* max_io_buf_bytes: 1024 sectors per request */
@@ -261,11 +262,7 @@ static void wait_stop_signal(struct run_state *st, unsigned int nq)
 	sigset_t set;
 	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
+	attach_daemon_sigset(&set);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;

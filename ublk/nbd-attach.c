@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "aioloop/log.h"
+#include "daemon.h"
 #include "nbd-attach.h"
 #include "nbd/server.h"
 
@@ -403,11 +404,7 @@ static void wait_signal(void)
 	sigset_t set;
 	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
+	attach_daemon_sigset(&set);
 	while (sigwait(&set, &sig) != 0)
 		;
 	if (sig == SIGUSR1)
