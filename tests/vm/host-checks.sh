@@ -47,21 +47,32 @@ host_nbd-fs() { fs_host "$@"; }
 
 host_ublk-recover() { fs_host "$@"; }
 
+# powercut_boot VER SCEN LOGF IMG COUNT WHAT: boot the scenario on a fresh
+# 64 MiB image and kill qemu after COUNT "ACK n" lines.  Sets POWERCUT_ACKS
+# to the acknowledged sequence numbers; returns 1 (image removed, result
+# reported) when qemu could not run or nothing was acknowledged.
+powercut_boot() {
+	local ver=$1 scen=$2 logf=$3 img=$4 count=$5 what=$6
+	rm -f "$img"
+	truncate -s 64M "$img"
+	KILL_AFTER_RE='^ACK ' KILL_AFTER_COUNT=$count boot "$ver" "$scen" "$logf" "$img"
+	EXPECT_CUT=1 report "$ver" "$scen" "$logf"
+	[ -n "${QEMU_BROKEN+set}" ] && { rm -f "$img"; return 1; }
+	POWERCUT_ACKS=$(grep -a '^ACK ' "$logf.clean" | awk '{ print $2 }')
+	if [ -z "$POWERCUT_ACKS" ]; then
+		echo "not ok - vm-$ver/$scen: $what survive the power cut: none acknowledged"
+		rm -f "$img"
+		return 1
+	fi
+}
+
 # Power cut: kill qemu after 40 acknowledged writes, then every
 # acknowledged block must be in the image.
 host_nbd-powercut() { host_ublk-powercut "$@"; }
 host_ublk-powercut() {
 	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img acks n bad=0 first=""
-	rm -f "$img"
-	truncate -s 64M "$img"
-	KILL_AFTER_RE='^ACK ' KILL_AFTER_COUNT=40 boot "$ver" "$scen" "$logf" "$img"
-	EXPECT_CUT=1 report "$ver" "$scen" "$logf"
-	[ -n "${QEMU_BROKEN+set}" ] && { rm -f "$img"; return; }
-	acks=$(grep -a '^ACK ' "$logf.clean" | awk '{ print $2 }')
-	if [ -z "$acks" ]; then
-		echo "not ok - vm-$ver/$scen: acknowledged writes survive the power cut: none acknowledged"
-		rm -f "$img"; return
-	fi
+	powercut_boot "$ver" "$scen" "$logf" "$img" 40 "acknowledged writes" || return
+	acks=$POWERCUT_ACKS
 	for n in $acks; do
 		if [ "$(dd if="$img" bs=4096 skip="$n" count=1 2>/dev/null | head -c 20 | tr -d '\000')" != "$(printf 'AIOLOOP-SEQ-%08d' "$n")" ]; then
 			bad=$((bad + 1)); [ -n "$first" ] || first=$n
@@ -80,16 +91,8 @@ host_san() { fs_host "$@"; }
 # journal is replayed on a copy and every acknowledged file must be there.
 host_ublk-powercut-fs() {
 	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img acks n bad=0 first="" st
-	rm -f "$img"
-	truncate -s 64M "$img"
-	KILL_AFTER_RE='^ACK ' KILL_AFTER_COUNT=30 boot "$ver" "$scen" "$logf" "$img"
-	EXPECT_CUT=1 report "$ver" "$scen" "$logf"
-	[ -n "${QEMU_BROKEN+set}" ] && { rm -f "$img"; return; }
-	acks=$(grep -a '^ACK ' "$logf.clean" | awk '{ print $2 }')
-	if [ -z "$acks" ]; then
-		echo "not ok - vm-$ver/$scen: acknowledged files survive the power cut: none acknowledged"
-		rm -f "$img"; return
-	fi
+	powercut_boot "$ver" "$scen" "$logf" "$img" 30 "acknowledged files" || return
+	acks=$POWERCUT_ACKS
 	e2fsck -fy "$img" >"$TMP/fsck.out" 2>&1; st=$?
 	if [ $st -le 1 ]; then
 		echo "ok - vm-$ver/$scen: journal replay and e2fsck -fy succeed after the power cut (status $st)"
