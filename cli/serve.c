@@ -72,6 +72,10 @@ static void usage(FILE *f)
 		"      --handshake-timeout S  drop clients still negotiating after S seconds (default 10)\n"
 		"      --payload-timeout S  drop clients that take over S seconds to send a WRITE's data "
 		"(default 60)\n"
+		"      --poll USEC          a busy worker polls for completions this long before it "
+		"sleeps\n"
+		"                           (default %d; 0: sleep at once, saving CPU, costing "
+		"latency)\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
 		"      --fork               run in the background once listening (default: "
 		"foreground)\n"
@@ -89,7 +93,7 @@ static void usage(FILE *f)
 		"  aioloop serve -U /tmp/s.sock -r disk.img   qemu-img info "
 		"'nbd+unix:///?socket=/tmp/s.sock'\n"
 		"  nbdinfo -- [ aioloop serve -s disk.img ]\n",
-		NBD_WORKER_ARENA_MIN >> 20);
+		NBD_WORKER_ARENA_MIN >> 20, NBD_DEFAULT_POLL_US);
 }
 
 /* NAME=FILE[,ro][,offset=N][,sizelimit=N] */
@@ -232,6 +236,7 @@ enum {
 	OPT_HS_TIMEOUT,
 	OPT_MAX_CONN_INFLIGHT,
 	OPT_PAYLOAD_TIMEOUT,
+	OPT_POLL,
 };
 
 static const struct option longopts[] = {
@@ -260,6 +265,7 @@ static const struct option longopts[] = {
     {"handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT},
     {"max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT},
     {"payload-timeout", required_argument, NULL, OPT_PAYLOAD_TIMEOUT},
+    {"poll", required_argument, NULL, OPT_POLL},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -383,6 +389,11 @@ int cmd_serve(int argc, char **argv)
 			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > SIZE_MAX / 2)
 				return bad("per-connection in-flight cap", optarg);
 			so.max_conn_inflight = (size_t)v;
+			break;
+		case OPT_POLL:
+			if (cli_parse_size(optarg, &v) < 0 || v > 1000000)
+				return bad("poll time (0-1000000 microseconds)", optarg);
+			so.poll_us = v ? (int)v : -1;
 			break;
 		case OPT_PAYLOAD_TIMEOUT:
 			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@
 #define SLOT_IOV (2 * NBD_SPARSE_EXT + 4)
 #define SLOT_HDR_BYTES ((NBD_SPARSE_EXT + 2) * 48)
 #define TX_IOV_MAX 256
+#define TX_FIRST 4				/* replies in a send that starts the queue */
 
 _Static_assert(NBD_WORKER_ARENA_MIN >= NBD_MAX_PAYLOAD + NBD_ENGINE_RESERVE,
 	       "a worker's arena must fit one maximal request besides the reserve");
@@ -482,14 +484,22 @@ static void tx_post(struct nbd_conn *c)
 	c->tx_busy = true;
 }
 
-static void tx_start(struct aiol_work *wk)
+/*
+ * Send what is queued, in one sendmsg.  A send that starts an idle queue
+ * carries at most TX_FIRST replies: completions come in bursts (a disk
+ * often completes a whole batch at once), and the client can start reading,
+ * and sending its next requests, while the rest of the burst is copied into
+ * the socket by the send that follows.  A send that follows another takes
+ * everything queued.
+ */
+static void tx_send(struct nbd_conn *c, unsigned int max_slots)
 {
-	struct nbd_conn *c = container_of(wk, struct nbd_conn, tx_work);
 	unsigned int n = 0, ns = 0;
 
 	if (c->tx_busy || !c->txq_head || c->dead)
 		return;
-	for (struct nbd_slot *s = c->txq_head; s && n + s->niov <= TX_IOV_MAX; s = s->next) {
+	for (struct nbd_slot *s = c->txq_head; s && n + s->niov <= TX_IOV_MAX && ns < max_slots;
+	     s = s->next) {
 		memcpy(c->txiov + n, s->iov, s->niov * sizeof(struct iovec));
 		n += s->niov;
 		ns++;
@@ -498,6 +508,11 @@ static void tx_start(struct aiol_work *wk)
 	c->tx_niov = n;
 	c->tx_pos = 0;
 	tx_post(c);
+}
+
+static void tx_start(struct aiol_work *wk)
+{
+	tx_send(container_of(wk, struct nbd_conn, tx_work), TX_FIRST);
 }
 
 static void tx_release(struct nbd_conn *c, unsigned int n)
@@ -554,7 +569,7 @@ static void tx_done(struct aiol_event *ev, int res, unsigned int flags)
 	tx_release(c, c->tx_nslots);
 	c->tx_nslots = 0;
 	if (c->txq_head)
-		tx_start(&c->tx_work);
+		tx_send(c, UINT_MAX);
 	else
 		conn_maybe_close(c);
 }

@@ -61,6 +61,7 @@ struct nbd_server {
 	struct nbd_tls_creds *tls;	/* NULL: no TLS */
 	size_t max_conn_inflight;	/* data buffer bytes one connection may hold */
 	int payload_timeout_ms;		/* limit on receiving one WRITE payload */
+	unsigned int poll_us;		/* ring polling before a worker sleeps (0: none) */
 	int stop_fd; /* eventfd, readable once stopping */
 	atomic_bool stopping;
 	atomic_uint next_worker;

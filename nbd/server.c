@@ -107,7 +107,7 @@ static void *worker_main(void *arg)
 {
 	struct nbd_worker *w = arg;
 	struct nbd_server *srv = w->srv;
-	struct aiol_loop_opts lo = {.arena_bytes = srv->arena_bytes};
+	struct aiol_loop_opts lo = {.arena_bytes = srv->arena_bytes, .poll_us = srv->poll_us};
 	struct aiol_queue_opts qo = {.depth = srv->queue_depth};
 	unsigned int nq = 0;
 	int ret;
@@ -444,6 +444,7 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	srv->tls = o.tls;
 	srv->max_conn_inflight = o.max_conn_inflight ? o.max_conn_inflight : (size_t)128 << 20;
 	srv->payload_timeout_ms = o.payload_timeout_ms ? (int)o.payload_timeout_ms : 60000;
+	srv->poll_us = o.poll_us < 0 ? 0 : o.poll_us ? (unsigned int)o.poll_us : NBD_DEFAULT_POLL_US;
 	ret = setup_exports(srv, exports, nexports);
 	if (ret < 0)
 		goto err;

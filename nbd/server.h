@@ -45,7 +45,11 @@ struct nbd_server_opts {
 					   (a single request is never refused by it) */
 	unsigned int payload_timeout_ms;	/* a WRITE payload must arrive within
 						   this; 0: 60 s */
+	int poll_us;			/* a worker polls its ring this long before it
+					   sleeps; 0: NBD_DEFAULT_POLL_US, < 0: never */
 };
+
+#define NBD_DEFAULT_POLL_US 500
 
 struct nbd_server;
 struct nbd_tls_creds;

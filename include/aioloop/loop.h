@@ -47,6 +47,9 @@ struct aiol_loop_opts {
 				 * uring_cmd users: every SQE is then 128 bytes) */
 	unsigned int submit_batch;	/* while running deferred work, submit as soon as
 					 * this many SQEs are ready; 0: once per pass */
+	unsigned int poll_us;	/* before sleeping for a completion, poll the ring for
+				 * up to this many microseconds (yielding the CPU to
+				 * anything else runnable); 0: sleep at once */
 };
 
 /* Create a loop for the calling thread.  Returns 0 or -errno. */

@@ -2,7 +2,9 @@
 /*
  * Unit tests of the event loop: deferred work order, cross-thread posts,
  * the buffer arena's bounds and reuse, and a real ring operation (a nop)
- * dispatched to its event.
+ * dispatched to its event; with ring polling (poll_us), completions that
+ * come inside the polling window and after it, and a post from another
+ * thread to a loop that has gone to sleep.
  */
 #include <liburing.h>
 #include <pthread.h>
@@ -11,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "aioloop/loop.h"
 
@@ -190,6 +195,47 @@ static void test_submit_batch(void **state)
 	}
 }
 
+static void *late_post_thread(void *arg)
+{
+	struct poster *p = arg;
+
+	usleep(20000);	/* well after the polling window */
+	aiol_loop_post(p->loop, &p->c[0].w);
+	return NULL;
+}
+
+/* A polling loop sees completions inside its window (the kernel's task work
+ * run on its behalf) and after it (asleep), and is woken by a post. */
+static void test_poll(void **state)
+{
+	struct aiol_loop_opts o = { .poll_us = 2000 };
+	struct aiol_loop *loop;
+	static struct poster p;
+	int log[1], n = 0;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(&o, &loop), 0);
+	/* 200 us and 30 ms timeouts: inside and beyond the 2 ms window */
+	for (long ns = 200000; ns <= 30000000; ns += 29800000) {
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = ns };
+		struct nop_ev ev = { .ev.fn = nop_done };
+
+		io_uring_prep_timeout(aiol_loop_sqe(loop, &ev.ev), &ts, 0, 0);
+		while (!ev.calls)
+			assert_true(aiol_loop_run_once(loop, true) >= 0);
+		assert_int_equal(ev.res, -ETIME);
+	}
+	p.loop = loop;
+	p.c[0] = (struct counter){ .w.fn = count_fn, .log = log, .n = &n, .id = 7 };
+	assert_int_equal(pthread_create(&t, NULL, late_post_thread, &p), 0);
+	while (n < 1)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	pthread_join(t, NULL);
+	assert_int_equal(log[0], 7);
+	aiol_loop_destroy(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_arena_bounds),
 		cmocka_unit_test(test_ring_event),
 		cmocka_unit_test(test_submit_batch),
+		cmocka_unit_test(test_poll),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
