@@ -65,7 +65,7 @@ for name, t in r["targets"].items():
         ran += 1
 assert ran > 0, "no job ran"
 assert "raw" in r["targets"] and r["targets"]["raw"]["results"], "raw file did not run"
-assert len(r["checks"]) == 7, "expected 7 goal checks"
+assert len(r["checks"]) == 8, "expected 8 goal checks"
 for c in r["checks"]:
     assert c["status"] in ("MET", "MISSED", "NOT MEASURED"), c
 for k in ("cpu", "cores", "kernel", "fs", "versions"):
@@ -78,7 +78,7 @@ else
 fi
 
 if [ -n "$md" ] && grep -q '^| raw | [0-9]' "$md" &&
-	[ "$(grep -c '^target: .*: \(MET\|MISSED\|NOT MEASURED\)' "$md")" = 7 ] &&
+	[ "$(grep -c '^target: .*: \(MET\|MISSED\|NOT MEASURED\)' "$md")" = 8 ] &&
 	grep -q '^## Machine' "$md" && grep -q '^## Method' "$md"; then
 	echo "ok - bench-quick: Markdown report has table rows, goal lines, machine and method"
 else
