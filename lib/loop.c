@@ -92,7 +92,8 @@ static void loop_arm_efd(struct aiol_loop *loop)
 int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 {
 	struct aiol_loop *loop;
-	struct io_uring_params p;
+	struct io_uring_params p, pp;
+	unsigned int poll_flags;
 	unsigned int entries = opts && opts->entries ? opts->entries : 256;
 	size_t arena = opts && opts->arena_bytes ? opts->arena_bytes : 64u << 20;
 	struct iovec iov;
@@ -108,20 +109,16 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_CQSIZE | (opts ? opts->flags : 0);
 	p.cq_entries = entries * 4;
-	if (loop->poll_us) {
-		/* A polling thread runs its task work when it looks, not on an
-		 * interrupt: no IPI for every completion, and the kernel says
-		 * when there is task work to run (5.19+; else plain setup). */
-		struct io_uring_params pp = p;
-
-		pp.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-		ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
-		loop->taskrun_flag = ret == 0;
-		if (ret == -EINVAL)
-			ret = io_uring_queue_init_params(entries, &loop->ring, &p);
-	} else {
+	/* A polling thread runs its task work when it looks, not on an
+	 * interrupt: no IPI for every completion, and the kernel says when
+	 * there is task work to run (5.19+; older kernels: plain setup). */
+	poll_flags = loop->poll_us ? IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG : 0;
+	pp = p;
+	pp.flags |= poll_flags;
+	ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
+	loop->taskrun_flag = poll_flags && ret == 0;
+	if (ret == -EINVAL && poll_flags)
 		ret = io_uring_queue_init_params(entries, &loop->ring, &p);
-	}
 	if (ret < 0) {
 		aiol_err("io_uring_queue_init: %s", strerror(-ret));
 		goto err_free;

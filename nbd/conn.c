@@ -25,9 +25,9 @@
  * flight: no RECV, no SENDMSG, no engine request, no queued work.
  */
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
 #include <stdlib.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
