@@ -83,6 +83,16 @@ static bool direct_works(const char *dir)
 	return true;
 }
 
+/* Skip the running test (cmocka's skip() leaves it) when the disk
+ * directory has no O_DIRECT. */
+static void skip_without_direct(void)
+{
+	if (!direct_works(disk_dir())) {
+		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
+		skip();
+	}
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
@@ -236,11 +246,7 @@ static void test_disk_direct(void **state)
 	struct aiol_dev *dev;
 	unsigned int a;
 
-	if (!direct_works(disk_dir())) {
-		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
-		skip();
-		return;
-	}
+	skip_without_direct();
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
 	in = aiol_dev_info(dev);
 	assert_true(in->direct);
@@ -281,11 +287,7 @@ static void test_disk_unaligned_end(void **state)
 	struct aiol_dev *dev;
 	unsigned int a;
 
-	if (!direct_works(disk_dir())) {
-		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
-		skip();
-		return;
-	}
+	skip_without_direct();
 	/* A window whose end is mid-block is rounded down to whole direct
 	 * I/O blocks: a read-modify-write of the last partial block would
 	 * rewrite bytes past the window (or grow the file). */
