@@ -38,6 +38,20 @@ class Closed(Exception):
     pass
 
 
+class Checks:
+    """res(cond, what) prints an ok/not ok line; status() is 1 if any failed."""
+
+    def __init__(self):
+        self.bad = 0
+
+    def __call__(self, cond, what):
+        self.bad += not cond
+        print(f"{'ok' if cond else 'not ok'} - {what}")
+
+    def status(self):
+        return 1 if self.bad else 0
+
+
 class Raw:
     def __init__(self, path, timeout=10):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -121,7 +135,7 @@ def closed_soon(r):
 
 
 def cmd_tls_reqd(sock):
-    bad = 0
+    res = Checks()
     r = Raw(sock)
     r.greet()
     for name, data in (("LIST", b""), ("INFO", struct.pack(">IH", 0, 0)),
@@ -129,14 +143,10 @@ def cmd_tls_reqd(sock):
                        ("LIST_META", struct.pack(">II", 0, 0))):
         r.option(OPT[name], data)
         typ, _ = r.final_reply()
-        ok = typ == "ERR_TLS_REQD"
-        bad += not ok
-        print(f"{'ok' if ok else 'not ok'} - --tls=require: {name} before STARTTLS gets {typ}")
+        res(typ == "ERR_TLS_REQD", f"--tls=require: {name} before STARTTLS gets {typ}")
     r.option(OPT["EXPORT_NAME"], b"")
-    ok = closed_soon(r)
-    bad += not ok
-    print(f"{'ok' if ok else 'not ok'} - --tls=require: EXPORT_NAME before STARTTLS disconnects")
-    return 1 if bad else 0
+    res(closed_soon(r), "--tls=require: EXPORT_NAME before STARTTLS disconnects")
+    return res.status()
 
 
 def cmd_names(sock, names):
@@ -219,13 +229,7 @@ def cmd_tls_forget(sock, cafile):
     """Negotiate structured replies and base:allocation in plaintext, then
     STARTTLS: the server must have forgotten both (spec: all state)."""
     import ssl
-    bad = 0
-
-    def res(cond, what):
-        nonlocal bad
-        bad += not cond
-        print(f"{'ok' if cond else 'not ok'} - {what}")
-
+    res = Checks()
     r = Raw(sock)
     r.greet()
     r.option(OPT["SR"])
@@ -255,17 +259,11 @@ def cmd_tls_forget(sock, cafile):
         err, cookie, _ = r.simple_reply()
         res(err == 22, f"after STARTTLS, BLOCK_STATUS without a new SET_META fails (error {err})")
     r.request(CMD["DISC"])
-    return 1 if bad else 0
+    return res.status()
 
 
 def cmd_caps(sock):
-    bad = 0
-
-    def res(cond, what):
-        nonlocal bad
-        bad += not cond
-        print(f"{'ok' if cond else 'not ok'} - {what}")
-
+    res = Checks()
     r = Raw(sock)
     r.greet()
     r.option(99, bytes(65536))
@@ -281,7 +279,7 @@ def cmd_caps(sock):
     r.greet()
     r.send(struct.pack(">QII", IHAVEOPT, OPT["LIST"], 1 << 30))
     res(closed_soon(r), "an option announcing 1 GiB of data disconnects at once")
-    return 1 if bad else 0
+    return res.status()
 
 
 def main():
