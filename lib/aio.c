@@ -54,13 +54,12 @@ static void aio_arm(struct eng_aio *a)
 		return;
 	sqe = aiol_loop_sqe(a->q->loop, &a->efd_ev);
 	io_uring_prep_read(sqe, a->efd, &a->efd_val, sizeof(a->efd_val), 0);
-	io_uring_sqe_set_data(sqe, &a->efd_ev);
 	a->armed = true;
 }
 
 static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags)
 {
-	struct eng_aio *a = (struct eng_aio *)(void *)((char *)ev - __builtin_offsetof(struct eng_aio, efd_ev));
+	struct eng_aio *a = aiol_container_of(ev, struct eng_aio, efd_ev);
 	struct io_event events[REAP_BATCH];
 	struct timespec zero = { 0, 0 };
 	int n;

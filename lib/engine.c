@@ -220,7 +220,7 @@ static int eng_validate(const struct aiol_queue *q, struct aiol_req *req)
 
 static void done_work(struct aiol_work *w)
 {
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
 	struct aiol_req *req = eng_req_of_priv(p);
 	struct aiol_queue *q = p->q;
 	int res = p->res;
@@ -406,7 +406,7 @@ void eng_io_done(struct aiol_req *req, int res)
 
 static void io_done_work(struct aiol_work *w)
 {
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
 
 	eng_io_done(eng_req_of_priv(p), p->res);
 }

@@ -147,7 +147,7 @@ static inline struct eng_priv *eng_priv(struct aiol_req *req)
 
 static inline struct aiol_req *eng_req_of_priv(struct eng_priv *p)
 {
-	return (struct aiol_req *)(void *)((char *)p - __builtin_offsetof(struct aiol_req, _priv));
+	return aiol_container_of(p, struct aiol_req, _priv);
 }
 
 struct eng_pool;

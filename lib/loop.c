@@ -56,7 +56,7 @@ static void loop_arm_efd(struct aiol_loop *loop);
 
 static void efd_complete(struct aiol_event *ev, int res, unsigned int flags)
 {
-	struct aiol_loop *loop = (struct aiol_loop *)((char *)ev - offsetof(struct aiol_loop, efd_ev));
+	struct aiol_loop *loop = aiol_container_of(ev, struct aiol_loop, efd_ev);
 	struct aiol_work *w, *rev = NULL;
 
 	(void)res;

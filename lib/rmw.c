@@ -202,13 +202,12 @@ static bool stripes_try(struct aiol_req *req)
 	p->ev.fn = stripe_retry_cb;
 	sqe = aiol_loop_sqe(q->loop, &p->ev);
 	io_uring_prep_timeout(sqe, &q->stripe_retry, 0, 0);
-	io_uring_sqe_set_data(sqe, &p->ev);
 	return false;
 }
 
 static void stripe_retry_cb(struct aiol_event *ev, int res, unsigned int flags)
 {
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)ev - __builtin_offsetof(struct eng_priv, ev));
+	struct eng_priv *p = aiol_container_of(ev, struct eng_priv, ev);
 	struct aiol_req *req = eng_req_of_priv(p);
 
 	(void)res;
@@ -219,7 +218,7 @@ static void stripe_retry_cb(struct aiol_event *ev, int res, unsigned int flags)
 
 static void lock_resume_work(struct aiol_work *w)
 {
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
 	struct aiol_req *req = eng_req_of_priv(p);
 
 	if (stripes_try(req))
@@ -364,7 +363,7 @@ static void rmw_chunk(struct aiol_req *req);
 
 static void bounce_retry_work(struct aiol_work *w)
 {
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
 
 	rmw_chunk(eng_req_of_priv(p));
 }

@@ -33,7 +33,7 @@ struct eng_pool {
 
 static void pool_done_work(struct aiol_work *w)
 {
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)w - __builtin_offsetof(struct eng_priv, work));
+	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
 
 	eng_io_done(eng_req_of_priv(p), p->res);
 }

@@ -23,7 +23,7 @@
 
 static void uring_cqe(struct aiol_event *ev, int res, unsigned int cqe_flags)
 {
-	struct eng_priv *p = (struct eng_priv *)(void *)((char *)ev - __builtin_offsetof(struct eng_priv, ev));
+	struct eng_priv *p = aiol_container_of(ev, struct eng_priv, ev);
 
 	(void)cqe_flags;
 	eng_io_done(eng_req_of_priv(p), res);
@@ -100,7 +100,6 @@ static void uring_issue(struct aiol_queue *q, struct aiol_req *req)
 		io_uring_prep_fadvise(sqe, fd, io->off, (off_t)io->len, POSIX_FADV_WILLNEED);
 		break;
 	}
-	io_uring_sqe_set_data(sqe, &p->ev);
 	if (fixed)
 		sqe->flags |= IOSQE_FIXED_FILE;
 }

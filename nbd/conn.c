@@ -132,8 +132,6 @@ struct nbd_conn {
 static void rx_process(struct nbd_conn *c);
 static void conn_maybe_close(struct nbd_conn *c);
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 /* ---- slots ---- */
 
 static struct nbd_slot *slot_get(struct nbd_conn *c)
@@ -512,7 +510,7 @@ static void tx_send(struct nbd_conn *c, unsigned int max_slots)
 
 static void tx_start(struct aiol_work *wk)
 {
-	tx_send(container_of(wk, struct nbd_conn, tx_work), TX_FIRST);
+	tx_send(aiol_container_of(wk, struct nbd_conn, tx_work), TX_FIRST);
 }
 
 static void tx_release(struct nbd_conn *c, unsigned int n)
@@ -531,7 +529,7 @@ static void conn_fail(struct nbd_conn *c, const char *why);
 
 static void tx_done(struct aiol_event *ev, int res, unsigned int flags)
 {
-	struct nbd_conn *c = container_of(ev, struct nbd_conn, tx_ev);
+	struct nbd_conn *c = aiol_container_of(ev, struct nbd_conn, tx_ev);
 	size_t left = res > 0 ? (size_t)res : 0;
 
 	(void)flags;
@@ -881,7 +879,7 @@ static void rx_process(struct nbd_conn *c)
 
 static void rx_done(struct aiol_event *ev, int res, unsigned int flags)
 {
-	struct nbd_conn *c = container_of(ev, struct nbd_conn, rx_ev);
+	struct nbd_conn *c = aiol_container_of(ev, struct nbd_conn, rx_ev);
 
 	(void)flags;
 	c->rx_busy = false;
@@ -922,7 +920,7 @@ static void rx_done(struct aiol_event *ev, int res, unsigned int flags)
 
 static void rx_resume(struct aiol_work *wk)
 {
-	struct nbd_conn *c = container_of(wk, struct nbd_conn, resume_work);
+	struct nbd_conn *c = aiol_container_of(wk, struct nbd_conn, resume_work);
 
 	rx_process(c);
 }
@@ -1021,7 +1019,7 @@ static void tls_closed(void *arg, int res)
 
 static void conn_close_work(struct aiol_work *wk)
 {
-	struct nbd_conn *c = container_of(wk, struct nbd_conn, close_work);
+	struct nbd_conn *c = aiol_container_of(wk, struct nbd_conn, close_work);
 
 	if (c->rx_busy || c->tx_busy || c->inflight || c->txq_head)
 		return; /* a completion will call conn_maybe_close again */
@@ -1049,7 +1047,7 @@ static void conn_maybe_close(struct nbd_conn *c)
 
 static void conn_start_work(struct aiol_work *wk)
 {
-	struct nbd_conn *c = container_of(wk, struct nbd_conn, start_work);
+	struct nbd_conn *c = aiol_container_of(wk, struct nbd_conn, start_work);
 	struct nbd_worker *w = c->w;
 
 	c->next = w->conns;

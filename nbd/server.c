@@ -56,9 +56,7 @@ int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_
 
 static void worker_stop(struct aiol_work *wk)
 {
-	struct nbd_worker *w =
-	    (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, stop_work));
-
+	struct nbd_worker *w = aiol_container_of(wk, struct nbd_worker, stop_work);
 	struct io_uring_sqe *sqe;
 
 	w->stopping = true;
@@ -73,8 +71,7 @@ static void worker_stop(struct aiol_work *wk)
 
 static void worker_grace_over(struct aiol_event *ev, int res, unsigned int flags)
 {
-	struct nbd_worker *w =
-	    (struct nbd_worker *)((char *)ev - offsetof(struct nbd_worker, grace_ev));
+	struct nbd_worker *w = aiol_container_of(ev, struct nbd_worker, grace_ev);
 
 	(void)res;
 	(void)flags;
@@ -87,8 +84,7 @@ static void worker_grace_over(struct aiol_event *ev, int res, unsigned int flags
 
 static void worker_buf_waiter(struct aiol_work *wk)
 {
-	struct nbd_worker *w =
-	    (struct nbd_worker *)((char *)wk - offsetof(struct nbd_worker, buf_waiter));
+	struct nbd_worker *w = aiol_container_of(wk, struct nbd_worker, buf_waiter);
 
 	nbd_worker_buf_ready(w);
 }

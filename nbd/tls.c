@@ -793,7 +793,7 @@ struct nbd_tls_io {
 };
 
 #define RUNNING INT_MIN		/* an operation's result while it runs */
-#define IO_OF(p, member) ((struct nbd_tls_io *)((char *)(p) - offsetof(struct nbd_tls_io, member)))
+#define IO_OF(p, member) aiol_container_of(p, struct nbd_tls_io, member)
 
 static void io_kick(struct nbd_tls_io *io)
 {

@@ -159,7 +159,7 @@ static void tag_handle(struct ublk_queue *q, struct ublk_tag *t)
 
 static void tag_cqe(struct aiol_event *ev, int res, unsigned int cqe_flags)
 {
-	struct ublk_tag *t = (struct ublk_tag *)ev;
+	struct ublk_tag *t = aiol_container_of(ev, struct ublk_tag, ev);
 	struct ublk_queue *q = t->q;
 
 	(void)cqe_flags;

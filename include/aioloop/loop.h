@@ -40,6 +40,11 @@ struct aiol_work {
 	bool queued;
 };
 
+/* The struct an event or work item is embedded in, from the pointer the
+ * callback gets: aiol_container_of(ev, struct conn, rx_ev). */
+#define aiol_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 struct aiol_loop_opts {
 	unsigned int entries;	/* SQ size; 0: 256 */
 	size_t arena_bytes;	/* in-flight buffer cap of this thread; 0: 64 MiB */
