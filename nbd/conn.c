@@ -718,38 +718,45 @@ static void tls_rx_done(void *arg, int res)
 
 static void rx_post(struct nbd_conn *c, void *buf, size_t len)
 {
-	struct io_uring_sqe *sqe;
+	/* A client stalling mid-payload holds an arena buffer: bound it. */
+	int64_t deadline = c->rx_state == RX_PAYLOAD && c->w->srv->payload_timeout_ms
+				   ? c->payload_deadline_ms
+				   : 0;
 
 	if (len > (1u << 30))
 		len = 1u << 30;
+	c->rx_busy = true;
 	if (c->tls) {
-		c->rx_busy = true;
-		nbd_tls_io_set_read_deadline(c->tls, c->rx_state == RX_PAYLOAD &&
-						     c->w->srv->payload_timeout_ms
-						     ? c->payload_deadline_ms : 0);
+		nbd_tls_io_set_read_deadline(c->tls, deadline);
 		nbd_tls_io_recv(c->tls, buf, len, tls_rx_done, c);
 		return;
 	}
-	/* A payload receive is linked to a timeout: two SQEs in one batch. */
-	if (io_uring_sq_space_left(aiol_loop_ring(c->w->loop)) < 2)
-		io_uring_submit(aiol_loop_ring(c->w->loop));
-	sqe = aiol_loop_sqe(c->w->loop, &c->rx_ev);
-	if (c->rsock)
-		io_uring_prep_recv(sqe, c->rfd, buf, len, 0);
-	else
-		io_uring_prep_read(sqe, c->rfd, buf, (unsigned int)len, (uint64_t)-1);
-	c->rx_busy = true;
-	if (c->rx_state == RX_PAYLOAD && c->w->srv->payload_timeout_ms) {
-		/* A client stalling mid-payload holds an arena buffer: bound it. */
-		int64_t left = c->payload_deadline_ms - nbd_now_ms();
+	nbd_post_recv(c->w->loop, &c->rx_ev, c->rfd, c->rsock, buf, len, deadline, &c->payload_ts);
+}
 
-		if (left < 1)
-			left = 1;
-		c->payload_ts.tv_sec = left / 1000;
-		c->payload_ts.tv_nsec = (left % 1000) * 1000000;
-		sqe->flags |= IOSQE_IO_LINK;
-		io_uring_prep_link_timeout(aiol_loop_sqe(c->w->loop, NULL), &c->payload_ts, 0);
-	}
+void nbd_post_recv(struct aiol_loop *loop, struct aiol_event *ev, int fd, bool sock, void *buf,
+		   size_t len, int64_t deadline_ms, struct __kernel_timespec *ts)
+{
+	struct io_uring_sqe *sqe;
+	int64_t left;
+
+	/* The receive and its linked timeout go in one batch. */
+	if (deadline_ms && io_uring_sq_space_left(aiol_loop_ring(loop)) < 2)
+		io_uring_submit(aiol_loop_ring(loop));
+	sqe = aiol_loop_sqe(loop, ev);
+	if (sock)
+		io_uring_prep_recv(sqe, fd, buf, len, 0);
+	else
+		io_uring_prep_read(sqe, fd, buf, (unsigned int)len, (uint64_t)-1);
+	if (!deadline_ms)
+		return;
+	left = deadline_ms - nbd_now_ms();
+	if (left < 1)
+		left = 1;
+	ts->tv_sec = left / 1000;
+	ts->tv_nsec = (left % 1000) * 1000000;
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_prep_link_timeout(aiol_loop_sqe(loop, NULL), ts, 0);
 }
 
 /* Handle the header at the start of staging.  Returns true to go on

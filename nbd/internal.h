@@ -163,6 +163,12 @@ void nbd_conn_shutdown_all(struct nbd_worker *w);
  * shutdown grace period is over: a client that does not read its replies
  * must not hold the server up). */
 void nbd_conn_abort_all(struct nbd_worker *w);
+/* conn.c, loop thread: queue a RECV (sock) or READ (pipe) of up to len
+ * bytes of fd into buf, completing on ev.  With deadline_ms (CLOCK_MONOTONIC;
+ * 0: none) a linked timeout, held in *ts until it completes, cancels it
+ * then (-ECANCELED). */
+void nbd_post_recv(struct aiol_loop *loop, struct aiol_event *ev, int fd, bool sock, void *buf,
+		   size_t len, int64_t deadline_ms, struct __kernel_timespec *ts);
 /* conn.c, loop thread: arena space was freed; resume connections of w
  * that were waiting for it. */
 void nbd_worker_buf_ready(struct nbd_worker *w);

@@ -986,30 +986,8 @@ static void pump(struct aiol_work *w)
 		if (io->t->in_eof) {
 			io->err = -ECONNRESET;
 		} else if (ilen) {
-			struct io_uring_sqe *sqe;
-			bool timed = io->rd_active && io->rd_deadline_ms;
-
-			if (timed && io_uring_sq_space_left(aiol_loop_ring(io->loop)) < 2)
-				io_uring_submit(aiol_loop_ring(io->loop));
-			sqe = aiol_loop_sqe(io->loop, &io->recv_ev);
-			if (io->rsock)
-				io_uring_prep_recv(sqe, io->rfd, ibuf, ilen, 0);
-			else
-				io_uring_prep_read(sqe, io->rfd, ibuf, (unsigned int)ilen, (uint64_t)-1);
-			if (timed) {
-				struct timespec now;
-				int64_t left;
-
-				clock_gettime(CLOCK_MONOTONIC, &now);
-				left = io->rd_deadline_ms -
-				       ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-				if (left < 1)
-					left = 1;
-				io->rd_ts.tv_sec = left / 1000;
-				io->rd_ts.tv_nsec = (left % 1000) * 1000000;
-				sqe->flags |= IOSQE_IO_LINK;
-				io_uring_prep_link_timeout(aiol_loop_sqe(io->loop, NULL), &io->rd_ts, 0);
-			}
+			nbd_post_recv(io->loop, &io->recv_ev, io->rfd, io->rsock, ibuf, ilen,
+				      io->rd_active ? io->rd_deadline_ms : 0, &io->rd_ts);
 			io->recv_inflight = true;
 		}
 	}
