@@ -134,20 +134,6 @@ static int open_cdev(uint32_t dev_id, int *fd)
 	return -errno;
 }
 
-static void flush_disk(uint32_t dev_id)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/dev/ublkb%u", dev_id);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return;
-	if (fsync(fd) < 0)
-		aiol_warn("%s: fsync: %m", path);
-	close(fd);
-}
-
 /* Add the device (or take over a quiesced one).  Fills info. */
 static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct aiol_dev *dev,
 		      struct ublksrv_ctrl_dev_info *info)
@@ -357,7 +343,7 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	i = st.exited;
 	pthread_mutex_unlock(&st.lock);
 	if (i == 0)
-		flush_disk(info.dev_id);
+		attach_flush_device("/dev/ublkb", info.dev_id);
 
 stop:
 	ret = ret < 0 ? ret : 0;

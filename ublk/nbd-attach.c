@@ -288,14 +288,35 @@ static void *doit_thread(void *arg)
 	return NULL;
 }
 
-/* An unused /dev/nbdN: no pid file and size 0. */
-static int find_free_nbd(void)
+/* /sys/block/nbdN/size (sectors): 0, -errno if the file does not open,
+ * -EIO if it does not read. */
+static int nbd_sysfs_size(int index, unsigned long long *sectors)
 {
 	char path[64], buf[32];
+	FILE *f;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "/sys/block/nbd%d/size", index);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (fgets(buf, sizeof(buf), f))
+		*sectors = strtoull(buf, NULL, 10);
+	else
+		ret = -EIO;
+	fclose(f);
+	return ret;
+}
+
+/* An unused /dev/nbdN: no pid file, and size 0 or no size file. */
+static int find_free_nbd(void)
+{
+	char path[64];
 	struct stat sb;
 
 	for (int i = 0; i < 1024; i++) {
-		FILE *f;
+		unsigned long long sectors;
+		int ret;
 
 		snprintf(path, sizeof(path), "/dev/nbd%d", i);
 		if (stat(path, &sb) < 0)
@@ -303,15 +324,9 @@ static int find_free_nbd(void)
 		snprintf(path, sizeof(path), "/sys/block/nbd%d/pid", i);
 		if (stat(path, &sb) == 0)
 			continue;
-		snprintf(path, sizeof(path), "/sys/block/nbd%d/size", i);
-		f = fopen(path, "re");
-		if (!f)
+		ret = nbd_sysfs_size(i, &sectors);
+		if ((ret == 0 && sectors == 0) || (ret < 0 && ret != -EIO))
 			return i;
-		if (fgets(buf, sizeof(buf), f) && atoll(buf) == 0) {
-			fclose(f);
-			return i;
-		}
-		fclose(f);
 	}
 	return -ENOENT;
 }
@@ -354,15 +369,10 @@ static int ioctl_connect(const int *fds, unsigned int n, uint64_t size, uint64_t
 		goto err_clear;
 	/* NBD_DO_IT has started the device once the capacity shows (the pid
 	 * file appears before the size is set). */
-	snprintf(path, sizeof(path), "/sys/block/nbd%d/size", idx);
 	for (int i = 0; i < 250; i++) {
-		char buf[32];
-		FILE *f = fopen(path, "re");
-		bool done = f && fgets(buf, sizeof(buf), f) && strtoull(buf, NULL, 10) == size >> 9;
+		unsigned long long sectors;
 
-		if (f)
-			fclose(f);
-		if (done)
+		if (nbd_sysfs_size(idx, &sectors) == 0 && sectors == size >> 9)
 			break;
 		usleep(20000);
 	}
@@ -409,21 +419,6 @@ static void wait_signal(void)
 		;
 	if (sig == SIGUSR1)
 		aiol_warn("nbd: the kernel closed every connection; stopping");
-}
-
-/* Write back what the page cache holds for the device (and FLUSH it). */
-static void flush_device(int index)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/dev/nbd%d", index);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (fsync(fd) < 0)
-		aiol_warn("%s: fsync: %m", path);
-	close(fd);
 }
 
 int nbd_attach_run(const struct nbd_attach_opts *o)
@@ -511,7 +506,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 		o->ready(o->arg, index, di, 0);
 	wait_signal();
 
-	flush_device(index);
+	attach_flush_device("/dev/nbd", (unsigned int)index);
 	if (use_ioctl) {
 		ioctl_disconnect(&doit);
 	} else {
