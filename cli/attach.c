@@ -166,7 +166,8 @@ static void state_remove(const char *name)
 	unlink(path);
 }
 
-/* detach of a device whose daemon died: its log goes with it. */
+/* A device gone for good (detached, or its daemon ended cleanly): its log
+ * goes with it. */
 static void log_remove(const char *name)
 {
 	char path[PATH_MAX];
@@ -204,9 +205,10 @@ static bool pid_alive(pid_t pid)
 
 /* ---- the daemon side ---- */
 
-static void daemon_ready(struct attach_ctx *ctx, int dev_id, const struct aiol_dev_info *di,
-			 int err)
+/* The frontend's ready() callback: the device is live (err 0) or failed. */
+static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int err)
 {
+	struct attach_ctx *ctx = arg;
 	struct att_state *s = &ctx->st;
 	char msg[PATH_MAX + 16], log[PATH_MAX];
 	int fd, n;
@@ -245,11 +247,6 @@ static void daemon_ready(struct attach_ctx *ctx, int dev_id, const struct aiol_d
 		close(ctx->pipe_fd);
 		ctx->pipe_fd = -1;
 	}
-}
-
-static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int err)
-{
-	daemon_ready(arg, dev_id, di, err);
 }
 
 static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, bool recover)
@@ -293,12 +290,9 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		ret = nbd_attach_run(&no);
 	}
 	if (ctx->pipe_fd < 0 && s->name[0]) {
-		char log[PATH_MAX];
-
 		state_remove(s->name);
-		state_path(s->name, ".log", log, sizeof(log));
 		if (ret == 0)
-			unlink(log);
+			log_remove(s->name);
 	}
 	return ret < 0 ? 1 : 0;
 }
@@ -638,22 +632,6 @@ int cmd_detach(int argc, char **argv)
 
 /* ---- list ---- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 struct list_ctx {
 	bool json;
 	int count;
@@ -670,9 +648,9 @@ static int list_cb(const char *name, void *arg)
 	alive = pid_alive(s.pid);
 	if (l->json) {
 		printf("%s\n      {\"name\": ", l->count ? "," : "");
-		json_str(stdout, s.device);
+		cli_json_string(stdout, s.device);
 		printf(", \"type\": \"%s\", \"back-file\": ", s.type);
-		json_str(stdout, s.backing);
+		cli_json_string(stdout, s.backing);
 		printf(", \"offset\": %" PRIu64 ", \"sizelimit\": %" PRIu64 ", \"size\": %" PRIu64
 		       ", \"ro\": %s, \"dio\": %s, \"log-sec\": %u, \"engine\": \"%s\", \"pid\": %d"
 		       ", \"running\": %s}",

@@ -311,6 +311,15 @@ static void signals_install(struct sigaction *old_int, struct sigaction *old_ter
 
 /* ---- demo image ---- */
 
+/* Data that does not compress or dedupe: one xorshift64 step. */
+static uint64_t xorshift64(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
 struct demo {
 	char dir[PATH_MAX];
 	char path[PATH_MAX + 16];
@@ -374,12 +383,8 @@ static int demo_create(struct demo *d, uint64_t size)
 			fprintf(stderr, "aioloop bench: interrupted\n");
 			goto err;
 		}
-		for (size_t i = 0; i < chunk / 8; i++) {	/* xorshift */
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = x;
-		}
+		for (size_t i = 0; i < chunk / 8; i++)
+			buf[i] = xorshift64(&x);
 		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
 			ret = errno ? -errno : -EIO;
 			fprintf(stderr, "aioloop bench: writing %s: %s\n", d->path,
@@ -496,48 +501,52 @@ static void slot_done(struct aiol_req *req, int res)
 		slot_submit(s, now);
 }
 
+/* What a run measured, worked out once for either report. */
+struct figures {
+	double secs, iops, mib_s;
+	double p50_us, p99_us, mean_us, max_us;
+	double cpu_user_s, cpu_sys_s, cpu_us_per_io;
+};
+
+static struct figures figures_of(const struct bench *b, double secs, double cpu_user,
+				 double cpu_sys)
+{
+	const struct hist *h = &b->hist;
+
+	return (struct figures){
+		.secs = secs,
+		.iops = (double)b->ios / secs,
+		.mib_s = (double)b->ios * (double)b->o->bs / secs / (1 << 20),
+		.p50_us = (double)hist_percentile(h, 0.50) / 1e3,
+		.p99_us = (double)hist_percentile(h, 0.99) / 1e3,
+		.mean_us = h->n ? (double)h->sum / (double)h->n / 1e3 : 0,
+		.max_us = (double)h->max / 1e3,
+		.cpu_user_s = cpu_user,
+		.cpu_sys_s = cpu_sys,
+		.cpu_us_per_io = b->ios ? (cpu_user + cpu_sys) * 1e6 / (double)b->ios : 0,
+	};
+}
+
 static void print_text(const struct bench *b, const struct aiol_dev_info *info,
-		       double secs, double cpu_user, double cpu_sys)
+		       const struct figures *f)
 {
 	const struct bench_opts *o = b->o;
-	double iops = (double)b->ios / secs;
-	double mib = (double)b->ios * (double)o->bs / secs / (1 << 20);
-	double cpu_per_io = b->ios ? (cpu_user + cpu_sys) * 1e6 / (double)b->ios : 0;
 
 	printf("aioloop bench: %s %s bs=%llu qd=%u direct=%s on %s (%.1f MiB used)\n",
 	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs,
 	       o->qd, info->direct ? "on" : "off", info->path,
 	       (double)b->span / (1 << 20));
-	printf("  I/Os      %llu in %.2f s\n", (unsigned long long)b->ios, secs);
-	printf("  IOPS      %.0f\n", iops);
-	printf("  MiB/s     %.1f\n", mib);
-	printf("  latency   p50 %.1f us, p99 %.1f us, mean %.1f us, max %.1f us\n",
-	       (double)hist_percentile(&b->hist, 0.50) / 1e3,
-	       (double)hist_percentile(&b->hist, 0.99) / 1e3,
-	       b->hist.n ? (double)b->hist.sum / (double)b->hist.n / 1e3 : 0,
-	       (double)b->hist.max / 1e3);
-	printf("  CPU       %.2f us per I/O (user %.2f s, system %.2f s)\n", cpu_per_io,
-	       cpu_user, cpu_sys);
-}
-
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
+	printf("  I/Os      %llu in %.2f s\n", (unsigned long long)b->ios, f->secs);
+	printf("  IOPS      %.0f\n", f->iops);
+	printf("  MiB/s     %.1f\n", f->mib_s);
+	printf("  latency   p50 %.1f us, p99 %.1f us, mean %.1f us, max %.1f us\n", f->p50_us,
+	       f->p99_us, f->mean_us, f->max_us);
+	printf("  CPU       %.2f us per I/O (user %.2f s, system %.2f s)\n", f->cpu_us_per_io,
+	       f->cpu_user_s, f->cpu_sys_s);
 }
 
 static void print_json(const struct bench *b, const struct aiol_dev_info *info,
-		       double secs, double cpu_user, double cpu_sys)
+		       const struct figures *f)
 {
 	const struct bench_opts *o = b->o;
 
@@ -545,19 +554,15 @@ static void print_json(const struct bench *b, const struct aiol_dev_info *info,
 	       "\"direct\": %s, \"file\": ",
 	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs, o->qd,
 	       info->direct ? "true" : "false");
-	json_string(info->path);
+	cli_json_string(stdout, info->path);
 	printf(", \"span_bytes\": %llu, \"seconds\": %.3f, \"ios\": %llu, "
 	       "\"iops\": %.1f, \"mib_s\": %.2f, "
 	       "\"lat_p50_us\": %.2f, \"lat_p99_us\": %.2f, \"lat_mean_us\": %.2f, "
 	       "\"lat_max_us\": %.2f, \"cpu_us_per_io\": %.3f, "
 	       "\"cpu_user_s\": %.3f, \"cpu_sys_s\": %.3f}\n",
-	       (unsigned long long)b->span, secs, (unsigned long long)b->ios,
-	       (double)b->ios / secs, (double)b->ios * (double)o->bs / secs / (1 << 20),
-	       (double)hist_percentile(&b->hist, 0.50) / 1e3,
-	       (double)hist_percentile(&b->hist, 0.99) / 1e3,
-	       b->hist.n ? (double)b->hist.sum / (double)b->hist.n / 1e3 : 0,
-	       (double)b->hist.max / 1e3,
-	       b->ios ? (cpu_user + cpu_sys) * 1e6 / (double)b->ios : 0, cpu_user, cpu_sys);
+	       (unsigned long long)b->span, f->secs, (unsigned long long)b->ios, f->iops,
+	       f->mib_s, f->p50_us, f->p99_us, f->mean_us, f->max_us, f->cpu_us_per_io,
+	       f->cpu_user_s, f->cpu_sys_s);
 }
 
 static double tv_s(struct timeval tv)
@@ -658,12 +663,8 @@ static int bench_run(const struct bench_opts *o, const char *path)
 			goto out;
 		}
 		/* Data that does not compress or dedupe. */
-		for (uint64_t k = 0; k < o->bs; k++) {
-			fill ^= fill << 13;
-			fill ^= fill >> 7;
-			fill ^= fill << 17;
-			((uint8_t *)s->buf)[k] = (uint8_t)fill;
-		}
+		for (uint64_t k = 0; k < o->bs; k++)
+			((uint8_t *)s->buf)[k] = (uint8_t)xorshift64(&fill);
 		s->req.op = (o->rw == RW_READ || o->rw == RW_RANDREAD) ? AIOL_OP_READ :
 									 AIOL_OP_WRITE;
 		s->req.len = o->bs;
@@ -698,14 +699,14 @@ static int bench_run(const struct bench_opts *o, const char *path)
 		goto out;
 	}
 	{
-		double secs = (double)(t1 - t0) / 1e9;
-		double cu = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
-		double cs = tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
+		struct figures f = figures_of(b, (double)(t1 - t0) / 1e9,
+					      tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
+					      tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime));
 
 		if (o->json)
-			print_json(b, info, secs, cu, cs);
+			print_json(b, info, &f);
 		else
-			print_text(b, info, secs, cu, cs);
+			print_text(b, info, &f);
 	}
 	status = 0;
 

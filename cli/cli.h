@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "aioloop/engine.h"
 
@@ -27,5 +28,7 @@ int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_direct(const char *s, enum aiol_direct *out);
 /* Number of online CPUs, at least 1. */
 unsigned int cli_ncpus(void);
+/* Write s to f as a JSON string (quoted, escaped). */
+void cli_json_string(FILE *f, const char *s);
 
 #endif
