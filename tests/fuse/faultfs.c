@@ -279,23 +279,28 @@ static int ffs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t 
 	return 0;
 }
 
+/* Whether the switch *flag is on; counted under counter when it is. */
+static bool refused(const bool *flag, enum counter counter)
+{
+	bool on;
+
+	pthread_mutex_lock(&fs.lock);
+	on = *flag;
+	if (on)
+		fs.count[counter]++;
+	pthread_mutex_unlock(&fs.lock);
+	return on;
+}
+
 static int ffs_open(const char *path, struct fuse_file_info *fi)
 {
 	enum node n = lookup(path);
-	bool refuse;
 
 	if (n != N_DISK && n != N_CTL)
 		return n == N_ROOT ? -EISDIR : -ENOENT;
 	fi->direct_io = 1;
-	if (n == N_DISK && (fi->flags & O_DIRECT)) {
-		pthread_mutex_lock(&fs.lock);
-		refuse = fs.nodirect;
-		if (refuse)
-			fs.count[C_NODIRECT]++;
-		pthread_mutex_unlock(&fs.lock);
-		if (refuse)
-			return -EINVAL;
-	}
+	if (n == N_DISK && (fi->flags & O_DIRECT) && refused(&fs.nodirect, C_NODIRECT))
+		return -EINVAL;
 	return 0;
 }
 
@@ -407,17 +412,8 @@ static int ffs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int ffs_fallocate(const char *path, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	bool refuse;
-
 	(void)fi;
-	if (lookup(path) != N_DISK)
-		return -EOPNOTSUPP;
-	pthread_mutex_lock(&fs.lock);
-	refuse = fs.nofallocate;
-	if (refuse)
-		fs.count[C_NOFALLOCATE]++;
-	pthread_mutex_unlock(&fs.lock);
-	if (refuse)
+	if (lookup(path) != N_DISK || refused(&fs.nofallocate, C_NOFALLOCATE))
 		return -EOPNOTSUPP;
 	return fallocate(fs.fd, mode, off, len) < 0 ? -errno : 0;
 }
