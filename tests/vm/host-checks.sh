@@ -66,22 +66,34 @@ powercut_boot() {
 	fi
 }
 
+# lost_acks READER IMG FMT: of the acknowledged sequence numbers N in
+# POWERCUT_ACKS, those whose content ("READER IMG N") is not printf FMT N.
+# Sets LOST (how many) and FIRST_LOST.
+lost_acks() {
+	local reader=$1 img=$2 fmt=$3 n
+	LOST=0 FIRST_LOST=
+	for n in $POWERCUT_ACKS; do
+		if [ "$("$reader" "$img" "$n")" != "$(printf "$fmt" "$n")" ]; then
+			LOST=$((LOST + 1)); [ -n "$FIRST_LOST" ] || FIRST_LOST=$n
+		fi
+	done
+}
+# The guest wrote sequence number N at the start of 4 KiB block N ...
+read_seq_block() { dd if="$1" bs=4096 skip="$2" count=1 2>/dev/null | head -c 20 | tr -d '\000'; }
+# ... or into the file /fN of the ext4 image.
+read_seq_file() { debugfs -R "cat /f$2" "$1" 2>/dev/null; }
+
 # Power cut: kill qemu after 40 acknowledged writes, then every
 # acknowledged block must be in the image.
 host_nbd-powercut() { host_ublk-powercut "$@"; }
 host_ublk-powercut() {
-	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img acks n bad=0 first=""
+	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img
 	powercut_boot "$ver" "$scen" "$logf" "$img" 40 "acknowledged writes" || return
-	acks=$POWERCUT_ACKS
-	for n in $acks; do
-		if [ "$(dd if="$img" bs=4096 skip="$n" count=1 2>/dev/null | head -c 20 | tr -d '\000')" != "$(printf 'AIOLOOP-SEQ-%08d' "$n")" ]; then
-			bad=$((bad + 1)); [ -n "$first" ] || first=$n
-		fi
-	done
-	if [ $bad = 0 ]; then
-		echo "ok - vm-$ver/$scen: all $(echo "$acks" | wc -l) acknowledged writes survive the power cut"
+	lost_acks read_seq_block "$img" 'AIOLOOP-SEQ-%08d'
+	if [ $LOST = 0 ]; then
+		echo "ok - vm-$ver/$scen: all $(echo "$POWERCUT_ACKS" | wc -l) acknowledged writes survive the power cut"
 	else
-		echo "not ok - vm-$ver/$scen: $bad acknowledged writes lost in the power cut (first: $first)"
+		echo "not ok - vm-$ver/$scen: $LOST acknowledged writes lost in the power cut (first: $FIRST_LOST)"
 	fi
 	rm -f "$img"
 }
@@ -90,24 +102,19 @@ host_san() { fs_host "$@"; }
 # Power cut under ext4: after 30 acknowledged fsyncs, qemu is killed; the
 # journal is replayed on a copy and every acknowledged file must be there.
 host_ublk-powercut-fs() {
-	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img acks n bad=0 first="" st
+	local ver=$1 scen=$2 logf=$3 img=$TMP/$2.img st
 	powercut_boot "$ver" "$scen" "$logf" "$img" 30 "acknowledged files" || return
-	acks=$POWERCUT_ACKS
 	e2fsck -fy "$img" >"$TMP/fsck.out" 2>&1; st=$?
 	if [ $st -le 1 ]; then
 		echo "ok - vm-$ver/$scen: journal replay and e2fsck -fy succeed after the power cut (status $st)"
 	else
 		echo "not ok - vm-$ver/$scen: e2fsck -fy after the power cut: status $st: $(tail -n 3 "$TMP/fsck.out" | tr '\n' ' ')"
 	fi
-	for n in $acks; do
-		if [ "$(debugfs -R "cat /f$n" "$img" 2>/dev/null)" != "$(printf 'AIOLOOP-FILE-%08d' "$n")" ]; then
-			bad=$((bad + 1)); [ -n "$first" ] || first=$n
-		fi
-	done
-	if [ $bad = 0 ]; then
-		echo "ok - vm-$ver/$scen: all $(echo "$acks" | wc -l) acknowledged files survive the power cut"
+	lost_acks read_seq_file "$img" 'AIOLOOP-FILE-%08d'
+	if [ $LOST = 0 ]; then
+		echo "ok - vm-$ver/$scen: all $(echo "$POWERCUT_ACKS" | wc -l) acknowledged files survive the power cut"
 	else
-		echo "not ok - vm-$ver/$scen: $bad acknowledged files lost in the power cut (first: f$first)"
+		echo "not ok - vm-$ver/$scen: $LOST acknowledged files lost in the power cut (first: f$FIRST_LOST)"
 	fi
 	rm -f "$img"
 }
