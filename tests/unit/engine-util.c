@@ -7,10 +7,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,7 +77,7 @@ void eng_env_close(struct eng_env *e)
 
 static void op_done(struct aiol_req *req, int res)
 {
-	struct eng_op *op = (struct eng_op *)((char *)req - offsetof(struct eng_op, req));
+	struct eng_op *op = aiol_container_of(req, struct eng_op, req);
 	struct eng_env *e = op->env;
 
 	if (e->in_submit)
@@ -121,7 +123,7 @@ int eng_submit(struct eng_env *e, struct eng_op *op)
 
 static void tick_done(struct aiol_event *ev, int res, unsigned int flags)
 {
-	struct eng_env *e = (struct eng_env *)((char *)ev - offsetof(struct eng_env, tick_ev));
+	struct eng_env *e = aiol_container_of(ev, struct eng_env, tick_ev);
 
 	(void)res;
 	(void)flags;
@@ -347,6 +349,13 @@ bool eng_dir_has_odirect(const char *dir)
 		return false;
 	close(fd);
 	return true;
+}
+
+bool eng_dir_is_tmpfs(const char *dir)
+{
+	struct statfs sfs;
+
+	return statfs(dir, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
 }
 
 const char *eng_tmpdir(void)

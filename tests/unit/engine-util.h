@@ -84,6 +84,8 @@ int64_t eng_file_cmp(const char *path, uint64_t off, const void *want, size_t le
 
 /* Whether a file in dir can be opened with O_DIRECT. */
 bool eng_dir_has_odirect(const char *dir);
+/* Whether dir is on tmpfs (whose O_DIRECT is no real direct I/O). */
+bool eng_dir_is_tmpfs(const char *dir);
 /* The directory tests put files in: $TMPDIR, else /var/tmp. */
 const char *eng_tmpdir(void);
 

@@ -25,6 +25,8 @@
 
 #include "aioloop/engine.h"
 #include "aioloop/log.h"
+#include "engine-util.h"
+#include "run-req.h"
 
 #define MiB (1024u * 1024u)
 
@@ -60,34 +62,11 @@ static const char *disk_dir(void)
 	return t && *t ? t : "/var/tmp";
 }
 
-static bool is_tmpfs(const char *dir)
-{
-	struct statfs sfs;
-
-	return statfs(dir, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
-}
-
-/* Does O_DIRECT open on a file in dir (and dir is not tmpfs)? */
-static bool direct_works(const char *dir)
-{
-	char path[256];
-	int fd;
-
-	if (is_tmpfs(dir) || make_file(path, sizeof(path), dir, MiB) < 0)
-		return false;
-	fd = open(path, O_RDWR | O_DIRECT);
-	unlink(path);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
 /* Skip the running test (cmocka's skip() leaves it) when the disk
  * directory has no O_DIRECT. */
 static void skip_without_direct(void)
 {
-	if (!direct_works(disk_dir())) {
+	if (eng_dir_is_tmpfs(disk_dir()) || !eng_dir_has_odirect(disk_dir())) {
 		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
 		skip();
 	}
@@ -118,7 +97,7 @@ static int setup_shm(void **state)
 	*state = f;
 	if (!f)
 		return -1;
-	if (is_tmpfs("/dev/shm"))
+	if (eng_dir_is_tmpfs("/dev/shm"))
 		make_file(f->path, sizeof(f->path), "/dev/shm", 16 * MiB);
 	return 0;
 }
@@ -318,28 +297,6 @@ static void test_disk_unaligned_end(void **state)
 	aiol_dev_close(dev);
 	o.direct = AIOL_DIRECT_ON;
 	assert_int_equal(aiol_dev_open(f->path, &o, &dev), -EINVAL);
-}
-
-static int nd;
-
-static void done_cb(struct aiol_req *req, int res)
-{
-	*(int *)req->user = res;
-	nd++;
-}
-
-/* Submit one request and run the loop until it completes. */
-static int run_req(struct aiol_loop *loop, struct aiol_queue *q, struct aiol_req *req)
-{
-	int res = 1, before = nd;
-
-	req->done = done_cb;
-	req->user = &res;
-	assert_int_equal(aiol_submit(q, req), 0);
-	assert_int_equal(nd, before);	/* never completed inline */
-	while (nd == before)
-		assert_true(aiol_loop_run_once(loop, true) >= 0);
-	return res;
 }
 
 /* Make path unwritable: mode 0444, or for root (who ignores modes) the

@@ -27,6 +27,8 @@
 
 #include "aioloop/engine.h"
 #include "aioloop/log.h"
+#include "engine-util.h"
+#include "run-req.h"
 
 #define MiB (1024u * 1024u)
 #define NREQ 200	/* values 1..NREQ tell the writers apart */
@@ -37,13 +39,6 @@ struct fixture {
 	bool is_bdev;	/* never unlinked */
 };
 
-static bool is_tmpfs(const char *dir)
-{
-	struct statfs sfs;
-
-	return statfs(dir, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
-}
-
 static int make(void **state, const char *dir, bool want_tmpfs)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -52,7 +47,7 @@ static int make(void **state, const char *dir, bool want_tmpfs)
 	*state = f;
 	if (!f)
 		return -1;
-	if (is_tmpfs(dir) != want_tmpfs)
+	if (eng_dir_is_tmpfs(dir) != want_tmpfs)
 		return 0;	/* the test skips */
 	snprintf(f->path, sizeof(f->path), "%s/aioloop-rmw-XXXXXX", dir);
 	fd = mkstemp(f->path);
@@ -76,7 +71,7 @@ static int setup_disk(void **state)
 {
 	const char *t = getenv("TESTTMP");
 
-	return make(state, t && *t && !is_tmpfs(t) ? t : "/var/tmp", false);
+	return make(state, t && *t && !eng_dir_is_tmpfs(t) ? t : "/var/tmp", false);
 }
 
 static int setup_shm(void **state)
@@ -111,31 +106,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int nd;
-
-static void done_cb(struct aiol_req *req, int res)
-{
-	*(int *)req->user = res;
-	nd++;
-}
-
 static void wait_all(struct aiol_loop *loop, struct aiol_queue *q)
 {
 	while (aiol_queue_inflight(q))
 		assert_true(aiol_loop_run_once(loop, true) >= 0);
-}
-
-static int run_req(struct aiol_loop *loop, struct aiol_queue *q, struct aiol_req *req)
-{
-	int res = 1, before = nd;
-
-	req->done = done_cb;
-	req->user = &res;
-	assert_int_equal(aiol_submit(q, req), 0);
-	assert_int_equal(nd, before);
-	while (nd == before)
-		assert_true(aiol_loop_run_once(loop, true) >= 0);
-	return res;
 }
 
 static uint64_t rnd(uint64_t *s)
