@@ -9,8 +9,8 @@
  *
  * Configuration: generic netlink family "nbd" (NBD_CMD_CONNECT with
  * NBD_ATTR_SOCKETS, sizes and NBD_ATTR_SERVER_FLAGS; the kernel picks a
- * free index and answers it), written by hand on a NETLINK_GENERIC socket;
- * on kernels without the family, the ioctls (NBD_SET_SOCK, NBD_SET_BLKSIZE,
+ * free index and answers it), through libnl-genl; on kernels without the
+ * family, the ioctls (NBD_SET_SOCK, NBD_SET_BLKSIZE,
  * NBD_SET_SIZE_BLOCKS, NBD_SET_FLAGS, then NBD_DO_IT on a thread of its
  * own until the disconnect).  AIOLOOP_NBD_IOCTL=1 forces the ioctls.
  *
@@ -22,10 +22,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/genetlink.h>
 #include <linux/nbd-netlink.h>
 #include <linux/nbd.h>
-#include <linux/netlink.h>
+#include <netlink/genl/ctrl.h>
+#include <netlink/genl/genl.h>
+#include <netlink/netlink.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,232 +42,158 @@
 #include "nbd-attach.h"
 #include "nbd/server.h"
 
-#define NL_BUF 8192
 #define MAX_CONNS 64
 
-/* ---- generic netlink, by hand ---- */
+/* ---- generic netlink (libnl) ---- */
 
-struct nl {
-	int fd;
-	uint16_t family;
-	uint32_t seq;
+struct nbdnl {
+	struct nl_sock *sk;
+	int family;
+	int kerr; /* the kernel's -errno in the last error reply, 0: none */
 };
 
-struct nl_msg {
-	char buf[NL_BUF] __attribute__((aligned(NLMSG_ALIGNTO)));
-	size_t len;
-};
-
-static void msg_init(struct nl_msg *m, uint16_t type, uint8_t cmd, uint32_t seq)
+static int nbdnl_err_cb(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
 {
-	struct nlmsghdr *h = (struct nlmsghdr *)m->buf;
-	struct genlmsghdr *g = NLMSG_DATA(h);
+	struct nbdnl *nl = arg;
 
-	memset(m->buf, 0, NLMSG_HDRLEN + GENL_HDRLEN);
-	h->nlmsg_type = type;
-	h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	h->nlmsg_seq = seq;
-	g->cmd = cmd;
-	g->version = type == GENL_ID_CTRL ? 1 : NBD_GENL_VERSION;
-	m->len = NLMSG_HDRLEN + GENL_HDRLEN;
+	(void)who;
+	nl->kerr = e->error;
+	return NL_STOP;
 }
 
-/* Append an attribute; returns its offset (for nests) or -1 if full. */
-static long msg_put(struct nl_msg *m, uint16_t type, const void *data, size_t len)
+/* -errno for a failed libnl call: the kernel's own answer when there was
+ * one, else the nearest errno to libnl's code. */
+static int nbdnl_errno(const struct nbdnl *nl, int err, const char *what)
 {
-	struct nlattr *a;
-	size_t off = m->len;
-
-	if (off + NLA_HDRLEN + NLA_ALIGN(len) > sizeof(m->buf))
-		return -1;
-	a = (struct nlattr *)(m->buf + off);
-	a->nla_type = type;
-	a->nla_len = (uint16_t)(NLA_HDRLEN + len);
-	if (len)
-		memcpy(m->buf + off + NLA_HDRLEN, data, len);
-	memset(m->buf + off + NLA_HDRLEN + len, 0, NLA_ALIGN(len) - len);
-	m->len += NLA_HDRLEN + NLA_ALIGN(len);
-	return (long)off;
-}
-
-static long msg_nest(struct nl_msg *m, uint16_t type)
-{
-	return msg_put(m, type | NLA_F_NESTED, NULL, 0);
-}
-
-static void msg_nest_end(struct nl_msg *m, long off)
-{
-	((struct nlattr *)(m->buf + off))->nla_len = (uint16_t)(m->len - (size_t)off);
-}
-
-static int msg_put_u32(struct nl_msg *m, uint16_t type, uint32_t v)
-{
-	return msg_put(m, type, &v, sizeof(v)) < 0 ? -ENOBUFS : 0;
-}
-
-static int msg_put_u64(struct nl_msg *m, uint16_t type, uint64_t v)
-{
-	return msg_put(m, type, &v, sizeof(v)) < 0 ? -ENOBUFS : 0;
-}
-
-/*
- * Send m and read until the ACK.  For each genl reply, cb (if any) sees
- * its top-level attributes.  Returns 0 or the kernel's -errno.
- */
-static int nl_talk(struct nl *nl, struct nl_msg *m, void (*cb)(void *arg, const struct nlattr *a),
-		   void *arg)
-{
-	struct nlmsghdr *h = (struct nlmsghdr *)m->buf;
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-	char rbuf[NL_BUF] __attribute__((aligned(NLMSG_ALIGNTO)));
-	uint32_t seq = h->nlmsg_seq;
-
-	h->nlmsg_len = (uint32_t)m->len;
-	if (sendto(nl->fd, m->buf, m->len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = recv(nl->fd, rbuf, sizeof(rbuf), 0);
-		struct nlmsghdr *r;
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (r = (struct nlmsghdr *)rbuf; NLMSG_OK(r, (unsigned int)n);
-		     r = NLMSG_NEXT(r, n)) {
-			if (r->nlmsg_seq != seq)
-				continue;
-			if (r->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(r);
-
-				return e->error;
-			}
-			if (r->nlmsg_type == NLMSG_DONE)
-				return 0;
-			if (cb && r->nlmsg_len >= NLMSG_HDRLEN + GENL_HDRLEN) {
-				const char *p = (const char *)NLMSG_DATA(r) + GENL_HDRLEN;
-				int left = (int)(r->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN);
-
-				while (left >= NLA_HDRLEN) {
-					const struct nlattr *a = (const struct nlattr *)p;
-
-					if (a->nla_len < NLA_HDRLEN || a->nla_len > left)
-						break;
-					cb(arg, a);
-					p += NLA_ALIGN(a->nla_len);
-					left -= NLA_ALIGN(a->nla_len);
-				}
-			}
-		}
+	if (nl->kerr < 0)
+		return nl->kerr;
+	aiol_debug("nbd: netlink %s: %s", what, nl_geterror(err));
+	switch (-err) {
+	case NLE_NOMEM:
+		return -ENOMEM;
+	case NLE_OBJ_NOTFOUND:
+		return -ENOENT;
+	case NLE_PERM:
+		return -EPERM;
+	case NLE_NOACCESS:
+		return -EACCES;
+	case NLE_MSGSIZE:
+		return -ENOBUFS;
+	default:
+		return -EIO;
 	}
 }
 
-static void family_cb(void *arg, const struct nlattr *a)
+/* Send m (freed here) and wait for the kernel's ACK: 0 or -errno. */
+static int nbdnl_send(struct nbdnl *nl, struct nl_msg *m, const char *what)
 {
-	if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_FAMILY_ID && a->nla_len >= NLA_HDRLEN + 2)
-		memcpy(arg, (const char *)a + NLA_HDRLEN, sizeof(uint16_t));
-}
-
-/* Open a generic netlink socket and resolve "nbd".  -ENOENT: no family. */
-static int nl_open(struct nl *nl)
-{
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-	struct nl_msg *m;
 	int ret;
 
-	nl->family = 0;
-	nl->seq = 1;
-	nl->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-	if (nl->fd < 0)
-		return -errno;
-	if (bind(nl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		goto err;
+	nl->kerr = 0;
+	ret = nl_send_sync(nl->sk, m);
+	return ret < 0 ? nbdnl_errno(nl, ret, what) : 0;
+}
+
+/* Connect a generic netlink socket and resolve "nbd".  -ENOENT: no family. */
+static int nbdnl_open(struct nbdnl *nl)
+{
+	int ret;
+
+	nl->kerr = 0;
+	nl->sk = nl_socket_alloc();
+	if (!nl->sk)
+		return -ENOMEM;
+	nl_socket_modify_err_cb(nl->sk, NL_CB_CUSTOM, nbdnl_err_cb, nl);
+	ret = genl_connect(nl->sk);
+	if (ret == 0)
+		ret = genl_ctrl_resolve(nl->sk, NBD_GENL_FAMILY_NAME);
+	if (ret >= 0) {
+		nl->family = ret;
+		return 0;
 	}
-	m = malloc(sizeof(*m));
-	if (!m) {
-		ret = -ENOMEM;
-		goto err;
-	}
-	msg_init(m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, nl->seq++);
-	msg_put(m, CTRL_ATTR_FAMILY_NAME, NBD_GENL_FAMILY_NAME, sizeof(NBD_GENL_FAMILY_NAME));
-	ret = nl_talk(nl, m, family_cb, &nl->family);
-	free(m);
-	if (ret == 0 && !nl->family)
-		ret = -ENOENT;
-	if (ret < 0)
-		goto err;
-	return 0;
-err:
-	close(nl->fd);
-	nl->fd = -1;
+	ret = nbdnl_errno(nl, ret, "resolving the family 'nbd'");
+	nl_socket_free(nl->sk);
+	nl->sk = NULL;
 	return ret;
 }
 
-static void nl_close(struct nl *nl)
+static void nbdnl_close(struct nbdnl *nl)
 {
-	if (nl->fd >= 0)
-		close(nl->fd);
-	nl->fd = -1;
+	nl_socket_free(nl->sk); /* NULL is fine */
+	nl->sk = NULL;
 }
 
-static void index_cb(void *arg, const struct nlattr *a)
+/* A message for the nbd family, or NULL. */
+static struct nl_msg *nbdnl_msg(const struct nbdnl *nl, uint8_t cmd)
 {
-	if ((a->nla_type & NLA_TYPE_MASK) == NBD_ATTR_INDEX && a->nla_len >= NLA_HDRLEN + 4)
-		memcpy(arg, (const char *)a + NLA_HDRLEN, sizeof(uint32_t));
+	struct nl_msg *m = nlmsg_alloc();
+
+	if (m && !genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, nl->family, 0, 0, cmd,
+			      NBD_GENL_VERSION)) {
+		nlmsg_free(m);
+		m = NULL;
+	}
+	return m;
 }
 
-static int nl_connect(struct nl *nl, const int *fds, unsigned int n, uint64_t size, uint64_t bsize,
-		      uint64_t flags, int *index)
+/* NBD_CMD_CONNECT's answer: the index the kernel picked. */
+static int nbdnl_index_cb(struct nl_msg *m, void *arg)
 {
-	struct nl_msg *m = malloc(sizeof(*m));
+	struct nlattr *a[NBD_ATTR_MAX + 1];
+
+	if (genlmsg_parse(nlmsg_hdr(m), 0, a, NBD_ATTR_MAX, NULL) == 0 && a[NBD_ATTR_INDEX])
+		*(uint32_t *)arg = nla_get_u32(a[NBD_ATTR_INDEX]);
+	return NL_OK;
+}
+
+static int nbdnl_connect(struct nbdnl *nl, const int *fds, unsigned int n, uint64_t size,
+			 uint64_t bsize, uint64_t flags, int *index)
+{
+	struct nl_msg *m = nbdnl_msg(nl, NBD_CMD_CONNECT);
+	struct nlattr *socks, *item;
 	uint32_t idx = UINT32_MAX;
-	long socks, item;
-	int ret = 0;
+	int ret;
 
 	if (!m)
 		return -ENOMEM;
-	msg_init(m, nl->family, NBD_CMD_CONNECT, nl->seq++);
-	ret |= msg_put_u64(m, NBD_ATTR_SIZE_BYTES, size);
-	ret |= msg_put_u64(m, NBD_ATTR_BLOCK_SIZE_BYTES, bsize);
-	ret |= msg_put_u64(m, NBD_ATTR_SERVER_FLAGS, flags);
-	socks = msg_nest(m, NBD_ATTR_SOCKETS);
-	for (unsigned int i = 0; i < n && socks >= 0; i++) {
-		item = msg_nest(m, NBD_SOCK_ITEM);
-		if (item < 0 || msg_put_u32(m, NBD_SOCK_FD, (uint32_t)fds[i]) < 0) {
-			ret = -ENOBUFS;
-			break;
-		}
-		msg_nest_end(m, item);
+	if (nla_put_u64(m, NBD_ATTR_SIZE_BYTES, size) < 0 ||
+	    nla_put_u64(m, NBD_ATTR_BLOCK_SIZE_BYTES, bsize) < 0 ||
+	    nla_put_u64(m, NBD_ATTR_SERVER_FLAGS, flags) < 0 ||
+	    !(socks = nla_nest_start(m, NBD_ATTR_SOCKETS)))
+		goto full;
+	for (unsigned int i = 0; i < n; i++) {
+		item = nla_nest_start(m, NBD_SOCK_ITEM);
+		if (!item || nla_put_u32(m, NBD_SOCK_FD, (uint32_t)fds[i]) < 0)
+			goto full;
+		nla_nest_end(m, item);
 	}
-	if (socks < 0 || ret) {
-		free(m);
-		return -ENOBUFS;
-	}
-	msg_nest_end(m, socks);
-	ret = nl_talk(nl, m, index_cb, &idx);
-	free(m);
+	nla_nest_end(m, socks);
+	nl_socket_modify_cb(nl->sk, NL_CB_VALID, NL_CB_CUSTOM, nbdnl_index_cb, &idx);
+	ret = nbdnl_send(nl, m, "NBD_CMD_CONNECT");
+	nl_socket_modify_cb(nl->sk, NL_CB_VALID, NL_CB_DEFAULT, NULL, NULL);
 	if (ret == 0) {
 		if (idx == UINT32_MAX)
 			return -EPROTO;
 		*index = (int)idx;
 	}
 	return ret;
+
+full:
+	nlmsg_free(m);
+	return -ENOBUFS;
 }
 
-static int nl_disconnect(struct nl *nl, int index)
+static int nbdnl_disconnect(struct nbdnl *nl, int index)
 {
-	struct nl_msg *m = malloc(sizeof(*m));
-	int ret;
+	struct nl_msg *m = nbdnl_msg(nl, NBD_CMD_DISCONNECT);
 
 	if (!m)
 		return -ENOMEM;
-	msg_init(m, nl->family, NBD_CMD_DISCONNECT, nl->seq++);
-	msg_put_u32(m, NBD_ATTR_INDEX, (uint32_t)index);
-	ret = nl_talk(nl, m, NULL, NULL);
-	free(m);
-	return ret;
+	if (nla_put_u32(m, NBD_ATTR_INDEX, (uint32_t)index) < 0) {
+		nlmsg_free(m);
+		return -ENOBUFS;
+	}
+	return nbdnl_send(nl, m, "NBD_CMD_DISCONNECT");
 }
 
 /* ---- ioctl fallback ---- */
@@ -428,7 +355,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	struct nbd_server *srv = NULL;
 	struct aiol_dev *dev = NULL;
 	const struct aiol_dev_info *di;
-	struct nl nl = {.fd = -1};
+	struct nbdnl nl = {.sk = NULL};
 	struct doit doit = {.fd = -1};
 	unsigned int n = o->nr_conns ? o->nr_conns : 1, i;
 	int kfds[MAX_CONNS];
@@ -477,7 +404,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 
 	use_ioctl = env && !strcmp(env, "1");
 	if (!use_ioctl) {
-		ret = nl_open(&nl);
+		ret = nbdnl_open(&nl);
 		if (ret == -ENOENT) {
 			aiol_debug("nbd: no netlink family 'nbd': using the ioctls");
 			use_ioctl = true;
@@ -489,7 +416,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	if (use_ioctl)
 		ret = ioctl_connect(kfds, n, di->size, di->block_size, tflags, &doit, &index);
 	else
-		ret = nl_connect(&nl, kfds, n, di->size, di->block_size, tflags, &index);
+		ret = nbdnl_connect(&nl, kfds, n, di->size, di->block_size, tflags, &index);
 	if (ret < 0) {
 		aiol_err("nbd: connecting the kernel client: %s", strerror(-ret));
 		goto out;
@@ -510,7 +437,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	if (use_ioctl) {
 		ioctl_disconnect(&doit);
 	} else {
-		int r = nl_disconnect(&nl, index);
+		int r = nbdnl_disconnect(&nl, index);
 
 		if (r < 0)
 			aiol_err("nbd%d: disconnect: %s", index, strerror(-r));
@@ -520,7 +447,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	ret = nbd_server_shutdown(srv);
 	nbd_server_destroy(srv);
 	srv = NULL;
-	nl_close(&nl);
+	nbdnl_close(&nl);
 	aiol_dev_close(dev);
 	return ret;
 
@@ -528,7 +455,7 @@ out:
 	for (i = 0; i < n; i++)
 		if (kfds[i] >= 0)
 			close(kfds[i]);
-	nl_close(&nl);
+	nbdnl_close(&nl);
 	if (srv)
 		nbd_server_destroy(srv);
 	aiol_dev_close(dev);
@@ -539,14 +466,14 @@ out:
 
 int nbd_attach_disconnect(int index)
 {
-	struct nl nl;
+	struct nbdnl nl;
 	char path[64];
 	int ret, fd;
 
-	ret = nl_open(&nl);
+	ret = nbdnl_open(&nl);
 	if (ret == 0) {
-		ret = nl_disconnect(&nl, index);
-		nl_close(&nl);
+		ret = nbdnl_disconnect(&nl, index);
+		nbdnl_close(&nl);
 		return ret;
 	}
 	snprintf(path, sizeof(path), "/dev/nbd%d", index);
@@ -561,12 +488,12 @@ int nbd_attach_disconnect(int index)
 
 const char *nbd_attach_unavailable(char *buf, size_t len)
 {
-	struct nl nl;
+	struct nbdnl nl;
 	int ret, fd;
 
-	ret = nl_open(&nl);
+	ret = nbdnl_open(&nl);
 	if (ret == 0) {
-		nl_close(&nl);
+		nbdnl_close(&nl);
 		return NULL;
 	}
 	fd = open("/dev/nbd0", O_RDWR | O_CLOEXEC);
