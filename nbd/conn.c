@@ -101,6 +101,7 @@ struct nbd_conn {
 	bool rx_stopped; /* no more requests are read */
 	bool wait_slot;
 	bool buf_waiting;
+	bool lenient_logged; /* a WRITE without PAYLOAD_LEN was said once */
 
 	/* state */
 	bool stopping; /* server shutdown: ESHUTDOWN to new requests */
@@ -690,7 +691,7 @@ reply:
 		res = 0;
 	if (res < 0) {
 		AIOL_DEBUG_DATA("nbd: %s failed: %s", nbd_cmd_name(s->hdr.type), strerror(-res));
-		reply_error(s, nbd_errno(res));
+		reply_error(s, nbd_errno(res, s->hdr.flags));
 	} else if (s->hdr.type == NBD_CMD_READ) {
 		reply_read(s);
 	} else if (s->hdr.type == NBD_CMD_BLOCK_STATUS) {
@@ -777,6 +778,11 @@ static bool rx_request(struct nbd_conn *c, size_t hlen)
 	if (v.disconnect) {
 		conn_fail(c, "request payload over the limit");
 		return false;
+	}
+	if (v.lenient && !c->lenient_logged) {
+		c->lenient_logged = true;
+		aiol_debug("nbd: client sends extended-header WRITEs without PAYLOAD_LEN "
+			   "(as qemu >= 8.2 does): taking the length as the payload's");
 	}
 	if (v.disc) {
 		aiol_debug("nbd: client sent DISC");

@@ -51,8 +51,9 @@ static uint32_t check_flags(const struct nbd_conn_params *c, const struct nbd_re
 		return NBD_EINVAL;
 	if ((f & NBD_CMD_FLAG_PAYLOAD_LEN) && (!c->extended || r->type != NBD_CMD_WRITE))
 		return NBD_EINVAL;
-	if (c->extended && r->type == NBD_CMD_WRITE && !(f & NBD_CMD_FLAG_PAYLOAD_LEN))
-		return NBD_EINVAL;
+	/* An extended-header WRITE without PAYLOAD_LEN breaks the spec's MUST,
+	 * but qemu 8.2 and later send exactly that; like qemu's own server we
+	 * take the length as the payload's (nbd_validate sets lenient). */
 	/* FUA is valid on every command, once advertised. */
 	if ((f & NBD_CMD_FLAG_FUA) && !(c->tflags & NBD_FLAG_SEND_FUA))
 		return NBD_EINVAL;
@@ -104,15 +105,19 @@ void nbd_validate(const struct nbd_conn_params *c, const struct nbd_req_hdr *r,
 
 	memset(v, 0, sizeof(*v));
 
-	/* 1. How many payload bytes follow: needed even to reject. */
+	/* 1. How many payload bytes follow: needed even to reject, so that a
+	 * rejected request never leaves its payload to be read as a header. */
 	if (c->extended) {
-		if (r->flags & NBD_CMD_FLAG_PAYLOAD_LEN) {
+		bool flagged = r->flags & NBD_CMD_FLAG_PAYLOAD_LEN;
+
+		if (flagged || r->type == NBD_CMD_WRITE) {
 			if (r->len > c->max_payload) {
 				/* The spec's SHOULD: too big to drain politely. */
 				v->disconnect = true;
 				return;
 			}
 			v->payload = r->len;
+			v->lenient = !flagged;
 		}
 	} else if (r->type == NBD_CMD_WRITE) {
 		v->payload = r->len; /* <= 4 GiB - 1: drained if rejected */
@@ -153,7 +158,7 @@ void nbd_validate(const struct nbd_conn_params *c, const struct nbd_req_hdr *r,
 	}
 }
 
-uint32_t nbd_errno(int err)
+uint32_t nbd_errno(int err, uint16_t cmd_flags)
 {
 	if (err < 0)
 		err = -err;
@@ -175,9 +180,11 @@ uint32_t nbd_errno(int err)
 	case EFBIG:
 		return NBD_ENOSPC;
 	case EOVERFLOW:
-		return NBD_EOVERFLOW;
+		/* The spec: only a client that sent DF may see EOVERFLOW. */
+		return cmd_flags & NBD_CMD_FLAG_DF ? NBD_EOVERFLOW : NBD_EINVAL;
 	case EOPNOTSUPP: /* == ENOTSUP on Linux */
-		return NBD_ENOTSUP;
+		/* The spec: ENOTSUP is the answer to FAST_ZERO only. */
+		return cmd_flags & NBD_CMD_FLAG_FAST_ZERO ? NBD_ENOTSUP : NBD_EINVAL;
 	case ESHUTDOWN:
 		return NBD_ESHUTDOWN;
 	default:

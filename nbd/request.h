@@ -43,6 +43,8 @@ struct nbd_verdict {
 			     drained (error != 0) */
 	bool disconnect;  /* hard disconnect, no reply */
 	bool disc;	  /* NBD_CMD_DISC: no reply, finish and close */
+	bool lenient;	  /* an extended WRITE without PAYLOAD_LEN (qemu >= 8.2):
+			     its length taken as the payload's */
 };
 
 /* Header size on the wire. */
@@ -65,9 +67,11 @@ void nbd_validate(const struct nbd_conn_params *c, const struct nbd_req_hdr *r,
 		  struct nbd_verdict *v);
 
 /* The one errno -> NBD error map.  err may be positive or negative; 0 maps
- * to 0.  EDQUOT/EFBIG -> ENOSPC, EROFS/EACCES -> EPERM, ENOTSUP/EOPNOTSUPP
- * -> ENOTSUP, anything unknown -> EIO. */
-uint32_t nbd_errno(int err);
+ * to 0.  EDQUOT/EFBIG -> ENOSPC, EROFS/EACCES -> EPERM, anything unknown ->
+ * EIO.  cmd_flags are the request's: as the spec says, ENOTSUP/EOPNOTSUPP
+ * maps to NBD_ENOTSUP only where the client sent FAST_ZERO and EOVERFLOW to
+ * NBD_EOVERFLOW only where it sent DF; to NBD_EINVAL otherwise. */
+uint32_t nbd_errno(int err, uint16_t cmd_flags);
 
 /* Reply headers.  Each writes into buf (big-endian) and returns the number
  * of bytes written. */

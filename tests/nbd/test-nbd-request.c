@@ -129,15 +129,33 @@ static void test_payload(void **state)
 	v = check(&c, NBD_CMD_READ, 0, 0, NBD_MAX_PAYLOAD + 1);
 	assert_int_equal(v.error, NBD_EINVAL);
 	assert_true(v.payload == 0);
-	/* Extended: payload only with PAYLOAD_LEN; too big means disconnect. */
+	/* Extended: a WRITE's length is its payload; too big means disconnect. */
 	v = check(&e, NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 0, 4096);
 	assert_int_equal(v.error, 0);
 	assert_true(v.payload == 4096);
-	v = check(&e, NBD_CMD_WRITE, 0, 0, 4096);
+	assert_false(v.lenient);
+	/* qemu >= 8.2 leaves PAYLOAD_LEN clear (its header: FUA write, 4096):
+	 * served, the 4096 bytes taken as payload, not parsed as a header. */
+	v = check(&e, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 0, 4096);
+	assert_int_equal(v.error, 0);
+	assert_true(v.payload == 4096);
+	assert_true(v.lenient);
+	assert_false(v.disconnect);
+	/* Rejected lenient writes still drain their payload. */
+	v = check(&e, NBD_CMD_WRITE, 0, SIZE, 100);
+	assert_int_equal(v.error, NBD_ENOSPC);
+	assert_true(v.payload == 100);
+	v = check(&e, NBD_CMD_WRITE, NBD_CMD_FLAG_DF, 0, 100);
 	assert_int_equal(v.error, NBD_EINVAL);
-	assert_true(v.payload == 0);
+	assert_true(v.payload == 100);
 	v = check(&e, NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 0, (uint64_t)NBD_MAX_PAYLOAD + 1);
 	assert_true(v.disconnect);
+	v = check(&e, NBD_CMD_WRITE, 0, 0, (uint64_t)NBD_MAX_PAYLOAD + 1);
+	assert_true(v.disconnect);
+	/* Other commands carry no payload without the flag. */
+	v = check(&e, NBD_CMD_WRITE_ZEROES, 0, 0, 4096);
+	assert_true(v.payload == 0);
+	assert_false(v.lenient);
 	v = check(&e, NBD_CMD_READ, NBD_CMD_FLAG_PAYLOAD_LEN, 0, 16);
 	assert_int_equal(v.error, NBD_EINVAL);
 	assert_true(v.payload == 16);
@@ -193,6 +211,14 @@ static void test_commands(void **state)
 	v = check(&ro, NBD_CMD_WRITE, 0, 0, 512);
 	assert_int_equal(v.error, NBD_EPERM);
 	assert_true(v.payload == 512);
+	{
+		struct nbd_conn_params ero = ro;
+
+		ero.extended = true;
+		v = check(&ero, NBD_CMD_WRITE, 0, 0, 512); /* lenient, still drained */
+		assert_int_equal(v.error, NBD_EPERM);
+		assert_true(v.payload == 512);
+	}
 	assert_int_equal(check(&ro, NBD_CMD_TRIM, 0, 0, 512).error, NBD_EPERM);
 	assert_int_equal(check(&ro, NBD_CMD_WRITE_ZEROES, 0, 0, 512).error, NBD_EPERM);
 	assert_int_equal(check(&ro, NBD_CMD_READ, 0, 0, 512).error, 0);
@@ -211,20 +237,32 @@ static void test_commands(void **state)
 static void test_errno_map(void **state)
 {
 	(void)state;
-	assert_int_equal(nbd_errno(0), 0);
-	assert_int_equal(nbd_errno(-EPERM), NBD_EPERM);
-	assert_int_equal(nbd_errno(EROFS), NBD_EPERM);
-	assert_int_equal(nbd_errno(-EIO), NBD_EIO);
-	assert_int_equal(nbd_errno(-ENOSPC), NBD_ENOSPC);
-	assert_int_equal(nbd_errno(-EDQUOT), NBD_ENOSPC);
-	assert_int_equal(nbd_errno(-EFBIG), NBD_ENOSPC);
-	assert_int_equal(nbd_errno(-EINVAL), NBD_EINVAL);
-	assert_int_equal(nbd_errno(-EOPNOTSUPP), NBD_ENOTSUP);
-	assert_int_equal(nbd_errno(-ESHUTDOWN), NBD_ESHUTDOWN);
-	assert_int_equal(nbd_errno(-EOVERFLOW), NBD_EOVERFLOW);
-	assert_int_equal(nbd_errno(-ENOMEM), NBD_ENOMEM);
-	assert_int_equal(nbd_errno(-EBADMSG), NBD_EIO);
-	assert_int_equal(nbd_errno(-ETIMEDOUT), NBD_EIO);
+	assert_int_equal(nbd_errno(0, 0), 0);
+	assert_int_equal(nbd_errno(-EPERM, 0), NBD_EPERM);
+	assert_int_equal(nbd_errno(EROFS, 0), NBD_EPERM);
+	assert_int_equal(nbd_errno(-EIO, 0), NBD_EIO);
+	assert_int_equal(nbd_errno(-ENOSPC, 0), NBD_ENOSPC);
+	assert_int_equal(nbd_errno(-EDQUOT, 0), NBD_ENOSPC);
+	assert_int_equal(nbd_errno(-EFBIG, 0), NBD_ENOSPC);
+	assert_int_equal(nbd_errno(-EINVAL, 0), NBD_EINVAL);
+	assert_int_equal(nbd_errno(-ESHUTDOWN, 0), NBD_ESHUTDOWN);
+	assert_int_equal(nbd_errno(-ENOMEM, 0), NBD_ENOMEM);
+	assert_int_equal(nbd_errno(-EBADMSG, 0), NBD_EIO);
+	assert_int_equal(nbd_errno(-ETIMEDOUT, 0), NBD_EIO);
+	/* ENOTSUP only where the client sent FAST_ZERO (the spec's SHOULD). */
+	assert_int_equal(nbd_errno(-EOPNOTSUPP, NBD_CMD_FLAG_FAST_ZERO), NBD_ENOTSUP);
+	assert_int_equal(nbd_errno(-EOPNOTSUPP, NBD_CMD_FLAG_FAST_ZERO | NBD_CMD_FLAG_NO_HOLE),
+			 NBD_ENOTSUP);
+	assert_int_equal(nbd_errno(-EOPNOTSUPP, 0), NBD_EINVAL);
+	assert_int_equal(nbd_errno(-EOPNOTSUPP, NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE),
+			 NBD_EINVAL);
+	/* EOVERFLOW only where the client sent DF. */
+	assert_int_equal(nbd_errno(-EOVERFLOW, NBD_CMD_FLAG_DF), NBD_EOVERFLOW);
+	assert_int_equal(nbd_errno(-EOVERFLOW, 0), NBD_EINVAL);
+	assert_int_equal(nbd_errno(-EOVERFLOW, NBD_CMD_FLAG_FAST_ZERO), NBD_EINVAL);
+	/* The flags change nothing else. */
+	assert_int_equal(nbd_errno(-EIO, NBD_CMD_FLAG_DF | NBD_CMD_FLAG_FAST_ZERO), NBD_EIO);
+	assert_int_equal(nbd_errno(-ENOSPC, NBD_CMD_FLAG_FAST_ZERO), NBD_ENOSPC);
 }
 
 static void test_builders(void **state)
