@@ -8,7 +8,8 @@
 # certtool): what was negotiated (server log, qemu-nbd --list), qemu-io
 # patterns (aligned, byte-unaligned, FUA, flush, write-zeroes with and
 # without unmap, trim), qemu-img map on a sparse export, and qemu-img convert
-# of a random 64 MiB image into the export and back, compared.  The qemu 10
+# of a random 64 MiB image into the export and back, compared; qemu-nbd as
+# a client, re-exporting the export.  The qemu 10
 # servers run the sanitizer build when there is one.
 . "$(dirname "$0")/../nbd/lib.sh"
 
@@ -139,6 +140,20 @@ run_combo() {
 	map
 	check "$tag: qemu-img map: the trimmed range is zero" bash -c \
 		"grep -q '\"start\": 5242880, .*\"zero\": true' '$TESTTMP/map.json'"
+
+	# qemu-nbd as a client: it opens the export and serves it again.
+	local s2=$TESTTMP/reexport.sock
+	rm -f "$s2" "$TESTTMP/qnbd.pid"
+	if "$QNBD" "${obj[@]}" --image-opts "$opts" -k "$s2" --fork --pid-file "$TESTTMP/qnbd.pid" \
+		>"$out" 2>&1; then
+		check "$tag: qemu-nbd re-exports it: written through qemu-nbd, read through aioloop" bash -c \
+			"qemu-io -f raw 'nbd+unix:///?socket=$s2' -c 'write -P 0x6b 6M 256k' -c 'read -P 0x3c 8M 1M' >'$out' 2>&1 &&
+			 ! grep -q -i 'fail\|error\|pattern' '$out' &&
+			 '$QIO' ${obj[*]} --image-opts '$opts' -c 'read -P 0x6b 6M 256k' | grep -q 'read 262144/262144'"
+		kill "$(cat "$TESTTMP/qnbd.pid")" 2>/dev/null
+	else
+		notok "$tag: qemu-nbd re-exports it ($(head -c 200 "$out"))"
+	fi
 
 	# convert in, compare, convert out, compare.
 	check "$tag: qemu-img convert of a random 64 MiB image into the export" \
