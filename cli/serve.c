@@ -29,15 +29,9 @@
 #include "nbd/server.h"
 #include "nbd/tls.h"
 
-#define MAX_EXPORTS 64
 #define DEMO_SIZE ((uint64_t)256 << 20)
-
-struct export_arg {
-	const char *name;
-	char *file;
-	bool ro;
-	uint64_t offset, sizelimit;
-};
+/* Offsets and sizes end up in off_t. */
+#define MAX_OFFSET ((uint64_t)INT64_MAX)
 
 static void usage(FILE *f)
 {
@@ -96,28 +90,41 @@ static void usage(FILE *f)
 		NBD_WORKER_ARENA_MIN >> 20, NBD_DEFAULT_POLL_US);
 }
 
-/* NAME=FILE[,ro][,offset=N][,sizelimit=N] */
-static int parse_export(char *arg, struct export_arg *e)
+/* NAME=FILE[,ro][,offset=N][,sizelimit=N], cut up in place.  Returns 0 or
+ * -EINVAL with err filled. */
+static int parse_export(char *arg, struct serve_export *e, struct cli_err *err)
 {
 	char *eq = strchr(arg, '='), *opt, *save = NULL;
 
-	if (!eq)
+	if (!eq) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--export '%s': not NAME=FILE[,ro][,offset=N]"
+			 "[,sizelimit=N]",
+			 arg);
 		return -EINVAL;
+	}
 	*eq = '\0';
 	e->name = arg;
 	e->file = strtok_r(eq + 1, ",", &save);
-	if (!e->file || !*e->file)
+	if (!e->file || !*e->file) {
+		snprintf(err->msg, sizeof(err->msg), "--export %s: no FILE after '='", arg);
 		return -EINVAL;
+	}
 	while ((opt = strtok_r(NULL, ",", &save))) {
-		if (!strcmp(opt, "ro"))
+		if (!strcmp(opt, "ro")) {
 			e->ro = true;
-		else if (!strncmp(opt, "offset=", 7)) {
-			if (cli_parse_size(opt + 7, &e->offset) < 0)
+		} else if (!strncmp(opt, "offset=", 7)) {
+			if (cli_parse_size("--export offset", opt + 7, 0, MAX_OFFSET, &e->offset,
+					   err) < 0)
 				return -EINVAL;
 		} else if (!strncmp(opt, "sizelimit=", 10)) {
-			if (cli_parse_size(opt + 10, &e->sizelimit) < 0)
+			if (cli_parse_size("--export sizelimit", opt + 10, 0, MAX_OFFSET,
+					   &e->sizelimit, err) < 0)
 				return -EINVAL;
 		} else {
+			snprintf(err->msg, sizeof(err->msg),
+				 "--export %s: unknown '%s' (ro, offset=N or sizelimit=N)", e->name,
+				 opt);
 			return -EINVAL;
 		}
 	}
@@ -272,181 +279,228 @@ static const struct option longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int bad(const char *what, const char *arg)
+int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli_err *err)
 {
-	fprintf(stderr, "aioloop serve: invalid %s '%s'\n", what, arg);
-	return EXIT_USAGE;
+	uint64_t v;
+	int c;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ex[0].name = "";
+	cfg->tls.mode = NBD_TLS_OFF;
+	cfg->nex = 1;
+	err->msg[0] = '\0';
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":U:p:b:sre:D:t:vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'U':
+			cfg->sock = optarg;
+			break;
+		case 'p':
+			if (cli_parse_port("--port", optarg, cfg->port_buf, sizeof(cfg->port_buf),
+					   err) < 0)
+				return -EINVAL;
+			cfg->port = cfg->port_buf;
+			break;
+		case 'b':
+			cfg->addr = optarg;
+			break;
+		case 's':
+			cfg->stdio = true;
+			break;
+		case 'r':
+			cfg->ro = true;
+			break;
+		case 'e':
+			cfg->ex[0].name = optarg;
+			break;
+		case 'D':
+			cfg->desc = optarg;
+			break;
+		case OPT_EXPORT:
+			if (cfg->nex >= SERVE_MAX_EXPORTS) {
+				snprintf(err->msg, sizeof(err->msg), "--export: %d exports at most",
+					 SERVE_MAX_EXPORTS - 1);
+				return -EINVAL;
+			}
+			if (parse_export(optarg, &cfg->ex[cfg->nex], err) < 0)
+				return -EINVAL;
+			cfg->nex++;
+			break;
+		case OPT_ENGINE:
+			if (aiol_engine_parse(optarg, &cfg->open.engine) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--engine '%s': unknown (uring, aio, threads or sync)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_DIRECT:
+			if (!optarg) {
+				cfg->open.direct = AIOL_DIRECT_ON;
+			} else if (cli_parse_direct(optarg, &cfg->open.direct) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--direct '%s': unknown (auto, on or off)", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_OFFSET:
+			if (cli_parse_size("--offset", optarg, 0, MAX_OFFSET, &cfg->ex[0].offset,
+					   err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_SIZELIMIT:
+			if (cli_parse_size("--sizelimit", optarg, 0, MAX_OFFSET,
+					   &cfg->ex[0].sizelimit, err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_BLOCK_SIZE:
+			if (cli_parse_block_size("--block-size", optarg, &cfg->open.block_size,
+						 err) < 0)
+				return -EINVAL;
+			break;
+		case 't':
+			if (cli_parse_uint32("--threads", optarg, 1, 1024, &cfg->server.threads,
+					     err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_MAX_CONN:
+			if (cli_parse_uint32("--max-connections", optarg, 0, UINT_MAX,
+					     &cfg->server.max_connections, err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_MAX_INFLIGHT:
+			if (cli_parse_size("--max-inflight", optarg, 0, SIZE_MAX / 2, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.max_inflight = (size_t)v;
+			break;
+		case OPT_PIDFILE:
+			cfg->pidfile = optarg;
+			break;
+		case OPT_TLS:
+			if (nbd_tls_mode_parse(optarg, &cfg->tls.mode) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--tls '%s': unknown (off, on or require)", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_TLS_CERTS:
+			cfg->tls.cert_dir = optarg;
+			break;
+		case OPT_TLS_PSK:
+			cfg->tls.psk_file = optarg;
+			break;
+		case OPT_TLS_VERIFY:
+			cfg->tls.verify_peer = true;
+			break;
+		case OPT_MAX_CONN_INFLIGHT:
+			if (cli_parse_size("--max-conn-inflight", optarg, 1, SIZE_MAX / 2, &v,
+					   err) < 0)
+				return -EINVAL;
+			cfg->server.max_conn_inflight = (size_t)v;
+			break;
+		case OPT_POLL:
+			if (cli_parse_uint("--poll", optarg, 0, 1000000, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.poll_us = v ? (int)v : -1;
+			break;
+		case OPT_PAYLOAD_TIMEOUT:
+			if (cli_parse_uint("--payload-timeout", optarg, 1, 3600, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.payload_timeout_ms = (unsigned int)v * 1000;
+			break;
+		case OPT_HS_TIMEOUT:
+			if (cli_parse_uint("--handshake-timeout", optarg, 1, 3600, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.handshake_timeout_ms = (unsigned int)v * 1000;
+			break;
+		case OPT_FORK:
+			cfg->daemonize = true;
+			break;
+		case 'v':
+			cfg->verbose++;
+			break;
+		case 'h':
+			return CLI_HELP;
+		case 'V':
+			return CLI_VERSION;
+		case ':':
+			snprintf(err->msg, sizeof(err->msg), "option '%s' needs a value",
+				 argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (optopt && optopt < 256)
+				snprintf(err->msg, sizeof(err->msg), "unknown option '-%c'",
+					 optopt);
+			else
+				snprintf(err->msg, sizeof(err->msg), "unknown option '%s'",
+					 argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (argc - optind > 1) {
+		snprintf(err->msg, sizeof(err->msg), "one FILE at most (use --export for more)");
+		return -EINVAL;
+	}
+	if (cfg->tls.mode == NBD_TLS_OFF && (cfg->tls.cert_dir || cfg->tls.psk_file))
+		cfg->tls.mode = NBD_TLS_ON; /* credentials given: offer TLS, as qemu-nbd does */
+	if (cfg->sock && (cfg->port || cfg->addr)) {
+		snprintf(err->msg, sizeof(err->msg), "-U and -p/-b exclude each other");
+		return -EINVAL;
+	}
+	if (optind < argc) {
+		cfg->ex[0].file = argv[optind];
+	} else if (cfg->nex > 1) {
+		/* only --export: the first of them is the default */
+		memmove(&cfg->ex[0], &cfg->ex[1], (cfg->nex - 1) * sizeof(cfg->ex[0]));
+		cfg->nex--;
+	}
+	return CLI_RUN;
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	struct export_arg ex[MAX_EXPORTS];
-	unsigned int nex = 0;
-	struct nbd_export_opts eo[MAX_EXPORTS];
-	struct aiol_dev *devs[MAX_EXPORTS] = {NULL};
-	struct aiol_open_opts oo = {0};
-	struct nbd_server_opts so = {0};
+	struct serve_config cfg;
+	struct cli_err err;
+	struct serve_export *ex = cfg.ex;
+	unsigned int nex;
+	struct nbd_export_opts eo[SERVE_MAX_EXPORTS];
+	struct aiol_dev *devs[SERVE_MAX_EXPORTS] = {NULL};
+	struct nbd_server_opts so;
 	struct nbd_listen l = {.n = 0};
 	struct nbd_server *srv = NULL;
-	const char *sock = NULL, *port = NULL, *addr = NULL, *name = "", *desc = NULL;
-	const char *pidfile = NULL;
-	struct nbd_tls_opts tlso = { .mode = NBD_TLS_OFF };
+	const char *sock, *port, *addr, *pidfile;
 	struct nbd_tls_creds *tls = NULL;
 	char *demo = NULL;
-	bool stdio = false, ro = false, daemonize = false;
 	int ready_fd = -1;
-	uint64_t v, offset = 0, sizelimit = 0;
-	int verbose = 0, c, ret, rc = 1, sfd = -1, nact;
+	int ret, rc = 1, sfd = -1, nact;
 	sigset_t mask;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "U:p:b:sre:D:t:vhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'U':
-			sock = optarg;
-			break;
-		case 'p':
-			port = optarg;
-			break;
-		case 'b':
-			addr = optarg;
-			break;
-		case 's':
-			stdio = true;
-			break;
-		case 'r':
-			ro = true;
-			break;
-		case 'e':
-			name = optarg;
-			break;
-		case 'D':
-			desc = optarg;
-			break;
-		case OPT_EXPORT:
-			if (nex + 1 >= MAX_EXPORTS)
-				return bad("--export (too many)", optarg);
-			memset(&ex[nex + 1], 0, sizeof(ex[0]));
-			if (parse_export(optarg, &ex[nex + 1]) < 0)
-				return bad("--export", optarg);
-			nex++;
-			break;
-		case OPT_ENGINE:
-			if (aiol_engine_parse(optarg, &oo.engine) < 0)
-				return bad("engine", optarg);
-			break;
-		case OPT_DIRECT:
-			if (!optarg)
-				oo.direct = AIOL_DIRECT_ON;
-			else if (cli_parse_direct(optarg, &oo.direct) < 0)
-				return bad("--direct", optarg);
-			break;
-		case OPT_OFFSET:
-			if (cli_parse_size(optarg, &offset) < 0)
-				return bad("offset", optarg);
-			break;
-		case OPT_SIZELIMIT:
-			if (cli_parse_size(optarg, &sizelimit) < 0)
-				return bad("size limit", optarg);
-			break;
-		case OPT_BLOCK_SIZE:
-			if (cli_parse_size(optarg, &v) < 0 || (v != 512 && v != 4096))
-				return bad("block size", optarg);
-			oo.block_size = (unsigned int)v;
-			break;
-		case 't':
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 1024)
-				return bad("thread count", optarg);
-			so.threads = (unsigned int)v;
-			break;
-		case OPT_MAX_CONN:
-			if (cli_parse_size(optarg, &v) < 0 || v > UINT_MAX)
-				return bad("connection limit", optarg);
-			so.max_connections = (unsigned int)v;
-			break;
-		case OPT_MAX_INFLIGHT:
-			if (cli_parse_size(optarg, &v) < 0 || v > SIZE_MAX / 2)
-				return bad("in-flight cap", optarg);
-			so.max_inflight = (size_t)v;
-			break;
-		case OPT_PIDFILE:
-			pidfile = optarg;
-			break;
-		case OPT_TLS:
-			if (nbd_tls_mode_parse(optarg, &tlso.mode) < 0)
-				return bad("--tls (off, on or require)", optarg);
-			break;
-		case OPT_TLS_CERTS:
-			tlso.cert_dir = optarg;
-			break;
-		case OPT_TLS_PSK:
-			tlso.psk_file = optarg;
-			break;
-		case OPT_TLS_VERIFY:
-			tlso.verify_peer = true;
-			break;
-		case OPT_MAX_CONN_INFLIGHT:
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > SIZE_MAX / 2)
-				return bad("per-connection in-flight cap", optarg);
-			so.max_conn_inflight = (size_t)v;
-			break;
-		case OPT_POLL:
-			if (cli_parse_size(optarg, &v) < 0 || v > 1000000)
-				return bad("poll time (0-1000000 microseconds)", optarg);
-			so.poll_us = v ? (int)v : -1;
-			break;
-		case OPT_PAYLOAD_TIMEOUT:
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
-				return bad("payload timeout (1-3600 seconds)", optarg);
-			so.payload_timeout_ms = (unsigned int)v * 1000;
-			break;
-		case OPT_HS_TIMEOUT:
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
-				return bad("handshake timeout (1-3600 seconds)", optarg);
-			so.handshake_timeout_ms = (unsigned int)v * 1000;
-			break;
-		case OPT_FORK:
-			daemonize = true;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("aioloop 0.1.0\n");
-			return 0;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		fprintf(stderr, "aioloop serve: one FILE at most (use --export for more)\n");
+	ret = serve_parse_args(argc, argv, &cfg, &err);
+	if (ret < 0) {
+		fprintf(stderr, "aioloop serve: %s (see 'aioloop serve --help')\n", err.msg);
 		return EXIT_USAGE;
 	}
-	if (verbose)
-		aiol_log_setup("aioloop", verbose > 1 ? AIOL_LOG_DEBUG_DATA : AIOL_LOG_DEBUG, NULL);
-	if (tlso.mode == NBD_TLS_OFF && (tlso.cert_dir || tlso.psk_file))
-		tlso.mode = NBD_TLS_ON;	/* credentials given: offer TLS, as qemu-nbd does */
-	if (sock && (port || addr)) {
-		fprintf(stderr, "aioloop serve: -U and -p/-b exclude each other\n");
-		return EXIT_USAGE;
+	if (ret == CLI_HELP) {
+		usage(stdout);
+		return 0;
 	}
+	if (ret == CLI_VERSION) {
+		printf("aioloop 0.1.0\n");
+		return 0;
+	}
+	nex = cfg.nex;
+	so = cfg.server;
+	sock = cfg.sock;
+	port = cfg.port;
+	addr = cfg.addr;
+	pidfile = cfg.pidfile;
+	if (cfg.verbose)
+		aiol_log_setup("aioloop", cfg.verbose > 1 ? AIOL_LOG_DEBUG_DATA : AIOL_LOG_DEBUG,
+			       NULL);
 
 	/* The default export: FILE, or the demo image when nothing is given. */
-	memset(&ex[0], 0, sizeof(ex[0]));
-	ex[0].name = name;
-	ex[0].offset = offset;
-	ex[0].sizelimit = sizelimit;
-	if (optind < argc) {
-		ex[0].file = argv[optind];
-	} else if (nex) {
-		/* only --export: the first of them is the default */
-		memmove(&ex[0], &ex[1], nex * sizeof(ex[0]));
-		nex--;
-	} else {
+	if (!ex[0].file) {
 		demo = demo_image();
 		if (!demo)
 			return 1;
@@ -454,20 +508,19 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "aioloop: no FILE given: serving the demo image %s (256 MiB)\n",
 			demo);
 	}
-	nex++;
 
 	for (unsigned int i = 0; i < nex; i++) {
-		struct aiol_open_opts o = oo;
+		struct aiol_open_opts o = cfg.open;
 
 		o.offset = ex[i].offset;
 		o.sizelimit = ex[i].sizelimit;
-		o.read_only = ro || ex[i].ro;
+		o.read_only = cfg.ro || ex[i].ro;
 		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
 		if (ret < 0)
 			goto out; /* the engine said why */
 		eo[i] = (struct nbd_export_opts){
 		    .name = ex[i].name,
-		    .description = i == 0 ? desc : NULL,
+		    .description = i == 0 ? cfg.desc : NULL,
 		    .dev = devs[i],
 		};
 	}
@@ -487,7 +540,7 @@ int cmd_serve(int argc, char **argv)
 	nact = nbd_listen_systemd(&l);
 	if (nact < 0)
 		goto out;
-	if (!nact && !stdio) {
+	if (!nact && !cfg.stdio) {
 		ret = sock ? nbd_listen_unix(&l, sock) : nbd_listen_tcp(&l, addr, port);
 		if (ret < 0)
 			goto out;
@@ -495,13 +548,13 @@ int cmd_serve(int argc, char **argv)
 
 	/* --fork: before any thread exists; the parent exits once the child
 	 * serves (status 0) or failed (status 1). */
-	if (daemonize && !stdio) {
+	if (cfg.daemonize && !cfg.stdio) {
 		ret = fork_server(&ready_fd);
 		if (ret < 0)
 			goto out;
 	}
 
-	if (nbd_tls_creds_load(&tlso, &tls) < 0)
+	if (nbd_tls_creds_load(&cfg.tls, &tls) < 0)
 		goto out;	/* it said which file was wrong */
 	so.tls = tls;
 	ret = nbd_server_create(eo, nex, &so, &srv);
@@ -532,7 +585,7 @@ int cmd_serve(int argc, char **argv)
 		ready_fd = -1;
 	}
 
-	if (stdio && !nact) {
+	if (cfg.stdio && !nact) {
 		int in = dup(0), outfd = dup(1);
 
 		if (in < 0 || outfd < 0) {
