@@ -11,6 +11,7 @@
 
 #include "aioloop/log.h"
 #include "cli.h"
+#include "version.h"
 
 static const struct {
 	const char *name;
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("aioloop 0.1.0\n");
+		printf("aioloop %s\n", AIOLOOP_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -25,6 +25,7 @@
 
 #include "aioloop/log.h"
 #include "cli.h"
+#include "version.h"
 #include "nbd/listen.h"
 #include "nbd/server.h"
 #include "nbd/tls.h"
@@ -486,7 +487,7 @@ int cmd_serve(int argc, char **argv)
 		return 0;
 	}
 	if (ret == CLI_VERSION) {
-		printf("aioloop 0.1.0\n");
+		printf("aioloop %s\n", AIOLOOP_VERSION);
 		return 0;
 	}
 	nex = cfg.nex;
