@@ -132,34 +132,92 @@ static int parse_export(char *arg, struct serve_export *e, struct cli_err *err)
 	return 0;
 }
 
+/* Open DIR/aioloop-demo.img for the demo image.  The directories it goes
+ * in are shared (/var/tmp, /tmp): whatever sits at that fixed path may have
+ * been put there by another user, to make a root server truncate or serve
+ * a file through a link.  So the image is created with O_EXCL|O_NOFOLLOW,
+ * and an existing one is reused only if it opens without following a link
+ * and is a regular file of ours with one link; anything else is refused
+ * and left alone.  The directory must keep others from replacing the file
+ * later (the server reopens it by name): not writable by others, or
+ * sticky.  Returns an fd (*created: whether it is new), -ENOENT-like
+ * errors of the directory as they are (the caller tries the next one), or
+ * -EPERM with the reason logged. */
+static int demo_open(const char *dir, const char *path, bool *created)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		aiol_err("%s: writable by others and not sticky: no demo image there", dir);
+		return -EPERM;
+	}
+	*created = true;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd >= 0 || errno != EEXIST)
+		return fd >= 0 ? fd : -errno;
+	*created = false;
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			aiol_err("%s is a symbolic link: not following it to make the demo image "
+				 "(remove it, or set AIOLOOP_DEMO_DIR)",
+				 path);
+		else
+			aiol_err("%s exists and cannot be opened: %m", path);
+		return -EPERM;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_nlink != 1) {
+		aiol_err("%s exists and is not a demo image of ours (a regular file of uid %u with "
+			 "one link): leaving it alone (remove it, or set AIOLOOP_DEMO_DIR)",
+			 path, (unsigned int)geteuid());
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
 /* Create (or reuse) the demo image in $AIOLOOP_DEMO_DIR, else /var/tmp,
- * else /tmp; returns a malloc'd path or NULL. */
+ * else /tmp; returns a malloc'd path or NULL (the reason logged). */
 static char *demo_image(void)
 {
 	const char *dirs[] = {getenv("AIOLOOP_DEMO_DIR"), "/var/tmp", "/tmp"};
 	char *path = NULL;
 	char block[4096];
 	struct stat st;
-	int fd = -1;
+	bool created = false;
+	int fd = -ENOENT;
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!dirs[i] || !*dirs[i])
 			continue;
 		if (asprintf(&path, "%s/aioloop-demo.img", dirs[i]) < 0)
 			return NULL;
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    (uint64_t)st.st_size == DEMO_SIZE && access(path, R_OK | W_OK) == 0)
-			return path; /* from an earlier run */
-		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd >= 0)
+		fd = demo_open(dirs[i], path, &created);
+		if (fd >= 0 || fd == -EPERM)
 			break;
 		free(path);
 		path = NULL;
 	}
-	if (fd < 0) {
-		aiol_err("cannot create a demo image in /var/tmp or /tmp: %m");
+	if (fd == -EPERM) {
+		free(path);
 		return NULL;
 	}
+	if (fd < 0) {
+		aiol_err("cannot create a demo image in /var/tmp or /tmp: %s", strerror(-fd));
+		return NULL;
+	}
+	if (!created && fstat(fd, &st) == 0 && (uint64_t)st.st_size == DEMO_SIZE) {
+		close(fd);
+		return path; /* from an earlier run */
+	}
+	if (ftruncate(fd, 0) < 0)
+		goto err;
 	/* A recognisable pattern in the first 64 KiB, the rest a hole. */
 	for (unsigned int b = 0; b < 16; b++) {
 		size_t n = 0;
@@ -180,7 +238,8 @@ static char *demo_image(void)
 err:
 	aiol_err("cannot write the demo image %s: %m", path);
 	close(fd);
-	unlink(path);
+	if (created)
+		unlink(path);
 	free(path);
 	return NULL;
 }
