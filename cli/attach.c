@@ -316,7 +316,8 @@ static void attach_usage(FILE *f)
 		   "      --queues N         ublk hardware queues / NBD connections (default 1)\n"
 		   "      --depth N          requests in flight per queue (default 64)\n"
 		   "      --recover DEVICE   serve a ublk device whose daemon died\n"
-		   "  -f, --foreground       stay in the foreground (for debugging)\n"
+		   "  -f, --foreground       stay in the foreground (for debugging, and systemd)\n"
+		   "      --config FILE      options from FILE, one 'key = value' a line\n"
 		   "  -v, --verbose          debug messages\n");
 }
 
@@ -325,23 +326,25 @@ static bool nbd_usable(char *why, size_t len)
 	return nbd_attach_unavailable(why, len) == NULL;
 }
 
+const struct option attach_longopts[] = {{"ublk", no_argument, NULL, 'U'},
+    {"nbd", no_argument, NULL, 'N'},
+    {"read-only", no_argument, NULL, 'r'},
+    {"offset", required_argument, NULL, 'o'},
+    {"sizelimit", required_argument, NULL, 'S'},
+    {"block-size", required_argument, NULL, 'b'},
+    {"direct", required_argument, NULL, 'D'},
+    {"engine", required_argument, NULL, 'E'},
+    {"queues", required_argument, NULL, 'Q'},
+    {"depth", required_argument, NULL, 'd'},
+    {"recover", required_argument, NULL, 'R'},
+    {"foreground", no_argument, NULL, 'f'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {0}};
+
+
 int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct cli_err *err)
 {
-	static const struct option lopts[] = {{"ublk", no_argument, NULL, 'U'},
-					      {"nbd", no_argument, NULL, 'N'},
-					      {"read-only", no_argument, NULL, 'r'},
-					      {"offset", required_argument, NULL, 'o'},
-					      {"sizelimit", required_argument, NULL, 'S'},
-					      {"block-size", required_argument, NULL, 'b'},
-					      {"direct", required_argument, NULL, 'D'},
-					      {"engine", required_argument, NULL, 'E'},
-					      {"queues", required_argument, NULL, 'Q'},
-					      {"depth", required_argument, NULL, 'd'},
-					      {"recover", required_argument, NULL, 'R'},
-					      {"foreground", no_argument, NULL, 'f'},
-					      {"verbose", no_argument, NULL, 'v'},
-					      {"help", no_argument, NULL, 'h'},
-					      {0}};
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -352,7 +355,7 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 	err->msg[0] = '\0';
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":ro:b:fvh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ro:b:fvh", attach_longopts, NULL)) != -1) {
 		switch (c) {
 		case 'U':
 			cfg->fe = ATTACH_UBLK;
@@ -443,6 +446,7 @@ int cmd_attach(int argc, char **argv)
 {
 	struct attach_config cfg;
 	struct cli_err err;
+	static struct cli_argv av;
 	struct attach_ctx ctx = {.pipe_fd = -1};
 	struct att_state *s = &ctx.st;
 	struct aiol_open_opts oo;
@@ -454,7 +458,10 @@ int cmd_attach(int argc, char **argv)
 	ssize_t n;
 	size_t got = 0;
 
-	ret = attach_parse_args(argc, argv, &cfg, &err);
+	/* av lives as long as the process: cfg points into it. */
+	ret = cli_config_expand(argc, argv, attach_longopts, &av, &err);
+	if (ret == 0)
+		ret = attach_parse_args(av.argc, av.argv, &cfg, &err);
 	if (ret < 0) {
 		fprintf(stderr, "aioloop attach: %s (see 'aioloop attach --help')\n", err.msg);
 		return EXIT_USAGE;

@@ -8,6 +8,7 @@
 #ifndef AIOLOOP_CLI_H
 #define AIOLOOP_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,37 @@ enum cli_parsed {
 	CLI_HELP,
 	CLI_VERSION,
 };
+
+/* ---- configuration files (conf.c) ---- */
+
+/* An argument vector built from a file and a command line; argv is
+ * NULL-terminated, owned[i] says whether argv[i] is to be freed. */
+struct cli_argv {
+	int argc;
+	char **argv;
+	bool *owned;
+};
+
+void cli_argv_free(struct cli_argv *av);
+
+/* Turn a configuration file's text into command-line arguments appended to
+ * *av: "key = value" lines, key a long option of opts ("--key=value"; an
+ * option without argument takes yes/no), "file" the positional FILE (put
+ * last), '#' or ';' comments, blank lines.  path names the file in
+ * messages.  Pure.  Returns 0, -EINVAL (err names the file and line) or
+ * -ENOMEM. */
+int cli_conf_args(const char *text, const char *path, const struct option *opts,
+		  struct cli_argv *av, struct cli_err *err);
+
+/* argv with its "--config FILE" (or --config=FILE) replaced by the file's
+ * options, the other arguments after them (so they win).  Reads the file.
+ * Returns 0 (*av to free with cli_argv_free) or -errno with err filled. */
+int cli_config_expand(int argc, char **argv, const struct option *opts, struct cli_argv *av,
+		      struct cli_err *err);
+
+/* The long options of serve and attach (the keys of their config files). */
+extern const struct option serve_longopts[];
+extern const struct option attach_longopts[];
 
 /* ---- serve ---- */
 

@@ -75,6 +75,9 @@ static void usage(FILE *f)
 		"      --fork               run in the background once listening (default: "
 		"foreground)\n"
 		"  -v, --verbose            more messages (-vv: every request)\n"
+		"      --config FILE        options from FILE, one 'key = value' a line (see "
+		"aioloop(8));\n"
+		"                           the command line's own options win\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n\n"
 		"TLS (STARTTLS, GnuTLS):\n"
@@ -306,7 +309,7 @@ enum {
 	OPT_POLL,
 };
 
-static const struct option longopts[] = {
+const struct option serve_longopts[] = {
     {"socket", required_argument, NULL, 'U'},
     {"port", required_argument, NULL, 'p'},
     {"bind", required_argument, NULL, 'b'},
@@ -351,7 +354,7 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 	err->msg[0] = '\0';
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":U:p:b:sre:D:t:vhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":U:p:b:sre:D:t:vhV", serve_longopts, NULL)) != -1) {
 		switch (c) {
 		case 'U':
 			cfg->sock = optarg;
@@ -531,22 +534,26 @@ int cmd_serve(int argc, char **argv)
 	struct nbd_server *srv = NULL;
 	const char *sock, *port, *addr, *pidfile;
 	struct nbd_tls_creds *tls = NULL;
+	struct cli_argv av;
 	char *demo = NULL;
 	int ready_fd = -1;
 	int ret, rc = 1, sfd = -1, nact;
 	sigset_t mask;
 
-	ret = serve_parse_args(argc, argv, &cfg, &err);
+	ret = cli_config_expand(argc, argv, serve_longopts, &av, &err);
+	if (ret == 0)
+		ret = serve_parse_args(av.argc, av.argv, &cfg, &err);
 	if (ret < 0) {
 		fprintf(stderr, "aioloop serve: %s (see 'aioloop serve --help')\n", err.msg);
+		cli_argv_free(&av);
 		return EXIT_USAGE;
 	}
-	if (ret == CLI_HELP) {
-		usage(stdout);
-		return 0;
-	}
-	if (ret == CLI_VERSION) {
-		printf("aioloop %s\n", AIOLOOP_VERSION);
+	if (ret == CLI_HELP || ret == CLI_VERSION) {
+		if (ret == CLI_HELP)
+			usage(stdout);
+		else
+			printf("aioloop %s\n", AIOLOOP_VERSION);
+		cli_argv_free(&av);
 		return 0;
 	}
 	nex = cfg.nex;
@@ -562,8 +569,10 @@ int cmd_serve(int argc, char **argv)
 	/* The default export: FILE, or the demo image when nothing is given. */
 	if (!ex[0].file) {
 		demo = demo_image();
-		if (!demo)
+		if (!demo) {
+			cli_argv_free(&av);
 			return 1;
+		}
 		ex[0].file = demo;
 		fprintf(stderr, "aioloop: no FILE given: serving the demo image %s (256 MiB)\n",
 			demo);
@@ -698,5 +707,6 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	free(demo);
+	cli_argv_free(&av);
 	return rc;
 }

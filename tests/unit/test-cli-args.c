@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -417,6 +418,134 @@ static void test_bench_config(void **state)
 	assert_non_null(strstr(err.msg, "256M"));
 }
 
+/* ---- configuration files ---- */
+
+static void test_conf_serve(void **state)
+{
+	struct serve_config cfg;
+	struct cli_argv av;
+	struct cli_err err;
+
+	(void)state;
+	memset(&av, 0, sizeof(av));
+	assert_int_equal(cli_conf_args("x\n", "t.conf", serve_longopts, &av, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "t.conf:1"));
+	cli_argv_free(&av);
+
+	{
+		const char *conf = "# an instance\n"
+				   "\n"
+				   "  socket = /run/aioloop/vm1.sock  \n"
+				   "export-name=vm1\n"
+				   "threads = 2\n"
+				   "read-only = yes\n"
+				   "fork = no\n"
+				   "direct =\n"
+				   "max-inflight = 256M\n"
+				   "export = a=/dev/null,ro,offset=4k\n"
+				   "export = b=/dev/zero\n"
+				   "; another comment\n"
+				   "file = /var/lib/vm1.img\n";
+		struct cli_argv a = {0};
+
+		assert_int_equal(cli_conf_args(conf, "t.conf", serve_longopts, &a, &err), 0);
+		assert_int_equal(a.argc, 9);
+		assert_string_equal(a.argv[0], "--socket=/run/aioloop/vm1.sock");
+		assert_string_equal(a.argv[3], "--read-only");
+		assert_string_equal(a.argv[4], "--direct");
+		assert_string_equal(a.argv[6], "--export=a=/dev/null,ro,offset=4k");
+		assert_string_equal(a.argv[8], "/var/lib/vm1.img");
+		assert_null(a.argv[9]);
+		cli_argv_free(&a);
+	}
+
+	/* The same text through serve's own parser, with argv[0] in front. */
+	{
+		struct cli_argv a = {0};
+		char *argv0 = "serve";
+		const char *conf = "socket = /run/aioloop/vm1.sock\n"
+				   "threads = 2\n"
+				   "read-only = on\n"
+				   "export = a=/dev/null,ro,offset=4k\n"
+				   "file = /var/lib/vm1.img\n";
+		a.argv = calloc(2, sizeof(char *));
+		a.owned = calloc(2, sizeof(bool));
+		a.argv[0] = argv0;
+		a.argc = 1;
+		assert_int_equal(cli_conf_args(conf, "t.conf", serve_longopts, &a, &err), 0);
+		assert_int_equal(serve_parse_args(a.argc, a.argv, &cfg, &err), CLI_RUN);
+		assert_string_equal(cfg.sock, "/run/aioloop/vm1.sock");
+		assert_int_equal(cfg.server.threads, 2);
+		assert_true(cfg.ro);
+		assert_int_equal(cfg.nex, 2);
+		assert_string_equal(cfg.ex[0].file, "/var/lib/vm1.img");
+		assert_string_equal(cfg.ex[1].name, "a");
+		assert_int_equal(cfg.ex[1].offset, 4096);
+		cli_argv_free(&a);
+	}
+}
+
+/* A value is refused in a file with the command line's own message. */
+static void check_conf_refused(const struct option *opts, const char *conf, const char *want)
+{
+	struct cli_argv a = {0};
+	struct cli_err err = {{0}};
+	char *argv0 = "serve";
+	int ret;
+
+	a.argv = calloc(2, sizeof(char *));
+	a.owned = calloc(2, sizeof(bool));
+	a.argv[0] = argv0;
+	a.argc = 1;
+	ret = cli_conf_args(conf, "t.conf", opts, &a, &err);
+	if (ret == 0)
+		ret = opts == serve_longopts
+			  ? serve_parse_args(a.argc, a.argv, &(struct serve_config){0}, &err)
+			  : attach_parse_args(a.argc, a.argv, &(struct attach_config){0}, &err);
+	assert_int_equal(ret, -EINVAL);
+	assert_non_null(strstr(err.msg, want));
+	cli_argv_free(&a);
+}
+
+static void test_conf_refuses(void **state)
+{
+	(void)state;
+	check_conf_refused(serve_longopts, "port = 99999\n", "--port '99999': out of range");
+	check_conf_refused(serve_longopts, "threads = 0\n", "--threads");
+	check_conf_refused(serve_longopts, "bogus = 1\n", "t.conf:1: unknown key 'bogus'");
+	check_conf_refused(serve_longopts, "help = yes\n", "unknown key 'help'");
+	check_conf_refused(serve_longopts, "\n\nread-only = maybe\n", "t.conf:3");
+	check_conf_refused(serve_longopts, "socket /x\n", "not 'key = value'");
+	check_conf_refused(serve_longopts, "socket = /x\nport = 1\n", "-U and -p/-b");
+	check_conf_refused(attach_longopts, "depth = 1\nfile = x\n", "--depth");
+	check_conf_refused(attach_longopts, "ublk = yes\n", "one FILE expected");
+}
+
+static void test_conf_attach(void **state)
+{
+	struct attach_config cfg;
+	struct cli_argv a = {0};
+	struct cli_err err;
+	char *argv0 = "attach";
+
+	(void)state;
+	a.argv = calloc(2, sizeof(char *));
+	a.owned = calloc(2, sizeof(bool));
+	a.argv[0] = argv0;
+	a.argc = 1;
+	assert_int_equal(cli_conf_args("nbd = yes\nqueues = 4\nfile = /srv/a.img\n"
+				       "foreground = true\nread-only = 0\n",
+				       "t.conf", attach_longopts, &a, &err),
+			 0);
+	assert_int_equal(attach_parse_args(a.argc, a.argv, &cfg, &err), CLI_RUN);
+	assert_int_equal(cfg.fe, ATTACH_NBD);
+	assert_int_equal(cfg.queues, 4);
+	assert_true(cfg.foreground);
+	assert_false(cfg.open.read_only);
+	assert_string_equal(cfg.file, "/srv/a.img");
+	cli_argv_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +561,9 @@ int main(void)
 		cmocka_unit_test(test_serve_refuses),
 		cmocka_unit_test(test_attach_config),
 		cmocka_unit_test(test_bench_config),
+		cmocka_unit_test(test_conf_serve),
+		cmocka_unit_test(test_conf_refuses),
+		cmocka_unit_test(test_conf_attach),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
