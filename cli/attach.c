@@ -228,8 +228,9 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 		snprintf(s->engine, sizeof(s->engine), "%s", aiol_engine_name(di->engine));
 		err = state_write(s);
 	}
-	if (err == 0) {
-		/* From now on the daemon is on its own: log to a file. */
+	if (err == 0 && !cli_stderr_is_journal()) {
+		/* From now on the daemon is on its own: log to a file (under
+		 * systemd, the journal keeps its lines). */
 		state_path(s->name, ".log", log, sizeof(log));
 		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (fd >= 0) {
@@ -237,6 +238,11 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
+	}
+	if (err == 0) {
+		aiol_info("%s: serving %s%s", s->device, s->backing, s->ro ? " (read-only)" : "");
+		cli_notify("READY=1\nSTATUS=%s: %s%s", s->device, s->backing,
+			   s->ro ? " (read-only)" : "");
 		n = snprintf(msg, sizeof(msg), "OK %s\n", s->device);
 	} else {
 		n = snprintf(msg, sizeof(msg), "ERR %s\n", strerror(-err));
@@ -289,6 +295,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 
 		ret = nbd_attach_run(&no);
 	}
+	cli_notify("STOPPING=1\nSTATUS=%s: stopped", s->device[0] ? s->device : s->backing);
 	if (ctx->pipe_fd < 0 && s->name[0]) {
 		state_remove(s->name);
 		if (ret == 0)
@@ -471,7 +478,7 @@ int cmd_attach(int argc, char **argv)
 		return 0;
 	}
 	if (cfg.verbose)
-		aiol_log_setup("aioloop", AIOL_LOG_DEBUG, NULL);
+		cli_log_setup(AIOL_LOG_DEBUG);
 	oo = cfg.open;
 	fe = cfg.fe;
 	recover = cfg.recover;

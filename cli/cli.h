@@ -66,6 +66,17 @@ int cli_config_expand(int argc, char **argv, const struct option *opts, struct c
 extern const struct option serve_longopts[];
 extern const struct option attach_longopts[];
 
+/* ---- under systemd (service.c) ---- */
+
+/* Whether stderr is the journal's stream (JOURNAL_STREAM). */
+bool cli_stderr_is_journal(void);
+/* aiol_log_setup for the program: syslog priority prefixes ("<3>") when
+ * stderr is the journal. */
+void cli_log_setup(int level);
+/* sd_notify(0, "READY=1\nSTATUS=...") with printf formatting; nothing
+ * outside a Type=notify unit or without libsystemd. */
+void cli_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- serve ---- */
 
 #define SERVE_MAX_EXPORTS 64

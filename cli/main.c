@@ -39,7 +39,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	aiol_log_setup("aioloop", AIOL_LOG_INFO, NULL);
+	cli_log_setup(AIOL_LOG_INFO);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

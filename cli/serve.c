@@ -288,6 +288,28 @@ static int write_pidfile(const char *path)
 	return 0;
 }
 
+/* Tell systemd (Type=notify) that we serve, and what. */
+static void notify_ready(const struct serve_config *cfg, struct aiol_dev *const *devs,
+			 int nact, const char *sock, const char *addr, const char *port)
+{
+	const struct aiol_dev_info *in = aiol_dev_info(devs[0]);
+	char where[PATH_MAX + 64], more[48] = "";
+
+	if (nact > 0)
+		snprintf(where, sizeof(where), "%d socket-activated listener%s", nact,
+			 nact > 1 ? "s" : "");
+	else if (sock)
+		snprintf(where, sizeof(where), "%s", sock);
+	else
+		snprintf(where, sizeof(where), "%s:%s", addr ? addr : "localhost",
+			 port ? port : NBD_DEFAULT_PORT);
+	if (cfg->nex > 1)
+		snprintf(more, sizeof(more), " and %u more export%s", cfg->nex - 1,
+			 cfg->nex > 2 ? "s" : "");
+	cli_notify("READY=1\nSTATUS=serving export '%s' (%s%s)%s on %s", cfg->ex[0].name,
+		   in->path, in->read_only ? ", read-only" : "", more, where);
+}
+
 enum {
 	OPT_EXPORT = 256,
 	OPT_ENGINE,
@@ -563,8 +585,7 @@ int cmd_serve(int argc, char **argv)
 	addr = cfg.addr;
 	pidfile = cfg.pidfile;
 	if (cfg.verbose)
-		aiol_log_setup("aioloop", cfg.verbose > 1 ? AIOL_LOG_DEBUG_DATA : AIOL_LOG_DEBUG,
-			       NULL);
+		cli_log_setup(cfg.verbose > 1 ? AIOL_LOG_DEBUG_DATA : AIOL_LOG_DEBUG);
 
 	/* The default export: FILE, or the demo image when nothing is given. */
 	if (!ex[0].file) {
@@ -688,10 +709,12 @@ int cmd_serve(int argc, char **argv)
 				addr ? addr : "localhost", port ? port : NBD_DEFAULT_PORT,
 				addr ? addr : "localhost", port ? ":" : "", port ? port : "",
 				addr ? addr : "localhost", port ? ":" : "", port ? port : "");
+		notify_ready(&cfg, devs, nact, sock, addr, port);
 		ret = nbd_listen_run(&l, srv, sfd);
 		if (ret < 0)
 			aiol_err("accept loop: %s", strerror(-ret));
 	}
+	cli_notify("STOPPING=1\nSTATUS=shutting down");
 	nbd_listen_close(&l);
 	aiol_info("shutting down");
 	ret = nbd_server_shutdown(srv);
