@@ -77,6 +77,77 @@ void cli_log_setup(int level);
  * outside a Type=notify unit or without libsystemd. */
 void cli_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- statistics: control socket (control.c), metrics (metrics.c) ---- */
+
+#include "stats/stats.h"
+
+#define CLI_RUN_DIR "/run/aioloop"
+
+/* What a process serves, for its control socket and metrics endpoint. */
+struct cli_stats_src {
+	struct stats_export *sx;
+	const char *name, *kind, *path, *device;
+};
+
+/* Read n sources into *out (malloc'd; cli_stats_free).  mark: the reading
+ * becomes their "last read".  Returns 0 or -ENOMEM. */
+int cli_stats_read(const struct cli_stats_src *src, unsigned int n, bool mark,
+		   struct stats_snap **out);
+void cli_stats_free(struct stats_snap *s, unsigned int n);
+
+struct cli_ctl;
+/* Listen on the Unix socket path (mode 0600; a stale socket replaced) and
+ * answer from a thread of its own.  src must outlive it.  Returns 0 or
+ * -errno. */
+int cli_ctl_start(const char *path, const struct cli_stats_src *src, unsigned int n,
+		  struct cli_ctl **out);
+/* Stop the thread, remove the socket.  NULL is fine. */
+void cli_ctl_stop(struct cli_ctl *c);
+/* CLI_RUN_DIR/NAME.ctl into buf, creating the directory.  0 or -errno. */
+int cli_ctl_default_path(const char *name, char *buf, size_t len);
+
+/* --metrics ADDR: "HOST:PORT" with HOST a loopback address ("127.0.0.1",
+ * "[::1]", "localhost"), or "unix:PATH". */
+struct cli_metrics_addr {
+	bool is_unix;
+	char host[64];	/* numeric, without brackets */
+	char port[8];
+	char path[108];
+};
+
+/* Parse ADDR (pure).  Returns 0 or -EINVAL with err filled: not loopback,
+ * no port, a path too long. */
+int cli_metrics_parse(const char *s, struct cli_metrics_addr *a, struct cli_err *err);
+
+struct cli_metrics;
+/* Serve GET /metrics (Prometheus text, or OpenMetrics when the client's
+ * Accept asks for it) at a through libmicrohttpd, from its own thread.
+ * Returns 0 or -errno (-ENOTSUP: built without libmicrohttpd). */
+int cli_metrics_start(const struct cli_metrics_addr *a, const struct cli_stats_src *src,
+		      unsigned int n, struct cli_metrics **out);
+void cli_metrics_stop(struct cli_metrics *m);
+
+int cmd_stats(int argc, char **argv);
+
+struct stats_config {
+	const char *name;    /* NAME or DEV; NULL: all */
+	const char *control; /* one control socket; NULL: every one in CLI_RUN_DIR */
+	double watch;	     /* seconds; 0: one reading */
+	unsigned int count;  /* --watch reports; 0: until interrupted */
+	bool json;
+};
+
+/* Parse stats' command line (argv[0] is "stats").  Returns CLI_RUN,
+ * CLI_HELP or -EINVAL (err filled). */
+int stats_parse_args(int argc, char **argv, struct stats_config *cfg, struct cli_err *err);
+
+/* Start the control socket (path; NULL: CLI_RUN_DIR/default_name.ctl, and
+ * no complaint if that directory is not ours to write) and the metrics
+ * endpoint (ma, if any) for n sources.  Returns 0 or -errno (logged). */
+int cli_observe_start(const char *path, const char *default_name,
+		      const struct cli_metrics_addr *ma, const struct cli_stats_src *src,
+		      unsigned int n, struct cli_ctl **ctl, struct cli_metrics **metrics);
+
 /* ---- serve ---- */
 
 #define SERVE_MAX_EXPORTS 64
@@ -96,6 +167,9 @@ struct serve_config {
 	struct nbd_server_opts server; /* tls stays NULL: loaded later */
 	struct nbd_tls_opts tls;
 	const char *sock, *addr, *desc, *pidfile;
+	const char *control; /* control socket; NULL: the default; "" or "none": none */
+	struct cli_metrics_addr metrics;
+	bool metrics_on;
 	const char *port; /* canonical decimal, in port_buf; NULL: default */
 	char port_buf[8];
 	bool stdio, ro, daemonize;

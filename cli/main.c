@@ -21,7 +21,8 @@ static const struct {
 	{ "serve", cmd_serve, "serve a file (or block device) over NBD" },
 	{ "attach", cmd_attach, "attach a file as a kernel block device (ublk or NBD)" },
 	{ "detach", cmd_detach, "detach a device attached by aioloop" },
-	{ "list", cmd_list, "list devices attached by aioloop" },
+	{ "list", cmd_list, "list devices attached by aioloop, and running servers" },
+	{ "stats", cmd_stats, "request statistics of running servers and devices" },
 	{ "bench", cmd_bench, "benchmark the engine on a file" },
 };
 

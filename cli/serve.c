@@ -72,6 +72,11 @@ static void usage(FILE *f)
 		"                           (default %d; 0: sleep at once, saving CPU, costing "
 		"latency)\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
+		"      --control PATH       control socket for 'aioloop stats' (default\n"
+		"                           " CLI_RUN_DIR "/serve-PID.ctl; 'none': no socket)\n"
+		"      --metrics ADDR       Prometheus metrics at http://ADDR/metrics; ADDR is\n"
+		"                           127.0.0.1:PORT, [::1]:PORT, localhost:PORT or "
+		"unix:PATH\n"
 		"      --fork               run in the background once listening (default: "
 		"foreground)\n"
 		"  -v, --verbose            more messages (-vv: every request)\n"
@@ -329,6 +334,8 @@ enum {
 	OPT_MAX_CONN_INFLIGHT,
 	OPT_PAYLOAD_TIMEOUT,
 	OPT_POLL,
+	OPT_CONTROL,
+	OPT_METRICS,
 };
 
 const struct option serve_longopts[] = {
@@ -358,6 +365,8 @@ const struct option serve_longopts[] = {
     {"max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT},
     {"payload-timeout", required_argument, NULL, OPT_PAYLOAD_TIMEOUT},
     {"poll", required_argument, NULL, OPT_POLL},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"metrics", required_argument, NULL, OPT_METRICS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -502,6 +511,14 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 		case OPT_FORK:
 			cfg->daemonize = true;
 			break;
+		case OPT_CONTROL:
+			cfg->control = optarg;
+			break;
+		case OPT_METRICS:
+			if (cli_metrics_parse(optarg, &cfg->metrics, err) < 0)
+				return -EINVAL;
+			cfg->metrics_on = true;
+			break;
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -557,6 +574,10 @@ int cmd_serve(int argc, char **argv)
 	const char *sock, *port, *addr, *pidfile;
 	struct nbd_tls_creds *tls = NULL;
 	struct cli_argv av;
+	struct cli_stats_src src[SERVE_MAX_EXPORTS];
+	struct cli_ctl *ctl = NULL;
+	struct cli_metrics *metrics = NULL;
+	char ctl_name[32];
 	char *demo = NULL;
 	int ready_fd = -1;
 	int ret, rc = 1, sfd = -1, nact;
@@ -652,6 +673,16 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	if (pidfile && write_pidfile(pidfile) < 0)
 		goto out;
+	for (unsigned int i = 0; i < nex; i++)
+		src[i] = (struct cli_stats_src){.sx = nbd_server_export_stats(srv, i),
+						.name = ex[i].name,
+						.kind = "nbd",
+						.path = aiol_dev_info(devs[i])->path,
+						.device = ""};
+	snprintf(ctl_name, sizeof(ctl_name), "serve-%ld", (long)getpid());
+	if (cli_observe_start(cfg.control, ctl_name, cfg.metrics_on ? &cfg.metrics : NULL, src,
+			      nex, &ctl, &metrics) < 0)
+		goto out;
 
 	for (unsigned int i = 0; i < nex; i++) {
 		const struct aiol_dev_info *in = aiol_dev_info(devs[i]);
@@ -717,10 +748,16 @@ int cmd_serve(int argc, char **argv)
 	cli_notify("STOPPING=1\nSTATUS=shutting down");
 	nbd_listen_close(&l);
 	aiol_info("shutting down");
+	cli_metrics_stop(metrics);
+	cli_ctl_stop(ctl);
+	metrics = NULL;
+	ctl = NULL;
 	ret = nbd_server_shutdown(srv);
 	rc = ret < 0 ? 1 : 0;
 out:
 	nbd_listen_close(&l);
+	cli_metrics_stop(metrics);
+	cli_ctl_stop(ctl);
 	nbd_server_destroy(srv);
 	for (unsigned int i = 0; i < nex; i++)
 		aiol_dev_close(devs[i]);

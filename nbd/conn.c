@@ -29,7 +29,9 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "aioloop/log.h"
@@ -64,6 +66,7 @@ struct nbd_slot {
 	struct nbd_req_hdr hdr;
 	void *buf; /* arena buffer (READ/WRITE data) */
 	size_t buflen;
+	uint64_t t0; /* stats: when it started (ns) */
 	bool sparse_phase; /* req is the hole lookup before a READ */
 	uint32_t nsparse;  /* extents the lookup found */
 	unsigned int niov;
@@ -128,6 +131,9 @@ struct nbd_conn {
 	size_t buf_bytes;	/* arena bytes held by this connection's slots */
 	int64_t payload_deadline_ms;	/* a WRITE payload must have arrived by then */
 	struct __kernel_timespec payload_ts;
+
+	struct stats_export *sx; /* the export's statistics; stats is our shard */
+	struct stats_shard stats;
 };
 
 static void rx_process(struct nbd_conn *c);
@@ -573,6 +579,39 @@ static void tx_done(struct aiol_event *ev, int res, unsigned int flags)
 		conn_maybe_close(c);
 }
 
+/* ---- statistics: the connection's own shard (stats/stats.h) ---- */
+
+static const int8_t cmd_stats_op[] = {
+    [NBD_CMD_READ] = STATS_READ,	 [NBD_CMD_WRITE] = STATS_WRITE,
+    [NBD_CMD_DISC] = -1,		 [NBD_CMD_FLUSH] = STATS_FLUSH,
+    [NBD_CMD_TRIM] = STATS_TRIM,	 [NBD_CMD_CACHE] = STATS_CACHE,
+    [NBD_CMD_WRITE_ZEROES] = STATS_ZEROES, [NBD_CMD_BLOCK_STATUS] = STATS_BLOCK_STATUS,
+};
+
+static int slot_stats_op(const struct nbd_slot *s)
+{
+	return s->hdr.type < sizeof(cmd_stats_op) ? cmd_stats_op[s->hdr.type] : -1;
+}
+
+static void slot_stats_start(struct nbd_slot *s)
+{
+	int op = slot_stats_op(s);
+
+	s->t0 = stats_now_ns();
+	if (op >= 0)
+		stats_start(&s->conn->stats, (enum stats_op)op);
+}
+
+/* res: >= 0, or -errno (a rejection's NBD error is an errno value). */
+static void slot_stats_done(struct nbd_slot *s, int res)
+{
+	int op = slot_stats_op(s);
+
+	if (op >= 0)
+		stats_done(&s->conn->stats, (enum stats_op)op, res, s->hdr.len,
+			   stats_now_ns() - s->t0);
+}
+
 /* ---- engine side ---- */
 
 static void slot_done(struct aiol_req *req, int res);
@@ -612,12 +651,14 @@ static void slot_submit(struct nbd_slot *s)
 
 	AIOL_DEBUG_DATA("nbd: %s off=%llu len=%llu flags=0x%x", nbd_cmd_name(h->type),
 			(unsigned long long)h->offset, (unsigned long long)h->len, h->flags);
+	slot_stats_start(s);
 	if (h->len == 0 && h->type != NBD_CMD_FLUSH) {
 		/* Nothing to do (BLOCK_STATUS of 0 bytes was rejected). */
 		if (h->type == NBD_CMD_READ)
 			reply_read(s);
 		else
 			reply_ok(s);
+		slot_stats_done(s, 0);
 		tx_enqueue(s);
 		return;
 	}
@@ -689,6 +730,7 @@ reply:
 	 * them (the engine drops the capability) has still done its duty. */
 	if (res == -EOPNOTSUPP && (s->hdr.type == NBD_CMD_TRIM || s->hdr.type == NBD_CMD_CACHE))
 		res = 0;
+	slot_stats_done(s, res);
 	if (res < 0) {
 		AIOL_DEBUG_DATA("nbd: %s failed: %s", nbd_cmd_name(s->hdr.type), strerror(-res));
 		reply_error(s, nbd_errno(res, s->hdr.flags));
@@ -814,6 +856,8 @@ static bool rx_request(struct nbd_conn *c, size_t hlen)
 		AIOL_DEBUG_DATA("nbd: %s off=%llu len=%llu flags=0x%x rejected: error %u",
 				nbd_cmd_name(h.type), (unsigned long long)h.offset,
 				(unsigned long long)h.len, h.flags, v.error);
+		slot_stats_start(s);
+		slot_stats_done(s, -(int)v.error);
 		reply_error(s, v.error);
 		tx_enqueue(s);
 		if (v.payload) {
@@ -1015,6 +1059,7 @@ static void conn_free(struct nbd_conn *c)
 	if (c->wfd != c->rfd)
 		close(c->wfd);
 	nbd_tls_io_free(c->tls);
+	stats_shard_detach(c->sx, &c->stats);
 	free(c->rxbuf);
 	free(c->slots);
 	free(c);
@@ -1104,11 +1149,42 @@ void nbd_worker_buf_ready(struct nbd_worker *w)
 	}
 }
 
+/* "#3 192.0.2.1:40312", "#4 unix", "#5 pipe": a connection in the stats. */
+static void conn_label(const struct nbd_conn *c, unsigned int id, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	uint16_t port = 0;
+
+	if (!c->rsock || getpeername(c->rfd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(buf, len, "#%u %s", id, c->rsock ? "socket" : "pipe");
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	} else {
+		snprintf(buf, len, "#%u unix", id);
+		return;
+	}
+	snprintf(buf, len, ss.ss_family == AF_INET6 ? "#%u [%s]:%u" : "#%u %s:%u", id, host,
+		 port);
+}
+
 int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_session *s)
 {
 	const struct nbd_export *e = &w->srv->exports[s->export_idx];
 	struct nbd_conn *c;
 	struct stat st;
+	char label[64];
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -1153,6 +1229,9 @@ int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_sess
 		free(c);
 		return -ENOMEM;
 	}
+	c->sx = e->stats;
+	conn_label(c, atomic_fetch_add(&w->srv->conn_ids, 1) + 1, label, sizeof(label));
+	stats_shard_attach(c->sx, &c->stats, true, label);
 	aiol_debug("nbd: client on export '%s'%s%s%s", e->name,
 		   s->structured ? ", structured replies" : "",
 		   s->extended ? ", extended headers" : "", s->meta ? ", base:allocation" : "");

@@ -22,6 +22,7 @@
 #include "protocol.h"
 #include "request.h"
 #include "server.h"
+#include "stats/stats.h"
 
 struct nbd_export {
 	char *name;
@@ -30,6 +31,9 @@ struct nbd_export {
 	const struct aiol_dev_info *info;
 	uint16_t tflags;     /* without SEND_DF, which depends on the client */
 	uint32_t pref_block; /* INFO_BLOCK_SIZE preferred */
+	struct stats_export *stats; /* the caller's, or stats_own */
+	struct stats_export stats_own;
+	bool own_stats;
 };
 
 struct nbd_conn;
@@ -65,6 +69,7 @@ struct nbd_server {
 	int stop_fd; /* eventfd, readable once stopping */
 	atomic_bool stopping;
 	atomic_uint next_worker;
+	atomic_uint conn_ids; /* numbers connections in the statistics */
 	bool shut_down;
 	int shutdown_ret;
 

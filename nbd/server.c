@@ -357,6 +357,8 @@ static void free_exports(struct nbd_server *srv)
 	for (unsigned int i = 0; i < srv->nexports; i++) {
 		free(srv->exports[i].name);
 		free(srv->exports[i].description);
+		if (srv->exports[i].own_stats)
+			stats_export_destroy(&srv->exports[i].stats_own);
 	}
 	free(srv->exports);
 }
@@ -389,10 +391,21 @@ static int setup_exports(struct nbd_server *srv, const struct nbd_export_opts *e
 			return -ENOMEM;
 		e->dev = ex[i].dev;
 		e->info = aiol_dev_info(e->dev);
+		e->stats = ex[i].stats;
+		if (!e->stats) {
+			stats_export_init(&e->stats_own);
+			e->own_stats = true;
+			e->stats = &e->stats_own;
+		}
 		e->tflags = export_flags(e->info);
 		e->pref_block = e->info->dio_align > 4096 ? e->info->dio_align : 4096;
 	}
 	return 0;
+}
+
+struct stats_export *nbd_server_export_stats(struct nbd_server *srv, unsigned int i)
+{
+	return i < srv->nexports ? srv->exports[i].stats : NULL;
 }
 
 int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexports,

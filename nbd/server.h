@@ -30,6 +30,9 @@ struct nbd_export_opts {
 	const char *description; /* optional, sent as NBD_INFO_DESCRIPTION */
 	struct aiol_dev *dev;	 /* opened by the caller, who closes it after
 				    nbd_server_destroy() */
+	struct stats_export *stats; /* where its request statistics go (stats/stats.h),
+				       initialised by the caller and kept until
+				       nbd_server_destroy(); NULL: the server's own */
 };
 
 struct nbd_server_opts {
@@ -53,6 +56,11 @@ struct nbd_server_opts {
 
 struct nbd_server;
 struct nbd_tls_creds;
+struct stats_export;
+
+/* The request statistics of export i (its connections' shards), for any
+ * thread to read with stats_export_read().  NULL for an unknown export. */
+struct stats_export *nbd_server_export_stats(struct nbd_server *srv, unsigned int i);
 
 /* Create the server and start its workers (each opens its loop and one
  * engine queue per export).  The first export is the default one: the
