@@ -65,6 +65,13 @@ struct att_state {
 struct attach_ctx {
 	struct att_state st;
 	int pipe_fd; /* daemon -> CLI */
+	/* statistics: what the frontends count into, and who reads it */
+	struct stats_export stats;
+	struct cli_stats_src src;
+	const char *control;
+	const struct cli_metrics_addr *metrics_addr;
+	struct cli_ctl *ctl;
+	struct cli_metrics *metrics;
 };
 
 /* ---- state files ---- */
@@ -241,6 +248,14 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 	}
 	if (err == 0) {
 		aiol_info("%s: serving %s%s", s->device, s->backing, s->ro ? " (read-only)" : "");
+		ctx->src = (struct cli_stats_src){.sx = &ctx->stats,
+						  .name = s->name,
+						  .kind = s->type,
+						  .path = s->backing,
+						  .device = s->device};
+		if (cli_observe_start(ctx->control, s->name, ctx->metrics_addr, &ctx->src, 1,
+				      &ctx->ctl, &ctx->metrics) < 0)
+			aiol_warn("%s: serving without statistics outside the process", s->device);
 		cli_notify("READY=1\nSTATUS=%s: %s%s", s->device, s->backing,
 			   s->ro ? " (read-only)" : "");
 		n = snprintf(msg, sizeof(msg), "OK %s\n", s->device);
@@ -263,6 +278,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 
 	attach_daemon_sigset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	stats_export_init(&ctx->stats);
 	signal(SIGPIPE, SIG_IGN);
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
@@ -281,6 +297,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .recover = recover,
 		    .ready = dev_ready,
 		    .arg = ctx,
+		    .stats = &ctx->stats,
 		};
 
 		ret = ublk_dev_run(&uo);
@@ -291,11 +308,14 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .nr_conns = s->queues,
 		    .ready = dev_ready,
 		    .arg = ctx,
+		    .stats = &ctx->stats,
 		};
 
 		ret = nbd_attach_run(&no);
 	}
 	cli_notify("STOPPING=1\nSTATUS=%s: stopped", s->device[0] ? s->device : s->backing);
+	cli_metrics_stop(ctx->metrics);
+	cli_ctl_stop(ctx->ctl);
 	if (ctx->pipe_fd < 0 && s->name[0]) {
 		state_remove(s->name);
 		if (ret == 0)
@@ -308,24 +328,29 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 
 static void attach_usage(FILE *f)
 {
-	fprintf(f, "Usage: aioloop attach [OPTIONS] FILE\n"
-		   "       aioloop attach --recover DEVICE\n"
-		   "Attach FILE as a kernel block device served by a daemon (ublk, or the\n"
-		   "kernel NBD client) and print the device's path.\n\n"
-		   "  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
-		   "                         else the kernel NBD client)\n"
-		   "  -r, --read-only        read-only device\n"
-		   "  -o, --offset N         start N bytes into FILE\n"
-		   "      --sizelimit N      expose at most N bytes\n"
-		   "  -b, --block-size N     logical block size, 512 or 4096\n"
-		   "      --direct auto|on|off  O_DIRECT on the backing (default auto)\n"
-		   "      --engine E         uring, aio, threads or sync (default uring)\n"
-		   "      --queues N         ublk hardware queues / NBD connections (default 1)\n"
-		   "      --depth N          requests in flight per queue (default 64)\n"
-		   "      --recover DEVICE   serve a ublk device whose daemon died\n"
-		   "  -f, --foreground       stay in the foreground (for debugging, and systemd)\n"
-		   "      --config FILE      options from FILE, one 'key = value' a line\n"
-		   "  -v, --verbose          debug messages\n");
+	fprintf(f,
+		"Usage: aioloop attach [OPTIONS] FILE\n"
+		"       aioloop attach --recover DEVICE\n"
+		"Attach FILE as a kernel block device served by a daemon (ublk, or the\n"
+		"kernel NBD client) and print the device's path.\n\n"
+		"  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
+		"                         else the kernel NBD client)\n"
+		"  -r, --read-only        read-only device\n"
+		"  -o, --offset N         start N bytes into FILE\n"
+		"      --sizelimit N      expose at most N bytes\n"
+		"  -b, --block-size N     logical block size, 512 or 4096\n"
+		"      --direct auto|on|off  O_DIRECT on the backing (default auto)\n"
+		"      --engine E         uring, aio, threads or sync (default uring)\n"
+		"      --queues N         ublk hardware queues / NBD connections (default 1)\n"
+		"      --depth N          requests in flight per queue (default 64)\n"
+		"      --recover DEVICE   serve a ublk device whose daemon died\n"
+		"  -f, --foreground       stay in the foreground (for debugging, and systemd)\n"
+		"      --control PATH     control socket for 'aioloop stats' (default\n"
+		"                         " CLI_RUN_DIR "/DEV.ctl; 'none': no socket)\n"
+		"      --metrics ADDR     Prometheus metrics at http://ADDR/metrics (a loopback\n"
+		"                         HOST:PORT, or unix:PATH)\n"
+		"      --config FILE      options from FILE, one 'key = value' a line\n"
+		"  -v, --verbose          debug messages\n");
 }
 
 static bool nbd_usable(char *why, size_t len)
@@ -334,21 +359,22 @@ static bool nbd_usable(char *why, size_t len)
 }
 
 const struct option attach_longopts[] = {{"ublk", no_argument, NULL, 'U'},
-    {"nbd", no_argument, NULL, 'N'},
-    {"read-only", no_argument, NULL, 'r'},
-    {"offset", required_argument, NULL, 'o'},
-    {"sizelimit", required_argument, NULL, 'S'},
-    {"block-size", required_argument, NULL, 'b'},
-    {"direct", required_argument, NULL, 'D'},
-    {"engine", required_argument, NULL, 'E'},
-    {"queues", required_argument, NULL, 'Q'},
-    {"depth", required_argument, NULL, 'd'},
-    {"recover", required_argument, NULL, 'R'},
-    {"foreground", no_argument, NULL, 'f'},
-    {"verbose", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, 'h'},
-    {0}};
-
+					 {"nbd", no_argument, NULL, 'N'},
+					 {"read-only", no_argument, NULL, 'r'},
+					 {"offset", required_argument, NULL, 'o'},
+					 {"sizelimit", required_argument, NULL, 'S'},
+					 {"block-size", required_argument, NULL, 'b'},
+					 {"direct", required_argument, NULL, 'D'},
+					 {"engine", required_argument, NULL, 'E'},
+					 {"queues", required_argument, NULL, 'Q'},
+					 {"depth", required_argument, NULL, 'd'},
+					 {"recover", required_argument, NULL, 'R'},
+					 {"foreground", no_argument, NULL, 'f'},
+					 {"control", required_argument, NULL, 'C'},
+					 {"metrics", required_argument, NULL, 'M'},
+					 {"verbose", no_argument, NULL, 'v'},
+					 {"help", no_argument, NULL, 'h'},
+					 {0}};
 
 int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct cli_err *err)
 {
@@ -420,6 +446,14 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		case 'f':
 			cfg->foreground = true;
 			break;
+		case 'C':
+			cfg->control = optarg;
+			break;
+		case 'M':
+			if (cli_metrics_parse(optarg, &cfg->metrics, err) < 0)
+				return -EINVAL;
+			cfg->metrics_on = true;
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -484,6 +518,8 @@ int cmd_attach(int argc, char **argv)
 	recover = cfg.recover;
 	s->queues = cfg.queues;
 	s->depth = cfg.depth;
+	ctx.control = cfg.control;
+	ctx.metrics_addr = cfg.metrics_on ? &cfg.metrics : NULL;
 	snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", cfg.direct_opt);
 
 	if (recover) {
@@ -714,17 +750,66 @@ static int list_cb(const char *name, void *arg)
 	return 0;
 }
 
+/* The exports of running 'aioloop serve' processes, through their control
+ * sockets (devices have theirs too, but are listed from their state). */
+static void list_servers(bool json, const char *control)
+{
+	struct cli_proc_stats *ps;
+	int n = cli_stats_fetch_all(control, NULL, &ps), shown = 0;
+
+	if (n < 0)
+		n = 0;
+	if (json)
+		printf(",\n   \"aioexports\": [");
+	for (int p = 0; p < n; p++)
+		for (int i = 0; i < ps[p].n; i++) {
+			const struct stats_snap *e = &ps[p].s[i];
+			uint64_t req = 0;
+
+			if (e->device[0])
+				continue;
+			for (int o = 0; o < STATS_NOPS; o++)
+				req += e->total.op[o].done;
+			if (json) {
+				printf("%s\n      {\"export\": ", shown ? "," : "");
+				cli_json_string(stdout, e->name);
+				printf(", \"pid\": %ld, \"connections\": %u, \"requests\": %" PRIu64
+				       ", \"back-file\": ",
+				       ps[p].pid, e->nconns, req);
+				cli_json_string(stdout, e->path);
+				printf(", \"control\": ");
+				cli_json_string(stdout, ps[p].ctl);
+				printf("}");
+			} else {
+				if (!shown)
+					printf("\n%-16s %7s %5s %12s  %s\n", "EXPORT", "PID",
+					       "CONNS", "REQUESTS", "BACK-FILE");
+				printf("%-16s %7ld %5u %12" PRIu64 "  %s\n",
+				       e->name[0] ? e->name : "''", ps[p].pid, e->nconns, req,
+				       e->path);
+			}
+			shown++;
+		}
+	if (json)
+		printf("%s]", shown ? "\n   " : "");
+	cli_stats_free_all(ps, n);
+}
+
 int cmd_list(int argc, char **argv)
 {
 	struct list_ctx l = {0};
+	const char *control = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-J")) {
 			l.json = true;
+		} else if (!strcmp(argv[i], "--control") && i + 1 < argc) {
+			control = argv[++i];
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("Usage: aioloop list [--json]\n"
+			printf("Usage: aioloop list [--json] [--control PATH]\n"
 			       "List devices attached by aioloop (a '!' after the pid: daemon not "
-			       "running).\n");
+			       "running),\nthen the exports of running 'aioloop serve' processes "
+			       "(their control sockets: every " CLI_RUN_DIR "/*.ctl, or PATH).\n");
 			return 0;
 		} else {
 			fprintf(stderr, "aioloop: list: unknown option '%s'\n", argv[i]);
@@ -738,6 +823,9 @@ int cmd_list(int argc, char **argv)
 		       "SIZELIMIT", "RO", "DIO", "ENGINE", "PID", "BACK-FILE");
 	for_each_state(list_cb, &l);
 	if (l.json)
-		printf("%s]\n}\n", l.count ? "\n   " : "");
+		printf("%s]", l.count ? "\n   " : "");
+	list_servers(l.json, control);
+	if (l.json)
+		printf("\n}\n");
 	return 0;
 }

@@ -129,6 +129,20 @@ void cli_metrics_stop(struct cli_metrics *m);
 
 int cmd_stats(int argc, char **argv);
 
+/* One process's statistics, as its control socket dumped them. */
+struct cli_proc_stats {
+	char ctl[108]; /* the socket */
+	long pid;
+	int n;
+	struct stats_snap *s;
+};
+
+/* Dumps of the control socket control (NULL: every CLI_RUN_DIR/ *.ctl that
+ * answers), keeping the exports or devices that match name (NULL: all).
+ * Returns the number of processes (*out: cli_stats_free_all) or -errno. */
+int cli_stats_fetch_all(const char *control, const char *name, struct cli_proc_stats **out);
+void cli_stats_free_all(struct cli_proc_stats *ps, int n);
+
 struct stats_config {
 	const char *name;    /* NAME or DEV; NULL: all */
 	const char *control; /* one control socket; NULL: every one in CLI_RUN_DIR */
@@ -201,6 +215,9 @@ struct attach_config {
 	char direct_opt[8];  /* --direct as given, kept in the state file */
 	const char *file;    /* FILE; NULL with --recover */
 	const char *recover; /* --recover DEVICE */
+	const char *control; /* control socket; NULL: CLI_RUN_DIR/DEV.ctl; "none" */
+	struct cli_metrics_addr metrics;
+	bool metrics_on;
 	bool foreground, verbose;
 };
 

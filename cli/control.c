@@ -160,7 +160,7 @@ int cli_ctl_start(const char *path, const struct cli_stats_src *src, unsigned in
 	strcpy(sa.sun_path, path);
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path); /* a stale socket from an earlier run */
-	old = umask(077);     /* srw------- from the start: root's only */
+	old = umask(0177);    /* srw------- from the start: root's only */
 	ret = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (ret < 0 || listen(c->fd, 16) < 0) {

@@ -191,7 +191,7 @@ static int metrics_socket(const struct cli_metrics_addr *a)
 	if (!a->is_unix)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	else
-		old = umask(077);
+		old = umask(0177);
 	ret = bind(fd, &u.sa, sl);
 	if (a->is_unix)
 		umask(old);

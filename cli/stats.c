@@ -30,13 +30,6 @@
 #define DUMP_MAX ((size_t)64 << 20)
 #define ANSWER_TIMEOUT_MS 5000
 
-struct proc_stats {
-	char ctl[108];
-	long pid;
-	int n;
-	struct stats_snap *s;
-};
-
 static void stats_usage(FILE *f)
 {
 	fprintf(f, "Usage: aioloop stats [NAME|DEV] [--json] [--watch SECS [--count N]]\n"
@@ -113,7 +106,7 @@ int stats_parse_args(int argc, char **argv, struct stats_config *cfg, struct cli
 
 /* Ask the control socket at path for a dump; parse it into *p.  Returns 0
  * or -errno (-ECONNREFUSED: a stale socket). */
-static int fetch(const char *path, struct proc_stats *p)
+static int fetch(const char *path, struct cli_proc_stats *p)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char *buf = NULL;
@@ -188,25 +181,25 @@ static bool matches(const struct stats_snap *s, const char *name)
 /* Every process's dump (the one --control names, or every *.ctl socket of
  * CLI_RUN_DIR that answers), keeping only the snaps that match.  Returns
  * the number of processes (*out malloc'd) or -errno. */
-static int fetch_all(const struct stats_config *cfg, struct proc_stats **out)
+int cli_stats_fetch_all(const char *control, const char *name, struct cli_proc_stats **out)
 {
-	struct proc_stats *ps = NULL;
+	struct cli_proc_stats *ps = NULL;
 	int n = 0, ret;
 	DIR *d = NULL;
 	struct dirent *e;
 	char path[108];
 
 	*out = NULL;
-	if (!cfg->control)
+	if (!control)
 		d = opendir(CLI_RUN_DIR);
 	for (;;) {
-		struct proc_stats p, *np;
+		struct cli_proc_stats p, *np;
 		int keep = 0;
 
-		if (cfg->control) {
+		if (control) {
 			if (n)
 				break;
-			snprintf(path, sizeof(path), "%s", cfg->control);
+			snprintf(path, sizeof(path), "%s", control);
 		} else {
 			e = d ? readdir(d) : NULL;
 			if (!e)
@@ -219,7 +212,7 @@ static int fetch_all(const struct stats_config *cfg, struct proc_stats **out)
 		}
 		ret = fetch(path, &p);
 		if (ret < 0) {
-			if (cfg->control) {
+			if (control) {
 				fprintf(stderr, "aioloop stats: %s: %s\n", path, strerror(-ret));
 				free(ps);
 				return ret;
@@ -227,7 +220,7 @@ static int fetch_all(const struct stats_config *cfg, struct proc_stats **out)
 			continue; /* a stale socket of a process gone */
 		}
 		for (int i = 0; i < p.n; i++) {
-			if (matches(&p.s[i], cfg->name)) {
+			if (matches(&p.s[i], name)) {
 				if (keep != i) {
 					stats_snap_free(&p.s[keep]);
 					p.s[keep] = p.s[i];
@@ -254,7 +247,7 @@ static int fetch_all(const struct stats_config *cfg, struct proc_stats **out)
 	return n;
 }
 
-static void free_all(struct proc_stats *ps, int n)
+void cli_stats_free_all(struct cli_proc_stats *ps, int n)
 {
 	for (int i = 0; i < n; i++)
 		cli_stats_free(ps[i].s, (unsigned int)ps[i].n);
@@ -266,7 +259,7 @@ static double us(uint64_t ns)
 	return (double)ns / 1e3;
 }
 
-static void print_table(const struct proc_stats *ps, int n)
+static void print_table(const struct cli_proc_stats *ps, int n)
 {
 	for (int p = 0; p < n; p++)
 		for (int i = 0; i < ps[p].n; i++) {
@@ -344,7 +337,7 @@ static void on_sigint(int sig)
 }
 
 /* The snapshot of export name in pid, from an earlier round. */
-static const struct stats_snap *find_prev(const struct proc_stats *ps, int n, long pid,
+static const struct stats_snap *find_prev(const struct cli_proc_stats *ps, int n, long pid,
 					  const char *name)
 {
 	for (int p = 0; p < n; p++)
@@ -357,7 +350,7 @@ static const struct stats_snap *find_prev(const struct proc_stats *ps, int n, lo
 
 static int watch(const struct stats_config *cfg)
 {
-	struct proc_stats *prev = NULL, *cur;
+	struct cli_proc_stats *prev = NULL, *cur;
 	int nprev = 0, ncur;
 	struct timespec ts = {.tv_sec = (time_t)cfg->watch,
 			      .tv_nsec = (long)((cfg->watch - (double)(time_t)cfg->watch) * 1e9)};
@@ -366,7 +359,7 @@ static int watch(const struct stats_config *cfg)
 	signal(SIGINT, on_sigint);
 	signal(SIGTERM, on_sigint);
 	for (unsigned int round = 0; !watch_stop && (!cfg->count || round <= cfg->count); round++) {
-		ncur = fetch_all(cfg, &cur);
+		ncur = cli_stats_fetch_all(cfg->control, cfg->name, &cur);
 		if (ncur < 0)
 			return 1;
 		if (round > 0) {
@@ -394,13 +387,13 @@ static int watch(const struct stats_config *cfg)
 				}
 			fflush(stdout);
 		}
-		free_all(prev, nprev);
+		cli_stats_free_all(prev, nprev);
 		prev = cur;
 		nprev = ncur;
 		if (!cfg->count || round < cfg->count)
 			nanosleep(&ts, NULL);
 	}
-	free_all(prev, nprev);
+	cli_stats_free_all(prev, nprev);
 	return 0;
 }
 
@@ -408,7 +401,7 @@ int cmd_stats(int argc, char **argv)
 {
 	struct stats_config cfg;
 	struct cli_err err;
-	struct proc_stats *ps;
+	struct cli_proc_stats *ps;
 	int ret, n, shown = 0;
 
 	ret = stats_parse_args(argc, argv, &cfg, &err);
@@ -422,7 +415,7 @@ int cmd_stats(int argc, char **argv)
 	}
 	if (cfg.watch)
 		return watch(&cfg);
-	n = fetch_all(&cfg, &ps);
+	n = cli_stats_fetch_all(cfg.control, cfg.name, &ps);
 	if (n < 0)
 		return 1;
 	for (int p = 0; p < n; p++)
@@ -437,7 +430,7 @@ int cmd_stats(int argc, char **argv)
 	} else {
 		print_table(ps, n);
 	}
-	free_all(ps, n);
+	cli_stats_free_all(ps, n);
 	if (!shown && cfg.name) {
 		fprintf(stderr, "aioloop stats: no export or device '%s' is served\n", cfg.name);
 		return 1;

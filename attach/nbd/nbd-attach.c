@@ -350,7 +350,7 @@ static void wait_signal(void)
 
 int nbd_attach_run(const struct nbd_attach_opts *o)
 {
-	struct nbd_export_opts ex = {.name = ""};
+	struct nbd_export_opts ex = {.name = "", .stats = o->stats};
 	struct nbd_server_opts so = {0};
 	struct nbd_server *srv = NULL;
 	struct aiol_dev *dev = NULL;

@@ -12,6 +12,8 @@
 
 #include "aioloop/engine.h"
 
+struct stats_export;
+
 struct nbd_attach_opts {
 	const char *path;
 	struct aiol_open_opts open;
@@ -20,6 +22,7 @@ struct nbd_attach_opts {
 	 * connected (err 0), or the error. */
 	void (*ready)(void *arg, int index, const struct aiol_dev_info *info, int err);
 	void *arg;
+	struct stats_export *stats; /* request statistics; NULL: the server's own */
 };
 
 /* Serve until SIGTERM/SIGINT/SIGHUP (blocked by the caller), then

@@ -305,6 +305,7 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 		    .depth = info.queue_depth,
 		    .buf_bytes = info.max_io_buf_bytes,
 		    .ioctl_encode = ublk_ctrl_ioctl_encode(c),
+		    .stats = o->stats,
 		    .started = q_started,
 		    .exited = q_exited,
 		    .arg = &st,

@@ -47,6 +47,7 @@ struct ublk_tag {
 	uint16_t tag;
 	uint8_t state;
 	uint8_t op;
+	uint64_t t0; /* stats: when the request arrived (ns) */
 };
 
 struct ublk_queue {
@@ -64,7 +65,41 @@ struct ublk_queue {
 	atomic_bool force;
 	struct aiol_work wake_stop, wake_force;
 	int result;
+	struct stats_shard stats; /* this queue's, in cfg.stats if any */
 };
+
+/* ublk op -> stats op; -1: not counted. */
+static int tag_stats_op(uint8_t op)
+{
+	switch (op) {
+	case UBLK_IO_OP_READ:
+		return STATS_READ;
+	case UBLK_IO_OP_WRITE:
+		return STATS_WRITE;
+	case UBLK_IO_OP_FLUSH:
+		return STATS_FLUSH;
+	case UBLK_IO_OP_DISCARD:
+		return STATS_TRIM;
+	case UBLK_IO_OP_WRITE_ZEROES:
+		return STATS_ZEROES;
+	default:
+		return -1;
+	}
+}
+
+/* Queue a FETCH or COMMIT_AND_FETCH for t (loop thread). */
+static void tag_cmd(struct ublk_queue *q, struct ublk_tag *t, unsigned int nr, int result);
+
+/* Commit t's result, counting the request it ends. */
+static void tag_commit(struct ublk_queue *q, struct ublk_tag *t, int result, uint64_t len)
+{
+	int op = tag_stats_op(t->op);
+
+	if (op >= 0)
+		stats_done(&q->stats, (enum stats_op)op, result < 0 ? result : 0, len,
+			   stats_now_ns() - t->t0);
+	tag_cmd(q, t, UBLK_IO_COMMIT_AND_FETCH_REQ, result);
+}
 
 static size_t page_round(size_t n)
 {
@@ -106,7 +141,7 @@ static void tag_done(struct aiol_req *req, int res)
 		AIOL_DEBUG_DATA("ublk q%u tag %u: op %u off %llu len %llu: %s", q->cfg.q_id, t->tag,
 				t->op, (unsigned long long)req->off, (unsigned long long)req->len,
 				strerror(-res));
-	tag_cmd(q, t, UBLK_IO_COMMIT_AND_FETCH_REQ, res);
+	tag_commit(q, t, res, req->len);
 }
 
 /* A request arrived on t: hand it to the engine, or refuse it. */
@@ -119,6 +154,9 @@ static void tag_handle(struct ublk_queue *q, struct ublk_tag *t)
 
 	memset(r, 0, sizeof(*r));
 	t->op = op_flags & 0xff;
+	t->t0 = stats_now_ns();
+	if (tag_stats_op(t->op) >= 0)
+		stats_start(&q->stats, (enum stats_op)tag_stats_op(t->op));
 	r->off = iod->start_sector << 9;
 	r->len = len;
 	r->done = tag_done;
@@ -127,7 +165,7 @@ static void tag_handle(struct ublk_queue *q, struct ublk_tag *t)
 	case UBLK_IO_OP_READ:
 	case UBLK_IO_OP_WRITE:
 		if (len == 0 || len > q->cfg.buf_bytes || iod->start_sector > (UINT64_MAX >> 9)) {
-			tag_cmd(q, t, UBLK_IO_COMMIT_AND_FETCH_REQ, -EIO);
+			tag_commit(q, t, -EIO, len);
 			return;
 		}
 		r->op = t->op == UBLK_IO_OP_READ ? AIOL_OP_READ : AIOL_OP_WRITE;
@@ -252,6 +290,9 @@ static void queue_teardown(struct ublk_queue *q)
 	q->loop = NULL;
 	pthread_mutex_unlock(&q->lock);
 	aiol_loop_destroy(loop);
+	/* The loop is gone: nothing writes the shard any more. */
+	if (q->cfg.stats)
+		stats_shard_detach(q->cfg.stats, &q->stats);
 }
 
 static void *queue_thread(void *arg)
@@ -305,11 +346,19 @@ int ublk_queue_start(const struct ublk_queue_cfg *cfg, struct ublk_queue **out)
 	if (!q)
 		return -ENOMEM;
 	q->cfg = *cfg;
+	if (q->cfg.stats) {
+		char label[32];
+
+		snprintf(label, sizeof(label), "queue %u", q->cfg.q_id);
+		stats_shard_attach(q->cfg.stats, &q->stats, false, label);
+	}
 	q->wake_stop.fn = queue_wake;
 	q->wake_force.fn = queue_wake;
 	pthread_mutex_init(&q->lock, NULL);
 	ret = pthread_create(&q->thread, NULL, queue_thread, q);
 	if (ret) {
+		if (q->cfg.stats)
+			stats_shard_detach(q->cfg.stats, &q->stats);
 		pthread_mutex_destroy(&q->lock);
 		free(q);
 		return -ret;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "aioloop/engine.h"
+#include "stats/stats.h"
 #include "ublk_cmd.h"
 
 #define UBLK_CONTROL_PATH "/dev/ublk-control"
@@ -59,6 +60,8 @@ struct ublk_dev_opts {
 	 * or has failed to come up (err < 0, dev_id may be -1). */
 	void (*ready)(void *arg, int dev_id, const struct aiol_dev_info *info, int err);
 	void *arg;
+	struct stats_export *stats; /* request statistics (stats/stats.h), one shard
+				       per queue; NULL: none kept */
 };
 
 /*
@@ -88,6 +91,7 @@ struct ublk_queue_cfg {
 	unsigned int depth;
 	unsigned int buf_bytes; /* per tag (max_io_buf_bytes) */
 	bool ioctl_encode;
+	struct stats_export *stats;				   /* NULL: none */
 	void (*started)(void *arg, struct ublk_queue *q, int err); /* FETCHes submitted */
 	void (*exited)(void *arg, struct ublk_queue *q);
 	void *arg;

@@ -546,24 +546,92 @@ static void test_conf_attach(void **state)
 	cli_argv_free(&a);
 }
 
+/* ---- stats, --metrics ---- */
+
+#define STATS(cfg, err, ...) stats_parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), cfg, err)
+
+static void test_stats_config(void **state)
+{
+	struct stats_config cfg;
+	struct cli_err err;
+
+	(void)state;
+	assert_int_equal(STATS(&cfg, &err, "stats"), CLI_RUN);
+	assert_null(cfg.name);
+	assert_false(cfg.json);
+	assert_true(cfg.watch == 0);
+	assert_int_equal(STATS(&cfg, &err, "stats", "vm1", "--json", "--control", "/x.ctl"),
+			 CLI_RUN);
+	assert_string_equal(cfg.name, "vm1");
+	assert_true(cfg.json);
+	assert_string_equal(cfg.control, "/x.ctl");
+	assert_int_equal(STATS(&cfg, &err, "stats", "--watch", "0.5", "-c", "3", "/dev/ublkb0"),
+			 CLI_RUN);
+	assert_true(cfg.watch == 0.5);
+	assert_int_equal(cfg.count, 3);
+	assert_string_equal(cfg.name, "/dev/ublkb0");
+	assert_int_equal(STATS(&cfg, &err, "stats", "--watch", "0"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--watch"));
+	assert_int_equal(STATS(&cfg, &err, "stats", "--count", "2"), -EINVAL);
+	assert_int_equal(STATS(&cfg, &err, "stats", "--json", "--watch", "1"), -EINVAL);
+	assert_int_equal(STATS(&cfg, &err, "stats", "a", "b"), -EINVAL);
+	assert_int_equal(STATS(&cfg, &err, "stats", "--help"), CLI_HELP);
+}
+
+static void test_metrics_addr(void **state)
+{
+	struct cli_metrics_addr a;
+	struct cli_err err;
+	struct serve_config cfg;
+
+	(void)state;
+	assert_int_equal(cli_metrics_parse("127.0.0.1:9100", &a, &err), 0);
+	assert_false(a.is_unix);
+	assert_string_equal(a.host, "127.0.0.1");
+	assert_string_equal(a.port, "9100");
+	assert_int_equal(cli_metrics_parse("127.1.2.3:80", &a, &err), 0);
+	assert_int_equal(cli_metrics_parse("localhost:9100", &a, &err), 0);
+	assert_string_equal(a.host, "127.0.0.1");
+	assert_int_equal(cli_metrics_parse("[::1]:9100", &a, &err), 0);
+	assert_string_equal(a.host, "::1");
+	assert_int_equal(cli_metrics_parse("unix:/run/aioloop/m.sock", &a, &err), 0);
+	assert_true(a.is_unix);
+	assert_string_equal(a.path, "/run/aioloop/m.sock");
+	/* not loopback, malformed, bad port */
+	assert_int_equal(cli_metrics_parse("0.0.0.0:9100", &a, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "loopback"));
+	assert_int_equal(cli_metrics_parse("[::]:9100", &a, &err), -EINVAL);
+	assert_int_equal(cli_metrics_parse("192.0.2.1:9100", &a, &err), -EINVAL);
+	assert_int_equal(cli_metrics_parse("example.org:9100", &a, &err), -EINVAL);
+	assert_int_equal(cli_metrics_parse("9100", &a, &err), -EINVAL);
+	assert_int_equal(cli_metrics_parse("127.0.0.1:99999", &a, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "--metrics"));
+	assert_int_equal(cli_metrics_parse("[::1]9100", &a, &err), -EINVAL);
+	assert_int_equal(cli_metrics_parse("unix:", &a, &err), -EINVAL);
+	/* through serve's parser, and its config file */
+	assert_int_equal(
+	    SERVE(&cfg, &err, "serve", "--metrics", "[::1]:9", "--control", "none", "d.img"),
+	    CLI_RUN);
+	assert_true(cfg.metrics_on);
+	assert_string_equal(cfg.metrics.port, "9");
+	assert_string_equal(cfg.control, "none");
+	assert_int_equal(SERVE(&cfg, &err, "serve", "--metrics", "10.0.0.1:9", "d.img"), -EINVAL);
+	check_conf_refused(serve_longopts, "metrics = 0.0.0.0:1\n", "loopback");
+	check_conf_refused(attach_longopts, "metrics = x\nfile = a\n", "--metrics 'x'");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_uint_accepts),
-		cmocka_unit_test(test_uint_refuses),
-		cmocka_unit_test(test_uint32),
-		cmocka_unit_test(test_block_size),
-		cmocka_unit_test(test_port),
-		cmocka_unit_test(test_size_accepts),
-		cmocka_unit_test(test_size_refuses),
-		cmocka_unit_test(test_seconds),
-		cmocka_unit_test(test_serve_config),
-		cmocka_unit_test(test_serve_refuses),
-		cmocka_unit_test(test_attach_config),
-		cmocka_unit_test(test_bench_config),
-		cmocka_unit_test(test_conf_serve),
-		cmocka_unit_test(test_conf_refuses),
-		cmocka_unit_test(test_conf_attach),
+	    cmocka_unit_test(test_uint_accepts),  cmocka_unit_test(test_uint_refuses),
+	    cmocka_unit_test(test_uint32),	  cmocka_unit_test(test_block_size),
+	    cmocka_unit_test(test_port),	  cmocka_unit_test(test_size_accepts),
+	    cmocka_unit_test(test_size_refuses),  cmocka_unit_test(test_seconds),
+	    cmocka_unit_test(test_serve_config),  cmocka_unit_test(test_serve_refuses),
+	    cmocka_unit_test(test_attach_config), cmocka_unit_test(test_bench_config),
+	    cmocka_unit_test(test_conf_serve),	  cmocka_unit_test(test_conf_refuses),
+	    cmocka_unit_test(test_conf_attach),	  cmocka_unit_test(test_stats_config),
+	    cmocka_unit_test(test_metrics_addr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
