@@ -13,10 +13,13 @@
  * stats_export_read (the exports' mutexes, never the data path).  Started
  * and stopped by the main thread, with every signal blocked.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -201,10 +204,36 @@ void cli_ctl_stop(struct cli_ctl *c)
 	free(c);
 }
 
+/* Remove the sockets of servers that died without cleaning up (SIGKILL):
+ * serve-PID.ctl whose PID is gone. */
+static void ctl_remove_stale(void)
+{
+	DIR *d = opendir(CLI_RUN_DIR);
+	struct dirent *e;
+	char path[300];
+	long pid;
+	int end;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		end = 0;
+		if (sscanf(e->d_name, "serve-%ld.ctl%n", &pid, &end) != 1 ||
+		    e->d_name[end] != '\0' || pid <= 0 || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+			snprintf(path, sizeof(path), CLI_RUN_DIR "/%s", e->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+}
+
 int cli_ctl_default_path(const char *name, char *buf, size_t len)
 {
 	if (mkdir(CLI_RUN_DIR, 0755) < 0 && errno != EEXIST)
 		return -errno;
+	ctl_remove_stale();
 	snprintf(buf, len, CLI_RUN_DIR "/%s.ctl", name);
 	return 0;
 }
