@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/stat.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +31,6 @@
 #include "aioloop/log.h"
 #include "engine_internal.h"
 
-#ifndef STATX_DIOALIGN
-#define STATX_DIOALIGN 0x2000u
-#endif
-/* Offsets of stx_dio_mem_align and stx_dio_offset_align in the kernel's
- * struct statx (include/uapi/linux/stat.h), for C libraries whose struct
- * lacks them. */
-#define STX_DIO_MEM_ALIGN_OFF	0x98
-#define STX_DIO_OFFSET_ALIGN_OFF 0x9c
 /* Largest direct I/O alignment the engine takes (its bounce chunks are
  * ENG_CHUNK). */
 #define DIO_ALIGN_MAX		65536u
@@ -106,23 +99,17 @@ static uint64_t queue_attr(dev_t d, const char *attr)
 /* statx STATX_DIOALIGN; 0 when the kernel or file system does not say. */
 static void probe_statx_dio(int fd, unsigned int *off_align, unsigned int *mem_align)
 {
-	union {
-		struct statx sx;
-		unsigned char raw[256];
-	} u;
-	uint32_t mem, off;
+	struct statx sx;
 
 	*off_align = 0;
 	*mem_align = 0;
-	memset(&u, 0, sizeof(u));
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &u.sx) < 0)
+	memset(&sx, 0, sizeof(sx));
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0)
 		return;
-	if (!(u.sx.stx_mask & STATX_DIOALIGN))
+	if (!(sx.stx_mask & STATX_DIOALIGN))
 		return;
-	memcpy(&mem, u.raw + STX_DIO_MEM_ALIGN_OFF, sizeof(mem));
-	memcpy(&off, u.raw + STX_DIO_OFFSET_ALIGN_OFF, sizeof(off));
-	*off_align = off;
-	*mem_align = mem;
+	*off_align = sx.stx_dio_offset_align;
+	*mem_align = sx.stx_dio_mem_align;
 }
 
 /* Direct I/O alignment of an O_DIRECT fd: statx, else the logical block
