@@ -4,7 +4,9 @@
  * the buffer arena's bounds and reuse, and a real ring operation (a nop)
  * dispatched to its event; with ring polling (poll_us), completions that
  * come inside the polling window and after it, and a post from another
- * thread to a loop that has gone to sleep.
+ * thread to a loop that has gone to sleep; timers that expire, timers
+ * cancelled before they expire, and an operation bounded by a linked
+ * deadline.
  */
 #include <liburing.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aioloop/loop.h"
@@ -236,6 +239,139 @@ static void test_poll(void **state)
 	aiol_loop_destroy(loop);
 }
 
+struct tstate {
+	struct aiol_timer t;
+	int calls;
+	int res;
+	uint64_t at_ns;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void timer_fn(struct aiol_timer *t, int res)
+{
+	struct tstate *s = (struct tstate *)t;
+
+	s->calls++;
+	s->res = res;
+	s->at_ns = mono_ns();
+}
+
+/* Two timers started out of order fire in deadline order, each once,
+ * with 0, and not before their time. */
+static void test_timer_expires(void **state)
+{
+	struct aiol_loop *loop;
+	struct tstate a = { .t.fn = timer_fn }, b = { .t.fn = timer_fn };
+	uint64_t start;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	start = mono_ns();
+	aiol_timer_start(loop, &a.t, 30000000);	/* 30 ms */
+	aiol_timer_start(loop, &b.t, 10000000);	/* 10 ms */
+	assert_true(aiol_timer_armed(&a.t));
+	while (!a.calls)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.res, 0);
+	assert_int_equal(b.res, 0);
+	assert_true(b.at_ns - start >= 10000000);
+	assert_true(a.at_ns - start >= 30000000);
+	assert_true(b.at_ns <= a.at_ns);
+	assert_false(aiol_timer_armed(&a.t));
+	/* Once fired, a timer can be started again. */
+	aiol_timer_start(loop, &a.t, 1000000);
+	while (a.calls < 2)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(a.res, 0);
+	aiol_loop_destroy(loop);
+}
+
+/* A cancelled timer reports -ECANCELED long before its deadline;
+ * cancelling an idle timer does nothing. */
+static void test_timer_cancel(void **state)
+{
+	struct aiol_loop *loop;
+	struct tstate a = { .t.fn = timer_fn };
+	uint64_t start;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	aiol_timer_cancel(loop, &a.t);	/* not armed: nothing */
+	start = mono_ns();
+	aiol_timer_start(loop, &a.t, 10ull * 1000000000u);	/* 10 s */
+	assert_true(aiol_loop_run_once(loop, false) >= 0);
+	aiol_timer_cancel(loop, &a.t);
+	while (!a.calls)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.res, -ECANCELED);
+	assert_true(a.at_ns - start < 5ull * 1000000000u);
+	assert_false(aiol_timer_armed(&a.t));
+	aiol_loop_destroy(loop);
+}
+
+struct rd {
+	struct aiol_event ev;
+	int res;
+	int calls;
+};
+
+static void rd_done(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct rd *r = (struct rd *)ev;
+
+	(void)flags;
+	r->res = res;
+	r->calls++;
+}
+
+/* A read of an empty pipe bounded by a 20 ms deadline ends with
+ * -ECANCELED; one whose data is there completes normally. */
+static void test_link_timeout(void **state)
+{
+	struct aiol_loop *loop;
+	struct __kernel_timespec ts;
+	struct rd r = { .ev.fn = rd_done };
+	struct io_uring_sqe *sqe;
+	char buf[8];
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	aiol_loop_sq_reserve(loop, 2);
+	sqe = aiol_loop_sqe(loop, &r.ev);
+	io_uring_prep_read(sqe, fds[0], buf, sizeof(buf), 0);
+	aiol_loop_link_timeout(loop, sqe, &ts, 20000000);
+	while (!r.calls)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(r.res, -ECANCELED);
+
+	assert_int_equal(write(fds[1], "abc", 3), 3);
+	aiol_loop_sq_reserve(loop, 2);
+	sqe = aiol_loop_sqe(loop, &r.ev);
+	io_uring_prep_read(sqe, fds[0], buf, sizeof(buf), 0);
+	aiol_loop_link_timeout(loop, sqe, &ts, 10ull * 1000000000u);
+	while (r.calls < 2)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(r.res, 3);
+	/* Let the timeout's own (dropped) completion come back. */
+	for (int i = 0; i < 10; i++)
+		aiol_loop_run_once(loop, false);
+	close(fds[0]);
+	close(fds[1]);
+	aiol_loop_destroy(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +381,9 @@ int main(void)
 		cmocka_unit_test(test_ring_event),
 		cmocka_unit_test(test_submit_batch),
 		cmocka_unit_test(test_poll),
+		cmocka_unit_test(test_timer_expires),
+		cmocka_unit_test(test_timer_cancel),
+		cmocka_unit_test(test_link_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
