@@ -93,8 +93,9 @@ static void eng_cap_clear(struct aiol_dev *dev, uint32_t sc)
 
 	__atomic_fetch_and(&dev->info.caps, now, __ATOMIC_RELAXED);
 	if (old)
-		aiol_warn("%s: the backing does not support fallocate %s: no longer used",
-			  dev->info.path, sc & AIOL_STORE_DISCARD ? "PUNCH_HOLE" : "ZERO_RANGE");
+		aiol_warn("%s: the %s store cannot %s (EOPNOTSUPP): no longer used",
+			  dev->info.path, dev->store->ops->name,
+			  sc & AIOL_STORE_DISCARD ? "discard (punch holes)" : "zero ranges");
 }
 
 /* ---- devs ---- */
