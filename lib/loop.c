@@ -2,8 +2,17 @@
 /*
  * The per-thread event loop (aioloop/loop.h): an io_uring, a list of
  * deferred work, a lock-free inbox for completions posted by other threads
- * (woken through an eventfd that the ring itself reads), and the thread's
- * buffer arena registered as fixed buffer 0.
+ * (woken through an eventfd that the ring itself reads), timers, and the
+ * thread's buffer arena registered as fixed buffer 0.
+ *
+ * The arena is mapped at its full size (MAP_NORESERVE: untouched pages
+ * cost nothing) but used from its start as demand grows: the allocator
+ * works inside a prefix of ARENA_FIRST bytes and doubles it only when no
+ * free run fits there, and only the prefix is registered with the ring
+ * (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
+ * grown prefix replaces the registration of buffer 0: in-flight fixed I/O
+ * keeps the old one until it completes, and the new one starts at the same
+ * address, so every fixed buffer handed out stays valid.
  *
  * Thread model: everything but aiol_loop_post() runs on the owning thread.
  * aiol_loop_post() pushes onto an atomic stack and writes the eventfd.
@@ -24,6 +33,8 @@
 #include "aioloop/loop.h"
 
 #define ARENA_PAGE 4096u
+/* The arena's prefix in use (and registered) at first. */
+#define ARENA_FIRST (8u << 20)
 #define FILE_SLOTS 64
 
 struct aiol_loop {
@@ -45,6 +56,9 @@ struct aiol_loop {
 	size_t npages;
 	uint64_t *bitmap;	/* 1 = page in use */
 	size_t hint;		/* next-fit start page */
+	size_t limit;		/* pages of the prefix the allocator uses */
+	size_t reg_pages;	/* pages registered as buffer 0 */
+	bool reg_frozen;	/* the ring refused a larger registration */
 	size_t used;
 	bool arena_registered;
 	STAILQ_HEAD(, aiol_work) buf_waiters;
@@ -148,13 +162,16 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 		ret = -ENOMEM;
 		goto err_arena;
 	}
+	loop->limit = ARENA_FIRST / ARENA_PAGE < loop->npages ? ARENA_FIRST / ARENA_PAGE
+							      : loop->npages;
 	iov.iov_base = loop->arena;
-	iov.iov_len = arena;
+	iov.iov_len = loop->limit * ARENA_PAGE;
 	ret = io_uring_register_buffers(&loop->ring, &iov, 1);
 	loop->arena_registered = ret == 0;
+	loop->reg_pages = ret == 0 ? loop->limit : 0;
 	if (ret < 0)
 		aiol_warn("buffer arena of %zu bytes not registered with the ring (%s): data I/O goes without fixed buffers",
-			  arena, strerror(-ret));
+			  iov.iov_len, strerror(-ret));
 
 	ret = io_uring_register_files_sparse(&loop->ring, FILE_SLOTS);
 	loop->files_sparse = ret == 0;
@@ -416,6 +433,35 @@ static size_t find_run(const struct aiol_loop *loop, size_t n, size_t from, size
 	return SIZE_MAX;
 }
 
+/*
+ * No run of n free pages in the prefix: double it (at least n more pages,
+ * at most the whole arena) and register the grown prefix as buffer 0.  If
+ * the ring refuses (RLIMIT_MEMLOCK), buffers past the registered part go
+ * without fixed I/O.
+ */
+static void arena_grow(struct aiol_loop *loop, size_t n)
+{
+	size_t want = loop->limit * 2 > loop->limit + n ? loop->limit * 2 : loop->limit + n;
+	struct iovec iov;
+	int ret;
+
+	if (want > loop->npages)
+		want = loop->npages;
+	loop->limit = want;
+	if (!loop->arena_registered || loop->reg_frozen)
+		return;
+	iov.iov_base = loop->arena;
+	iov.iov_len = want * ARENA_PAGE;
+	ret = io_uring_register_buffers_update_tag(&loop->ring, 0, &iov, NULL, 1);
+	if (ret >= 0) {
+		loop->reg_pages = want;
+		return;
+	}
+	aiol_warn("buffer arena grown to %zu bytes but registered with the ring only up to %zu (%s): buffers past it go without fixed buffers",
+		  iov.iov_len, loop->reg_pages * ARENA_PAGE, strerror(-ret));
+	loop->reg_frozen = true;	/* said once; never tried again */
+}
+
 void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len)
 {
 	size_t n = (len + ARENA_PAGE - 1) / ARENA_PAGE, start;
@@ -424,13 +470,18 @@ void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len)
 		n = 1;
 	if (n > loop->npages || loop->used + n * ARENA_PAGE > loop->arena_bytes)
 		return NULL;
-	start = find_run(loop, n, loop->hint, loop->npages);
-	if (start == SIZE_MAX)
-		start = find_run(loop, n, 0, loop->npages);
-	if (start == SIZE_MAX)
-		return NULL;
+	for (;;) {
+		start = find_run(loop, n, loop->hint, loop->limit);
+		if (start == SIZE_MAX)
+			start = find_run(loop, n, 0, loop->limit);
+		if (start != SIZE_MAX)
+			break;
+		if (loop->limit == loop->npages)
+			return NULL;
+		arena_grow(loop, n);
+	}
 	mark_pages(loop, start, n, true);
-	loop->hint = start + n < loop->npages ? start + n : 0;
+	loop->hint = start + n < loop->limit ? start + n : 0;
 	loop->used += n * ARENA_PAGE;
 	return loop->arena + start * ARENA_PAGE;
 }
@@ -479,7 +530,8 @@ int aiol_loop_buf_index(const struct aiol_loop *loop, const void *buf)
 {
 	const uint8_t *p = buf;
 
-	if (!loop->arena_registered || p < loop->arena || p >= loop->arena + loop->arena_bytes)
+	if (!loop->arena_registered || p < loop->arena ||
+	    p >= loop->arena + loop->reg_pages * ARENA_PAGE)
 		return -1;
 	return 0;
 }

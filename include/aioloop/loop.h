@@ -14,6 +14,9 @@
  * of a fixed size, registered with the ring as fixed buffer 0, from which
  * aligned data buffers are carved.  Its size is the in-flight byte cap of
  * the thread; nothing on the data path allocates memory sized by a client.
+ * Only what is needed is touched and registered (pinned): the arena is
+ * used from its start, in a prefix that doubles from 8 MiB when no free
+ * run fits in it.
  */
 #ifndef AIOLOOP_LOOP_H
 #define AIOLOOP_LOOP_H

@@ -4,7 +4,8 @@
  * the buffer arena's bounds and reuse, and a real ring operation (a nop)
  * dispatched to its event; with ring polling (poll_us), completions that
  * come inside the polling window and after it, and a post from another
- * thread to a loop that has gone to sleep; timers that expire, timers
+ * thread to a loop that has gone to sleep; the arena touched and
+ * registered by need; timers that expire, timers
  * cancelled before they expire, and an operation bounded by a linked
  * deadline.
  */
@@ -16,6 +17,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,6 +150,76 @@ static void test_ring_event(void **state)
 		assert_true(aiol_loop_run_once(loop, true) >= 0);
 	assert_int_equal(n.calls, 1);
 	assert_int_equal(n.res, 0);
+	aiol_loop_destroy(loop);
+}
+
+/* Resident bytes of this process (statm). */
+static long rss_bytes(void)
+{
+	long size = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &rss) != 2)
+		rss = -1;
+	fclose(f);
+	return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * The arena is touched and registered by need: creating a loop with a
+ * 256 MiB arena does not make 256 MiB resident (registration pins what it
+ * covers); buffers come from its start; a buffer handed out past the first
+ * prefix is in the registered buffer, and fixed I/O into it works.
+ */
+static void test_arena_by_need(void **state)
+{
+	struct aiol_loop_opts o = { .arena_bytes = 256u << 20 };
+	struct aiol_loop *loop;
+	struct nop_ev n;
+	uint8_t *b[24], *lo = NULL, *hi = NULL;
+	long before, after;
+	int fd;
+
+	(void)state;
+	before = rss_bytes();
+	assert_int_equal(aiol_loop_create(&o, &loop), 0);
+	after = rss_bytes();
+	assert_true(before > 0 && after > 0);
+	assert_true(after - before < (64l << 20));
+	for (int i = 0; i < 2; i++) {
+		b[i] = aiol_loop_buf_alloc(loop, 2u << 20);
+		assert_non_null(b[i]);
+	}
+	lo = b[0] < b[1] ? b[0] : b[1];
+	hi = b[0] < b[1] ? b[1] : b[0];
+	assert_true(hi - lo < (8l << 20));	/* both in the first prefix */
+	for (int i = 2; i < 24; i++) {
+		b[i] = aiol_loop_buf_alloc(loop, 2u << 20);
+		assert_non_null(b[i]);
+		if (b[i] > hi)
+			hi = b[i];
+	}
+	assert_true(hi - lo >= (32l << 20));	/* 48 MiB: the prefix grew */
+	if (aiol_loop_buf_index(loop, lo) == 0) {
+		for (int i = 0; i < 24; i++)
+			assert_int_equal(aiol_loop_buf_index(loop, b[i] + (2u << 20) - 1), 0);
+		fd = open("/dev/zero", O_RDONLY);
+		assert_true(fd >= 0);
+		memset(hi, 0xff, 4096);
+		n = (struct nop_ev){ .ev.fn = nop_done };
+		io_uring_prep_read_fixed(aiol_loop_sqe(loop, &n.ev), fd, hi, 4096, 0, 0);
+		while (!n.calls)
+			assert_true(aiol_loop_run_once(loop, true) >= 0);
+		assert_int_equal(n.res, 4096);
+		assert_int_equal(hi[0], 0);
+		assert_int_equal(hi[4095], 0);
+		close(fd);
+	}
+	for (int i = 0; i < 24; i++)
+		aiol_loop_buf_free(loop, b[i], 2u << 20);
+	assert_int_equal(aiol_loop_buf_used(loop), 0);
 	aiol_loop_destroy(loop);
 }
 
@@ -378,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_defer_fifo),
 		cmocka_unit_test(test_post_cross_thread),
 		cmocka_unit_test(test_arena_bounds),
+		cmocka_unit_test(test_arena_by_need),
 		cmocka_unit_test(test_ring_event),
 		cmocka_unit_test(test_submit_batch),
 		cmocka_unit_test(test_poll),
