@@ -1214,4 +1214,167 @@ void nbd_io_free_tls(struct nbd_io *io)
 	(void)io;
 }
 
+/* Without GnuTLS no session can exist (nbd_tls_new() refuses), so the
+ * functions below are never reached with a live session; they keep every
+ * declaration of tls.h defined, so that callers build unchanged. */
+
+int nbd_tls_handshake_sync(struct nbd_tls *t, const struct nbd_tls_sync *s)
+{
+	(void)t;
+	(void)s;
+	return -ENOTSUP;
+}
+
+ssize_t nbd_tls_recv_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, void *buf, size_t len)
+{
+	(void)t;
+	(void)s;
+	(void)buf;
+	(void)len;
+	return -ENOTSUP;
+}
+
+ssize_t nbd_tls_send_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, const void *buf,
+			  size_t len)
+{
+	(void)t;
+	(void)s;
+	(void)buf;
+	(void)len;
+	return -ENOTSUP;
+}
+
+size_t nbd_tls_in_space(struct nbd_tls *t, void **buf)
+{
+	(void)t;
+	*buf = NULL;
+	return 0;
+}
+
+void nbd_tls_in_commit(struct nbd_tls *t, size_t n)
+{
+	(void)t;
+	(void)n;
+}
+
+int nbd_tls_feed(struct nbd_tls *t, const void *buf, size_t len)
+{
+	(void)t;
+	(void)buf;
+	(void)len;
+	return -ENOTSUP;
+}
+
+size_t nbd_tls_out_pending(struct nbd_tls *t, const void **buf)
+{
+	(void)t;
+	*buf = NULL;
+	return 0;
+}
+
+void nbd_tls_out_consume(struct nbd_tls *t, size_t n)
+{
+	(void)t;
+	(void)n;
+}
+
+int nbd_tls_handshake(struct nbd_tls *t)
+{
+	(void)t;
+	return -ENOTSUP;
+}
+
+ssize_t nbd_tls_read(struct nbd_tls *t, void *buf, size_t len)
+{
+	(void)t;
+	(void)buf;
+	(void)len;
+	return -ENOTSUP;
+}
+
+size_t nbd_tls_read_pending(struct nbd_tls *t)
+{
+	(void)t;
+	return 0;
+}
+
+ssize_t nbd_tls_write(struct nbd_tls *t, const void *buf, size_t len)
+{
+	(void)t;
+	(void)buf;
+	(void)len;
+	return -ENOTSUP;
+}
+
+void nbd_tls_bye(struct nbd_tls *t)
+{
+	(void)t;
+}
+
+const char *nbd_tls_describe(struct nbd_tls *t)
+{
+	(void)t;
+	return "no TLS support";
+}
+
+/* The ring driver: every operation fails at once, from the caller's
+ * stack (no loop work exists to defer it to). */
+
+void nbd_tls_io_close(struct nbd_tls_io *io, nbd_tls_io_cb cb, void *arg)
+{
+	(void)io;
+	cb(arg, 0);
+}
+
+struct nbd_tls *nbd_tls_io_session(struct nbd_tls_io *io)
+{
+	(void)io;
+	return NULL;
+}
+
+void nbd_tls_io_handshake(struct nbd_tls_io *io, nbd_tls_io_cb cb, void *arg)
+{
+	(void)io;
+	cb(arg, -ENOTSUP);
+}
+
+void nbd_tls_io_read(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb cb, void *arg)
+{
+	(void)io;
+	(void)buf;
+	(void)len;
+	cb(arg, -ENOTSUP);
+}
+
+void nbd_tls_io_recv(struct nbd_tls_io *io, void *buf, size_t len, nbd_tls_io_cb cb, void *arg)
+{
+	nbd_tls_io_read(io, buf, len, cb, arg);
+}
+
+void nbd_tls_io_set_read_deadline(struct nbd_tls_io *io, int64_t deadline_ms)
+{
+	(void)io;
+	(void)deadline_ms;
+}
+
+void nbd_tls_io_cancel_read(struct nbd_tls_io *io)
+{
+	(void)io;
+}
+
+void nbd_tls_io_writev(struct nbd_tls_io *io, const struct iovec *iov, int iovcnt,
+		       nbd_tls_io_cb cb, void *arg)
+{
+	(void)io;
+	(void)iov;
+	(void)iovcnt;
+	cb(arg, -ENOTSUP);
+}
+
+bool nbd_tls_io_busy(const struct nbd_tls_io *io)
+{
+	(void)io;
+	return false;
+}
+
 #endif
