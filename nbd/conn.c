@@ -34,17 +34,16 @@
 
 #include "aioloop/log.h"
 #include "internal.h"
+#include "reply.h"
 #include "tls.h"
 
 #define NBD_SLOTS 128				/* requests in flight per connection */
 #define RXBUF_SIZE (64u << 10)			/* staging buffer for headers */
 #define RX_EXACT_MIN (32u << 10)		/* writes this long: payload in place */
 #define NBD_BS_EXT 64				/* extents per BLOCK_STATUS reply */
-#define NBD_SPARSE_EXT 16			/* extents looked up for a sparse read */
+#define NBD_SPARSE_EXT NBD_REPLY_SPARSE_MAX	/* extents looked up for a sparse read */
 #define NBD_SPARSE_MIN (64u << 10)		/* reads this long are checked for holes */
 #define NBD_ENGINE_RESERVE ((size_t)(4u << 20)) /* arena left for bounces */
-#define SLOT_IOV (2 * NBD_SPARSE_EXT + 4)
-#define SLOT_HDR_BYTES ((NBD_SPARSE_EXT + 2) * 48)
 #define TX_IOV_MAX 256
 #define TX_FIRST 4				/* replies in a send that starts the queue */
 
@@ -66,11 +65,10 @@ struct nbd_slot {
 	size_t buflen;
 	bool sparse_phase; /* req is the hole lookup before a READ */
 	uint32_t nsparse;  /* extents the lookup found */
-	unsigned int niov;
-	size_t hdr_used;
-	struct iovec iov[SLOT_IOV];
+	unsigned int niov; /* the reply: iov[0..niov) */
+	struct iovec iov[NBD_REPLY_IOV_MAX];
 	struct aiol_extent ext[NBD_BS_EXT];
-	uint8_t hdrs[SLOT_HDR_BYTES];
+	uint8_t hdrs[NBD_REPLY_HDR_MAX];
 };
 
 struct nbd_conn {
@@ -143,7 +141,6 @@ static struct nbd_slot *slot_get(struct nbd_conn *c)
 		c->free_slots = s->next;
 		s->next = NULL;
 		s->niov = 0;
-		s->hdr_used = 0;
 		s->buf = NULL;
 		s->buflen = 0;
 		s->sparse_phase = false;
@@ -187,241 +184,54 @@ static void *conn_buf_alloc(struct nbd_conn *c, size_t len)
 	return buf;
 }
 
-/* ---- reply building ---- */
+/* ---- replies (encoded by reply.c into the slot) ---- */
 
-static void *slot_hdr(struct nbd_slot *s, size_t len)
+static struct nbd_reply slot_reply(struct nbd_slot *s)
 {
-	void *p = s->hdrs + s->hdr_used;
-
-	s->hdr_used += len;
-	return p;
+	return (struct nbd_reply){
+	    .iov = s->iov,
+	    .iov_max = NBD_REPLY_IOV_MAX,
+	    .hdr = s->hdrs,
+	    .hdr_max = NBD_REPLY_HDR_MAX,
+	};
 }
 
-static void slot_iov(struct nbd_slot *s, void *base, size_t len)
+static void slot_reply_done(struct nbd_slot *s, const struct nbd_reply *r)
 {
-	if (!len)
-		return;
-	/* Merge with the previous entry when contiguous (headers). */
-	if (s->niov && (uint8_t *)s->iov[s->niov - 1].iov_base + s->iov[s->niov - 1].iov_len ==
-			   (uint8_t *)base) {
-		s->iov[s->niov - 1].iov_len += len;
-		return;
-	}
-	s->iov[s->niov].iov_base = base;
-	s->iov[s->niov].iov_len = len;
-	s->niov++;
-}
-
-static void put_be32(void *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put_be64(void *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
+	s->niov = r->niov;
 }
 
 static void reply_error(struct nbd_slot *s, uint32_t error)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint8_t *h;
-	size_t n;
+	struct nbd_reply r = slot_reply(s);
 
-	s->niov = 0;
-	s->hdr_used = 0;
-	if (!p->structured) {
-		h = slot_hdr(s, sizeof(struct nbd_simple_reply));
-		nbd_build_simple_reply(h, error, s->hdr.cookie);
-		slot_iov(s, h, sizeof(struct nbd_simple_reply));
-		return;
-	}
-	h = slot_hdr(s, sizeof(struct nbd_ext_reply));
-	n = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
-			    s->hdr.cookie, s->hdr.offset, sizeof(struct nbd_chunk_error));
-	s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
-	{
-		struct nbd_chunk_error e = {.error = htobe32(error), .msg_len = 0};
-		uint8_t *pe = slot_hdr(s, sizeof(e));
-
-		memcpy(pe, &e, sizeof(e));
-	}
-	slot_iov(s, h, n + sizeof(struct nbd_chunk_error));
+	nbd_reply_error(&r, &s->conn->params, &s->hdr, error);
+	slot_reply_done(s, &r);
 }
 
-/* Success without payload (everything but READ and BLOCK_STATUS). */
 static void reply_ok(struct nbd_slot *s)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint8_t *h = slot_hdr(s, sizeof(struct nbd_ext_reply));
-	size_t n;
+	struct nbd_reply r = slot_reply(s);
 
-	if (!p->extended && !(p->structured && s->hdr.type == NBD_CMD_READ))
-		n = nbd_build_simple_reply(h, 0, s->hdr.cookie);
-	else
-		n = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE,
-				    s->hdr.cookie, s->hdr.offset, 0);
-	slot_iov(s, h, n);
-}
-
-/* One READ chunk: data from buf+rel, or a hole. */
-static void read_chunk(struct nbd_slot *s, bool last, bool hole, uint64_t rel, uint64_t len)
-{
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint16_t flags = last ? NBD_REPLY_FLAG_DONE : 0;
-	uint8_t *h = slot_hdr(s, sizeof(struct nbd_ext_reply));
-	size_t n;
-
-	if (hole) {
-		n = nbd_build_chunk(h, p->extended, flags, NBD_REPLY_TYPE_OFFSET_HOLE,
-				    s->hdr.cookie, s->hdr.offset, 12);
-		s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
-		put_be64(slot_hdr(s, 8), s->hdr.offset + rel);
-		put_be32(slot_hdr(s, 4), (uint32_t)len);
-		slot_iov(s, h, n + 12);
-	} else {
-		n = nbd_build_chunk(h, p->extended, flags, NBD_REPLY_TYPE_OFFSET_DATA,
-				    s->hdr.cookie, s->hdr.offset, 8 + len);
-		s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
-		put_be64(slot_hdr(s, 8), s->hdr.offset + rel);
-		slot_iov(s, h, n + 8);
-		slot_iov(s, (uint8_t *)s->buf + rel, len);
-	}
-}
-
-struct seg {
-	uint64_t rel, len;
-	bool hole;
-};
-
-/* Split the read range into data and hole segments from the hole lookup
- * (s->ext[0..nsparse)), merging neighbours of the same kind.  Returns the
- * count (<= NBD_SPARSE_EXT + 1). */
-static unsigned int read_segments(const struct nbd_slot *s, struct seg *seg)
-{
-	uint64_t len = s->hdr.len, pos = 0;
-	unsigned int n = 0;
-
-	for (uint32_t i = 0; i < s->nsparse && pos < len; i++) {
-		uint64_t el = s->ext[i].len;
-		bool hole = s->ext[i].flags & AIOL_EXT_ZERO;
-
-		if (!el)
-			break;
-		if (el > len - pos)
-			el = len - pos;
-		if (n && seg[n - 1].hole == hole)
-			seg[n - 1].len += el;
-		else
-			seg[n++] = (struct seg){.rel = pos, .len = el, .hole = hole};
-		pos += el;
-	}
-	if (pos < len) {
-		if (n && !seg[n - 1].hole)
-			seg[n - 1].len += len - pos;
-		else
-			seg[n++] = (struct seg){.rel = pos, .len = len - pos, .hole = false};
-	}
-	return n;
-}
-
-static bool segments_have_data(const struct nbd_slot *s)
-{
-	struct seg seg[NBD_SPARSE_EXT + 1];
-	unsigned int n = read_segments(s, seg);
-
-	for (unsigned int i = 0; i < n; i++)
-		if (!seg[i].hole)
-			return true;
-	return false;
+	nbd_reply_ok(&r, &s->conn->params, &s->hdr);
+	slot_reply_done(s, &r);
 }
 
 static void reply_read(struct nbd_slot *s)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	struct seg seg[NBD_SPARSE_EXT + 1];
-	unsigned int n;
+	struct nbd_reply r = slot_reply(s);
 
-	if (s->hdr.len == 0) {
-		reply_ok(s);
-		return;
-	}
-	if (!p->structured) {
-		uint8_t *h = slot_hdr(s, sizeof(struct nbd_simple_reply));
-
-		nbd_build_simple_reply(h, 0, s->hdr.cookie);
-		slot_iov(s, h, sizeof(struct nbd_simple_reply));
-		slot_iov(s, s->buf, s->hdr.len);
-		return;
-	}
-	if (!s->nsparse) {
-		read_chunk(s, true, false, 0, s->hdr.len);
-		return;
-	}
-	n = read_segments(s, seg);
-	for (unsigned int i = 0; i < n; i++)
-		read_chunk(s, i == n - 1, seg[i].hole, seg[i].rel, seg[i].len);
+	nbd_reply_read(&r, &s->conn->params, &s->hdr, s->buf, s->ext, s->nsparse);
+	slot_reply_done(s, &r);
 }
 
 static void reply_block_status(struct nbd_slot *s)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint8_t *wire = (uint8_t *)s->ext;
-	size_t esz = p->extended ? 16 : 8;
-	uint64_t len = s->hdr.len, sum = 0;
-	uint32_t k = 0, n = s->req.ext_count;
-	uint8_t *h;
-	size_t hn;
+	struct nbd_reply r = slot_reply(s);
+	uint32_t n = s->req.ext_count < NBD_BS_EXT ? s->req.ext_count : NBD_BS_EXT;
 
-	if (n > NBD_BS_EXT)
-		n = NBD_BS_EXT;
-	/* Convert in place: wire entry k never lies beyond engine entry i >= k. */
-	for (uint32_t i = 0; i < n && sum < len; i++) {
-		uint64_t el = s->ext[i].len;
-		uint32_t ef = s->ext[i].flags & (NBD_STATE_HOLE | NBD_STATE_ZERO);
-
-		if (!el)
-			break;
-		if (el > len - sum)
-			el = len - sum;
-		if (p->extended) {
-			put_be64(wire + 16 * k, el);
-			put_be64(wire + 16 * k + 8, ef);
-		} else {
-			put_be32(wire + 8 * k, (uint32_t)el);
-			put_be32(wire + 8 * k + 4, ef);
-		}
-		k++;
-		sum += el;
-		if (s->hdr.flags & NBD_CMD_FLAG_REQ_ONE)
-			break;
-	}
-	if (k == 0) {
-		/* Nothing known: one extent of plain data, always a safe answer. */
-		if (p->extended) {
-			put_be64(wire, len);
-			put_be64(wire + 8, 0);
-		} else {
-			put_be32(wire, (uint32_t)len);
-			put_be32(wire + 4, 0);
-		}
-		k = 1;
-	}
-	h = slot_hdr(s, sizeof(struct nbd_ext_reply) + 8);
-	hn = nbd_build_chunk(
-	    h, p->extended, NBD_REPLY_FLAG_DONE,
-	    p->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT : NBD_REPLY_TYPE_BLOCK_STATUS,
-	    s->hdr.cookie, s->hdr.offset, (p->extended ? 8 : 4) + (uint64_t)k * esz);
-	put_be32(h + hn, 1); /* context id of base:allocation */
-	hn += 4;
-	if (p->extended) {
-		put_be32(h + hn, k);
-		hn += 4;
-	}
-	slot_iov(s, h, hn);
-	slot_iov(s, wire, k * esz);
+	nbd_reply_block_status(&r, &s->conn->params, &s->hdr, s->ext, n);
+	slot_reply_done(s, &r);
 }
 
 /* ---- send side ---- */
@@ -674,7 +484,7 @@ static void slot_done(struct aiol_req *req, int res)
 		if (res == 0) {
 			s->nsparse =
 			    req->ext_count < NBD_SPARSE_EXT ? req->ext_count : NBD_SPARSE_EXT;
-			if (!segments_have_data(s))
+			if (!nbd_read_has_data(s->hdr.len, s->ext, s->nsparse))
 				goto reply; /* all holes: no read at all */
 		}
 		/* Data somewhere (or the lookup failed): read everything. */

@@ -26,7 +26,6 @@
 #define NBD_OPT_MAX_LEN (64u << 10) /* option data we accept at all */
 #define NBD_MAX_OPTIONS 4096	    /* options per connection (DoS bound) */
 #define OUT_BUF_SIZE (3 * NBD_MAX_STRING)
-#define META_ID_BASE_ALLOCATION 1
 
 static const char base_allocation[] = "base:allocation";
 
@@ -150,33 +149,9 @@ struct hs {
 	int meta_export;    /* ... for this export */
 };
 
-static uint32_t get_be32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be32toh(v);
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be16toh(v);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	v = htobe16(v);
-	memcpy(p, &v, sizeof(v));
-}
+/* Option data fields, converted in place (protocol.h). */
+#define OPT_BE32(p) be32toh(((const struct nbd_be32 *)(const void *)(p))->v)
+#define OPT_BE16(p) be16toh(((const struct nbd_be16 *)(const void *)(p))->v)
 
 /* Send one option reply: header then len bytes of data (len <= OUT_BUF_SIZE - 20). */
 static int opt_reply(struct hs *hs, uint32_t opt, uint32_t type, const void *data, size_t len)
@@ -213,7 +188,7 @@ static int send_info(struct hs *hs, uint32_t opt, uint16_t type, const void *dat
 {
 	uint8_t b[2 + NBD_MAX_STRING];
 
-	put_be16(b, type);
+	((struct nbd_be16 *)(void *)b)->v = htobe16(type);
 	memcpy(b + 2, data, len);
 	return opt_reply(hs, opt, NBD_REP_INFO, b, 2 + len);
 }
@@ -231,17 +206,17 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 
 	if (len < 6)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	namelen = get_be32(b);
+	namelen = OPT_BE32(b);
 	if (namelen > len - 6 || namelen > NBD_MAX_STRING)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	nreq = get_be16(b + 4 + namelen);
+	nreq = OPT_BE16(b + 4 + namelen);
 	if (len != 6 + namelen + 2u * nreq)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
 	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
 	for (unsigned int i = 0; i < nreq; i++) {
-		uint16_t t = get_be16(b + 6 + namelen + 2 * i);
+		uint16_t t = OPT_BE16(b + 6 + namelen + 2 * i);
 
 		if (t == NBD_INFO_NAME)
 			want_name = true;
@@ -309,17 +284,17 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 	/* Parse everything before replying anything. */
 	if (len < 8)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	namelen = get_be32(b);
+	namelen = OPT_BE32(b);
 	if (namelen > len - 8 || namelen > NBD_MAX_STRING)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	nq = get_be32(b + 4 + namelen);
+	nq = OPT_BE32(b + 4 + namelen);
 	pos = 8 + namelen;
 	for (uint32_t i = 0; i < nq; i++) {
 		uint32_t ql;
 
 		if (len - pos < 4)
 			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-		ql = get_be32(b + pos);
+		ql = OPT_BE32(b + pos);
 		pos += 4;
 		if (ql > len - pos)
 			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
@@ -340,7 +315,7 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 	if (match) {
 		uint8_t r[4 + sizeof(base_allocation) - 1];
 
-		put_be32(r, set ? META_ID_BASE_ALLOCATION : 0);
+		((struct nbd_be32 *)(void *)r)->v = htobe32(set ? NBD_CONTEXT_BASE_ALLOCATION : 0);
 		memcpy(r + 4, base_allocation, sizeof(base_allocation) - 1);
 		ret = opt_reply(hs, opt, NBD_REP_META_CONTEXT, r, sizeof(r));
 		if (ret < 0)
@@ -364,7 +339,7 @@ static int opt_list(struct hs *hs, uint32_t opt, uint32_t len)
 		const struct nbd_export *e = &hs->srv->exports[i];
 		size_t nl = strlen(e->name), dl = e->description ? strlen(e->description) : 0;
 
-		put_be32(r, (uint32_t)nl);
+		((struct nbd_be32 *)(void *)r)->v = htobe32((uint32_t)nl);
 		memcpy(r + 4, e->name, nl);
 		if (dl)
 			memcpy(r + 4 + nl, e->description, dl);
