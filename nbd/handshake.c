@@ -29,78 +29,6 @@
 
 static const char base_allocation[] = "base:allocation";
 
-/* ---- plain byte I/O ---- */
-
-int nbd_poll_wait(int fd, short events, int stop_fd, int timeout_ms, int64_t deadline_ms)
-{
-	struct pollfd p[2] = {
-	    {.fd = fd, .events = events},
-	    {.fd = stop_fd, .events = POLLIN},
-	};
-	int n;
-
-	for (;;) {
-		n = poll(p, stop_fd >= 0 ? 2 : 1, nbd_wait_ms(timeout_ms, deadline_ms));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (p[0].revents)
-			return 0;
-		return -ESHUTDOWN;
-	}
-}
-
-static int io_wait(struct nbd_io *io, int fd, short events)
-{
-	return nbd_poll_wait(fd, events, io->stop_fd, io->timeout_ms, io->deadline_ms);
-}
-
-static ssize_t plain_recv(struct nbd_io *io, void *buf, size_t len)
-{
-	ssize_t n;
-	int ret;
-
-	for (;;) {
-		ret = io_wait(io, io->rfd, POLLIN);
-		if (ret < 0)
-			return ret;
-		n = read(io->rfd, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno != EINTR && errno != EAGAIN)
-			return -errno;
-	}
-}
-
-static ssize_t plain_send(struct nbd_io *io, const void *buf, size_t len)
-{
-	ssize_t n;
-	int ret;
-
-	for (;;) {
-		n = send(io->wfd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(io->wfd, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		ret = io_wait(io, io->wfd, POLLOUT);
-		if (ret < 0)
-			return ret;
-	}
-}
-
-const struct nbd_io_ops nbd_io_plain = {
-    .recv = plain_recv,
-    .send = plain_send,
-};
-
 static int read_full(struct nbd_io *io, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -175,15 +103,6 @@ static int opt_error(struct hs *hs, uint32_t opt, uint32_t type)
 	return opt_reply(hs, opt, type, NULL, 0);
 }
 
-uint16_t nbd_export_tflags(const struct nbd_export *e, bool structured)
-{
-	uint16_t f = e->tflags;
-
-	if (structured)
-		f |= NBD_FLAG_SEND_DF;
-	return f;
-}
-
 static int send_info(struct hs *hs, uint32_t opt, uint16_t type, const void *data, size_t len)
 {
 	uint8_t b[2 + NBD_MAX_STRING];
@@ -212,7 +131,7 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 	nreq = OPT_BE16(b + 4 + namelen);
 	if (len != 6 + namelen + 2u * nreq)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
+	idx = nbd_export_find(hs->srv, (const char *)b + 4, namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
 	for (unsigned int i = 0; i < nreq; i++) {
@@ -308,7 +227,7 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
 	if (nq == 0 && !set)
 		match = true; /* list everything */
-	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
+	idx = nbd_export_find(hs->srv, (const char *)b + 4, namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
 
@@ -363,7 +282,7 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 			   hs->extended ? "after extended headers" : "name too long");
 		return -EPROTO;
 	}
-	idx = nbd_server_find_export(hs->srv, (const char *)hs->buf, len);
+	idx = nbd_export_find(hs->srv, (const char *)hs->buf, len);
 	if (idx < 0) {
 		char safe[65];
 		size_t n = len < sizeof(safe) - 1 ? len : sizeof(safe) - 1;
@@ -391,7 +310,7 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 	return 1;
 }
 
-/* NBD_OPT_STARTTLS (nbd/tls.c does the TLS part).  After the TLS
+/* NBD_OPT_STARTTLS (tls-sync.c does the TLS part).  After the TLS
  * handshake everything negotiated before it is forgotten. */
 static int opt_starttls(struct hs *hs, uint32_t opt, uint32_t len)
 {
