@@ -14,6 +14,10 @@
  * extents and, for each, a flags byte and a big-endian 32-bit length.  A
  * DISC or a bad magic ends the stream, as it ends a connection.
  *
+ * With bit 7 of byte 0 set, the rest is option data instead (nbd/option.h):
+ * bit 0 of byte 1 picks INFO/GO or meta-context data, bit 1 SET or LIST;
+ * a parse that succeeds must name a string inside the data.
+ *
  * Every reply built is checked as a client would read it: the reply's
  * bytes are exactly the chunks it announces, the last one (only) carries
  * DONE, and READ data and block descriptors never exceed the request.
@@ -26,10 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nbd/option.h"
 #include "nbd/reply.h"
 #include "nbd/request.h"
 
-#define READ_DATA_MAX (256u << 10) /* READs up to this are built with data */
+#define READ_DATA_MAX (256u << 10)   /* READs up to this are built with data */
+#define NBD_OPT_DATA_MAX (64u << 10) /* option data the server reads at most */
 
 static uint8_t data[READ_DATA_MAX];
 
@@ -228,10 +234,31 @@ static bool one_request(const struct nbd_conn_params *p, const struct nbd_req_hd
 	return true;
 }
 
+static void options(const uint8_t *b, size_t n, uint8_t mode)
+{
+	uint32_t len = n > NBD_OPT_DATA_MAX ? NBD_OPT_DATA_MAX : (uint32_t)n;
+	struct nbd_opt_info oi;
+	struct nbd_opt_meta om;
+
+	if (mode & 1) {
+		if (nbd_opt_parse_meta(b, len, mode & 2, &om) == 0)
+			assert(om.namelen <= NBD_MAX_STRING && (const uint8_t *)om.name >= b &&
+			       (const uint8_t *)om.name + om.namelen <= b + len);
+	} else if (nbd_opt_parse_info(b, len, &oi) == 0) {
+		assert(oi.namelen <= NBD_MAX_STRING && (const uint8_t *)oi.name >= b &&
+		       (const uint8_t *)oi.name + oi.namelen <= b + len);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
 {
 	struct input in = {buf, size};
 	uint8_t neg = take_byte(&in), adv = take_byte(&in);
+
+	if (neg & 0x80) {
+		options(in.p, in.n, adv);
+		return 0;
+	}
 	struct nbd_conn_params p = {
 	    .size = 1ull << 30,
 	    .structured = neg & 3,

@@ -137,6 +137,10 @@ def cores():
     t["readonly"] = bytes([1 | 8, 0x1F]) + req(WRITE, 0, 512, payload=big[:512]) + engine() + \
         req(TRIM, 0, 512, cookie=2) + engine() + req(99, cookie=3) + engine() + \
         req(READ, 1 << 40, 512, cookie=4) + engine()
+    # option data (byte 0 bit 7; byte 1: bit 0 meta, bit 1 SET)
+    t["option-info"] = bytes([0x80, 0]) + name_info("fuzz", (0, 1, 2, 3))
+    t["option-set-meta"] = bytes([0x80, 3]) + meta("", ["base:allocation", "qemu:x"])
+    t["option-list-meta"] = bytes([0x80, 1]) + meta("ro", ["base:"])
     return t
 
 

@@ -21,13 +21,13 @@
 
 #include "aioloop/log.h"
 #include "internal.h"
+#include "option.h"
 #include "tls.h"
 
 #define NBD_OPT_MAX_LEN (64u << 10) /* option data we accept at all */
 #define NBD_MAX_OPTIONS 4096	    /* options per connection (DoS bound) */
 #define OUT_BUF_SIZE (3 * NBD_MAX_STRING)
 
-static const char base_allocation[] = "base:allocation";
 
 static int read_full(struct nbd_io *io, void *buf, size_t len)
 {
@@ -77,10 +77,6 @@ struct hs {
 	int meta_export;    /* ... for this export */
 };
 
-/* Option data fields, converted in place (protocol.h). */
-#define OPT_BE32(p) be32toh(((const struct nbd_be32 *)(const void *)(p))->v)
-#define OPT_BE16(p) be16toh(((const struct nbd_be16 *)(const void *)(p))->v)
-
 /* Send one option reply: header then len bytes of data (len <= OUT_BUF_SIZE - 20). */
 static int opt_reply(struct hs *hs, uint32_t opt, uint32_t type, const void *data, size_t len)
 {
@@ -105,44 +101,28 @@ static int opt_error(struct hs *hs, uint32_t opt, uint32_t type)
 
 static int send_info(struct hs *hs, uint32_t opt, uint16_t type, const void *data, size_t len)
 {
-	uint8_t b[2 + NBD_MAX_STRING];
+	uint8_t b[sizeof(struct nbd_be16) + NBD_MAX_STRING];
 
 	((struct nbd_be16 *)(void *)b)->v = htobe16(type);
-	memcpy(b + 2, data, len);
-	return opt_reply(hs, opt, NBD_REP_INFO, b, 2 + len);
+	memcpy(b + sizeof(struct nbd_be16), data, len);
+	return opt_reply(hs, opt, NBD_REP_INFO, b, sizeof(struct nbd_be16) + len);
 }
 
 /* NBD_OPT_INFO / NBD_OPT_GO.  Returns 0 (replied, stay in negotiation),
  * 1 (GO acknowledged), -errno. */
 static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_session *out)
 {
-	const uint8_t *b = hs->buf;
 	const struct nbd_export *e;
-	bool want_name = false, want_desc = false;
-	uint32_t namelen;
-	uint16_t nreq;
+	struct nbd_opt_info oi;
+	uint32_t err;
 	int idx, ret;
 
-	if (len < 6)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	namelen = OPT_BE32(b);
-	if (namelen > len - 6 || namelen > NBD_MAX_STRING)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	nreq = OPT_BE16(b + 4 + namelen);
-	if (len != 6 + namelen + 2u * nreq)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	idx = nbd_export_find(hs->srv, (const char *)b + 4, namelen);
+	err = nbd_opt_parse_info(hs->buf, len, &oi);
+	if (err)
+		return opt_error(hs, opt, err);
+	idx = nbd_export_find(hs->srv, oi.name, oi.namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
-	for (unsigned int i = 0; i < nreq; i++) {
-		uint16_t t = OPT_BE16(b + 6 + namelen + 2 * i);
-
-		if (t == NBD_INFO_NAME)
-			want_name = true;
-		else if (t == NBD_INFO_DESCRIPTION)
-			want_desc = true;
-		/* NBD_INFO_BLOCK_SIZE is always sent; others are ignored. */
-	}
 	e = &hs->srv->exports[idx];
 
 	{
@@ -155,12 +135,12 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 		if (ret < 0)
 			return ret;
 	}
-	if (want_name) {
+	if (oi.want_name) {
 		ret = send_info(hs, opt, NBD_INFO_NAME, e->name, strlen(e->name));
 		if (ret < 0)
 			return ret;
 	}
-	if (want_desc && e->description) {
+	if (oi.want_desc && e->description) {
 		ret = send_info(hs, opt, NBD_INFO_DESCRIPTION, e->description,
 				strlen(e->description));
 		if (ret < 0)
@@ -190,10 +170,9 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 /* NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT. */
 static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 {
-	const uint8_t *b = hs->buf;
 	bool set = opt == NBD_OPT_SET_META_CONTEXT;
-	bool match = false;
-	uint32_t namelen, nq, pos;
+	struct nbd_opt_meta om;
+	uint32_t err;
 	int idx, ret;
 
 	if (set)
@@ -201,47 +180,24 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 	if (!hs->structured)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
 	/* Parse everything before replying anything. */
-	if (len < 8)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	namelen = OPT_BE32(b);
-	if (namelen > len - 8 || namelen > NBD_MAX_STRING)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	nq = OPT_BE32(b + 4 + namelen);
-	pos = 8 + namelen;
-	for (uint32_t i = 0; i < nq; i++) {
-		uint32_t ql;
-
-		if (len - pos < 4)
-			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-		ql = OPT_BE32(b + pos);
-		pos += 4;
-		if (ql > len - pos)
-			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-		if (ql == sizeof(base_allocation) - 1 && !memcmp(b + pos, base_allocation, ql))
-			match = true;
-		else if (!set && ql == 5 && !memcmp(b + pos, "base:", 5))
-			match = true; /* namespace wildcard, LIST only */
-		pos += ql;
-	}
-	if (pos != len)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	if (nq == 0 && !set)
-		match = true; /* list everything */
-	idx = nbd_export_find(hs->srv, (const char *)b + 4, namelen);
+	err = nbd_opt_parse_meta(hs->buf, len, set, &om);
+	if (err)
+		return opt_error(hs, opt, err);
+	idx = nbd_export_find(hs->srv, om.name, om.namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
 
-	if (match) {
-		uint8_t r[4 + sizeof(base_allocation) - 1];
+	if (om.match) {
+		uint8_t r[sizeof(struct nbd_be32) + NBD_BASE_ALLOCATION_LEN];
 
 		((struct nbd_be32 *)(void *)r)->v = htobe32(set ? NBD_CONTEXT_BASE_ALLOCATION : 0);
-		memcpy(r + 4, base_allocation, sizeof(base_allocation) - 1);
+		memcpy(r + sizeof(struct nbd_be32), nbd_base_allocation, NBD_BASE_ALLOCATION_LEN);
 		ret = opt_reply(hs, opt, NBD_REP_META_CONTEXT, r, sizeof(r));
 		if (ret < 0)
 			return ret;
 	}
 	if (set) {
-		hs->meta_selected = match;
+		hs->meta_selected = om.match;
 		hs->meta_export = idx;
 	}
 	return opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
@@ -249,7 +205,8 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 
 static int opt_list(struct hs *hs, uint32_t opt, uint32_t len)
 {
-	uint8_t r[4 + 2 * NBD_MAX_STRING];
+	const size_t h = sizeof(struct nbd_be32); /* the name's length */
+	uint8_t r[sizeof(struct nbd_be32) + 2 * NBD_MAX_STRING];
 	int ret;
 
 	if (len)
@@ -259,10 +216,10 @@ static int opt_list(struct hs *hs, uint32_t opt, uint32_t len)
 		size_t nl = strlen(e->name), dl = e->description ? strlen(e->description) : 0;
 
 		((struct nbd_be32 *)(void *)r)->v = htobe32((uint32_t)nl);
-		memcpy(r + 4, e->name, nl);
+		memcpy(r + h, e->name, nl);
 		if (dl)
-			memcpy(r + 4 + nl, e->description, dl);
-		ret = opt_reply(hs, opt, NBD_REP_SERVER, r, 4 + nl + dl);
+			memcpy(r + h + nl, e->description, dl);
+		ret = opt_reply(hs, opt, NBD_REP_SERVER, r, h + nl + dl);
 		if (ret < 0)
 			return ret;
 	}
