@@ -261,8 +261,8 @@ static void tx_send(struct nbd_conn *c, unsigned int max_slots)
 
 	if (c->tx_busy || !c->txq_head || c->state >= CONN_DEAD)
 		return;
-	for (struct nbd_slot *s = c->txq_head; s && n + s->reply.niov <= TX_IOV_MAX && ns < max_slots;
-	     s = s->next) {
+	for (struct nbd_slot *s = c->txq_head;
+	     s && n + s->reply.niov <= TX_IOV_MAX && ns < max_slots; s = s->next) {
 		memcpy(c->txiov + n, s->iov, s->reply.niov * sizeof(struct iovec));
 		n += s->reply.niov;
 		ns++;

@@ -28,7 +28,7 @@
 #define OUT_SOFT (64u * 1024)
 #define OUT_HARD (1024u * 1024)
 
-/* ---- transport callbacks (memory buffers) ---- */
+/* ---- GnuTLS push/pull over the memory buffers ---- */
 
 static ssize_t tls_push(gnutls_transport_ptr_t p, const void *data, size_t len)
 {

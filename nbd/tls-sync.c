@@ -16,7 +16,7 @@
 #include "handshake-io.h"
 #include "tls-session.h"
 
-/* ---- blocking use on a negotiation thread ---- */
+/* ---- blocking driver ---- */
 
 static int sync_wait(const struct nbd_tls_sync *s, int fd, short events)
 {
@@ -134,7 +134,7 @@ ssize_t nbd_tls_send_sync(struct nbd_tls *t, const struct nbd_tls_sync *s, const
 	return (ssize_t)len;
 }
 
-/* ---- negotiation glue ---- */
+/* ---- STARTTLS glue: struct nbd_io over the blocking driver ---- */
 
 static struct nbd_tls_sync sync_of(const struct nbd_io *io)
 {

@@ -106,7 +106,7 @@ void nbd_io_free_tls(struct nbd_io *io);
  * of the PSK identity; valid until nbd_tls_free(). */
 const char *nbd_tls_describe(struct nbd_tls *t);
 
-/* ---- driver over one socket fd on an aiol_loop ---- */
+/* ---- driver over one fd pair on an aiol_loop (tls-ring.c) ---- */
 
 typedef void (*nbd_tls_io_cb)(void *arg, int res);
 
