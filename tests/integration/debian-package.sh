@@ -46,6 +46,10 @@ done
 check "the package holds the program, man page, units and docs${missing:+ (missing:$missing)}" \
 	test -z "$missing"
 
+deps=$(dpkg-deb -f "$deb" Depends)
+check "it depends on the libraries it was built with ($deps)" \
+	sh -c "echo '$deps' | grep -q libmicrohttpd && echo '$deps' | grep -q libsystemd0 && echo '$deps' | grep -q liburing"
+
 if command -v lintian >/dev/null; then
 	lintian "$deb" >"$T/lintian.log" 2>&1
 	if grep -q '^E:' "$T/lintian.log"; then
