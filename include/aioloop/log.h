@@ -24,7 +24,7 @@ typedef void (*aiol_log_sink)(int level, const char *msg);
 void aiol_log_setup(const char *progname, int level, aiol_log_sink sink);
 int aiol_log_level(void);
 void aiol_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void aiol_vlog(int level, const char *fmt, va_list ap);
+void aiol_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #define aiol_err(...)  aiol_log(AIOL_LOG_ERR, __VA_ARGS__)
 #define aiol_warn(...) aiol_log(AIOL_LOG_WARN, __VA_ARGS__)
