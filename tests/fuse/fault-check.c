@@ -112,8 +112,10 @@ static bool read_ok(struct eng_env *e, uint64_t off, uint64_t len, int *res)
 	uint8_t *buf = malloc(len);
 	bool ok;
 
-	if (!buf)
+	if (!buf) {
+		*res = -ENOMEM;
 		return false;
+	}
 	memset(buf, 0xa5, len);
 	*res = run(e, AIOL_OP_READ, off, len, buf, 0);
 	ok = *res == 0 && !memcmp(buf, model + off, len);
