@@ -42,10 +42,10 @@
 #include "nbd-attach.h"
 #include "ublk.h"
 
+_Static_assert(ATTACH_MAX_DEPTH == UBLK_MAX_QUEUE_DEPTH, "--depth's bound is ublk's");
+
 #define STATE_DIR "/run/aioloop"
 #define DETACH_WAIT_S 60
-
-enum frontend { FE_AUTO, FE_UBLK, FE_NBD };
 
 /* One attached device, as kept in STATE_DIR/NAME. */
 struct att_state {
@@ -320,22 +320,12 @@ static void attach_usage(FILE *f)
 		   "  -v, --verbose          debug messages\n");
 }
 
-static int parse_uint(const char *s, unsigned int max, unsigned int *out)
-{
-	uint64_t v;
-
-	if (cli_parse_size(s, &v) < 0 || v > max)
-		return -EINVAL;
-	*out = (unsigned int)v;
-	return 0;
-}
-
 static bool nbd_usable(char *why, size_t len)
 {
 	return nbd_attach_unavailable(why, len) == NULL;
 }
 
-int cmd_attach(int argc, char **argv)
+int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct cli_err *err)
 {
 	static const struct option lopts[] = {{"ublk", no_argument, NULL, 'U'},
 					      {"nbd", no_argument, NULL, 'N'},
@@ -352,84 +342,137 @@ int cmd_attach(int argc, char **argv)
 					      {"verbose", no_argument, NULL, 'v'},
 					      {"help", no_argument, NULL, 'h'},
 					      {0}};
+	int c;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->fe = ATTACH_AUTO;
+	cfg->queues = 1;
+	cfg->depth = 64;
+	snprintf(cfg->direct_opt, sizeof(cfg->direct_opt), "auto");
+	err->msg[0] = '\0';
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":ro:b:fvh", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'U':
+			cfg->fe = ATTACH_UBLK;
+			break;
+		case 'N':
+			cfg->fe = ATTACH_NBD;
+			break;
+		case 'r':
+			cfg->open.read_only = true;
+			break;
+		case 'o':
+			if (cli_parse_size("--offset", optarg, 0, INT64_MAX, &cfg->open.offset,
+					   err) < 0)
+				return -EINVAL;
+			break;
+		case 'S':
+			if (cli_parse_size("--sizelimit", optarg, 0, INT64_MAX,
+					   &cfg->open.sizelimit, err) < 0)
+				return -EINVAL;
+			break;
+		case 'b':
+			if (cli_parse_block_size("--block-size", optarg, &cfg->open.block_size,
+						 err) < 0)
+				return -EINVAL;
+			break;
+		case 'D':
+			if (cli_parse_direct(optarg, &cfg->open.direct) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--direct '%s': unknown (auto, on or off)", optarg);
+				return -EINVAL;
+			}
+			snprintf(cfg->direct_opt, sizeof(cfg->direct_opt), "%s", optarg);
+			break;
+		case 'E':
+			if (aiol_engine_parse(optarg, &cfg->open.engine) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--engine '%s': unknown (uring, aio, threads or sync)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'Q':
+			if (cli_parse_uint32("--queues", optarg, 1, ATTACH_MAX_QUEUES, &cfg->queues,
+					     err) < 0)
+				return -EINVAL;
+			break;
+		case 'd':
+			if (cli_parse_uint32("--depth", optarg, 2, ATTACH_MAX_DEPTH, &cfg->depth,
+					     err) < 0)
+				return -EINVAL;
+			break;
+		case 'R':
+			cfg->recover = optarg;
+			break;
+		case 'f':
+			cfg->foreground = true;
+			break;
+		case 'v':
+			cfg->verbose = true;
+			break;
+		case 'h':
+			return CLI_HELP;
+		case ':':
+			snprintf(err->msg, sizeof(err->msg), "option '%s' needs a value",
+				 argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (optopt && optopt < 256)
+				snprintf(err->msg, sizeof(err->msg), "unknown option '-%c'",
+					 optopt);
+			else
+				snprintf(err->msg, sizeof(err->msg), "unknown option '%s'",
+					 argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (cfg->recover ? optind != argc : optind != argc - 1) {
+		snprintf(err->msg, sizeof(err->msg),
+			 cfg->recover ? "--recover DEVICE takes no FILE" : "one FILE expected");
+		return -EINVAL;
+	}
+	if (!cfg->recover)
+		cfg->file = argv[optind];
+	return CLI_RUN;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	struct attach_config cfg;
+	struct cli_err err;
 	struct attach_ctx ctx = {.pipe_fd = -1};
 	struct att_state *s = &ctx.st;
-	struct aiol_open_opts oo = {0};
-	enum frontend fe = FE_AUTO;
-	const char *recover = NULL;
-	bool foreground = false;
+	struct aiol_open_opts oo;
+	enum attach_frontend fe;
+	const char *recover;
 	char why_u[256], why_n[256], buf[PATH_MAX + 16];
-	int c, pfd[2], status;
+	int ret, pfd[2], status;
 	pid_t pid;
 	ssize_t n;
 	size_t got = 0;
 
-	s->queues = 1;
-	s->depth = 64;
-	snprintf(s->direct_opt, sizeof(s->direct_opt), "auto");
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "ro:b:fvh", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'U':
-			fe = FE_UBLK;
-			break;
-		case 'N':
-			fe = FE_NBD;
-			break;
-		case 'r':
-			oo.read_only = true;
-			break;
-		case 'o':
-			if (cli_parse_size(optarg, &oo.offset) < 0)
-				goto bad;
-			break;
-		case 'S':
-			if (cli_parse_size(optarg, &oo.sizelimit) < 0)
-				goto bad;
-			break;
-		case 'b':
-			if (parse_uint(optarg, 4096, &oo.block_size) < 0 ||
-			    (oo.block_size != 512 && oo.block_size != 4096))
-				goto bad;
-			break;
-		case 'D':
-			if (cli_parse_direct(optarg, &oo.direct) < 0)
-				goto bad;
-			snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", optarg);
-			break;
-		case 'E':
-			if (aiol_engine_parse(optarg, &oo.engine) < 0)
-				goto bad;
-			break;
-		case 'Q':
-			if (parse_uint(optarg, 64, &s->queues) < 0 || !s->queues)
-				goto bad;
-			break;
-		case 'd':
-			if (parse_uint(optarg, UBLK_MAX_QUEUE_DEPTH, &s->depth) < 0 || s->depth < 2)
-				goto bad;
-			break;
-		case 'R':
-			recover = optarg;
-			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 'v':
-			aiol_log_setup("aioloop", AIOL_LOG_DEBUG, NULL);
-			break;
-		case 'h':
-			attach_usage(stdout);
-			return 0;
-		default:
-			attach_usage(stderr);
-			return EXIT_USAGE;
-		}
+	ret = attach_parse_args(argc, argv, &cfg, &err);
+	if (ret < 0) {
+		fprintf(stderr, "aioloop attach: %s (see 'aioloop attach --help')\n", err.msg);
+		return EXIT_USAGE;
 	}
+	if (ret == CLI_HELP) {
+		attach_usage(stdout);
+		return 0;
+	}
+	if (cfg.verbose)
+		aiol_log_setup("aioloop", AIOL_LOG_DEBUG, NULL);
+	oo = cfg.open;
+	fe = cfg.fe;
+	recover = cfg.recover;
+	s->queues = cfg.queues;
+	s->depth = cfg.depth;
+	snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", cfg.direct_opt);
 
 	if (recover) {
-		if (optind != argc)
-			goto usage;
 		if (state_read(dev_name(recover), s) < 0) {
 			fprintf(stderr,
 				"aioloop: %s: not attached by aioloop (no state in " STATE_DIR
@@ -454,38 +497,36 @@ int cmd_attach(int argc, char **argv)
 		cli_parse_direct(s->direct_opt[0] ? s->direct_opt : "auto", &oo.direct);
 		if (aiol_engine_parse(s->engine, &oo.engine) < 0)
 			oo.engine = AIOL_ENGINE_URING;
-		fe = FE_UBLK;
+		fe = ATTACH_UBLK;
 	} else {
-		if (optind != argc - 1)
-			goto usage;
-		if (!realpath(argv[optind], s->backing)) {
-			fprintf(stderr, "aioloop: %s: %s\n", argv[optind], strerror(errno));
+		if (!realpath(cfg.file, s->backing)) {
+			fprintf(stderr, "aioloop: %s: %s\n", cfg.file, strerror(errno));
 			return 1;
 		}
 		s->offset = oo.offset;
 		s->sizelimit = oo.sizelimit;
 	}
 
-	if (fe == FE_AUTO) {
+	if (fe == ATTACH_AUTO) {
 		if (!ublk_unavailable(why_u, sizeof(why_u)))
-			fe = FE_UBLK;
+			fe = ATTACH_UBLK;
 		else if (nbd_usable(why_n, sizeof(why_n)))
-			fe = FE_NBD;
+			fe = ATTACH_NBD;
 		else {
 			fprintf(stderr, "aioloop: cannot attach: ublk: %s; kernel NBD client: %s\n",
 				why_u, why_n);
 			return 1;
 		}
-	} else if (fe == FE_UBLK && ublk_unavailable(why_u, sizeof(why_u))) {
+	} else if (fe == ATTACH_UBLK && ublk_unavailable(why_u, sizeof(why_u))) {
 		fprintf(stderr, "aioloop: cannot attach with ublk: %s\n", why_u);
 		return 1;
-	} else if (fe == FE_NBD && !nbd_usable(why_n, sizeof(why_n))) {
+	} else if (fe == ATTACH_NBD && !nbd_usable(why_n, sizeof(why_n))) {
 		fprintf(stderr, "aioloop: cannot attach with the kernel NBD client: %s\n", why_n);
 		return 1;
 	}
-	snprintf(s->type, sizeof(s->type), "%s", fe == FE_UBLK ? "ublk" : "nbd");
+	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
 
-	if (foreground)
+	if (cfg.foreground)
 		return daemon_main(&ctx, &oo, recover != NULL);
 
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
@@ -538,13 +579,6 @@ int cmd_attach(int argc, char **argv)
 	}
 	printf("%s\n", buf + 3);
 	return 0;
-
-bad:
-	fprintf(stderr, "aioloop: attach: invalid value '%s'\n", optarg);
-	return EXIT_USAGE;
-usage:
-	attach_usage(stderr);
-	return EXIT_USAGE;
 }
 
 /* ---- detach ---- */

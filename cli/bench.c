@@ -21,7 +21,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,22 +102,7 @@ static uint64_t hist_percentile(const struct hist *h, double p)
 
 /* ---- options ---- */
 
-enum rw { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
 static const char *const rw_names[] = { "randread", "randwrite", "read", "write" };
-
-struct bench_opts {
-	enum aiol_engine engine;
-	enum rw rw;
-	uint64_t bs;
-	unsigned int qd;
-	double seconds;
-	uint64_t size;		/* 0: whole file (or the demo default) */
-	enum aiol_direct direct;
-	unsigned int threads;
-	unsigned int submit_batch;	/* aiol_loop_opts.submit_batch */
-	bool json;
-	const char *file;	/* NULL: demo image */
-};
 
 static void usage(FILE *f)
 {
@@ -150,38 +134,7 @@ static void usage(FILE *f)
 		MAX_QD);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Print a one-line usage error; returns the exit status for it. */
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "aioloop bench: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see 'aioloop bench --help')\n");
-	return EXIT_USAGE;
-}
-
-static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (!*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = (unsigned int)v;
-	return 0;
-}
-
-/* Returns 0, or the exit status of a usage error (message printed). */
-static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
+int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err *err)
 {
 	static const struct option longopts[] = {
 		{ "engine", required_argument, NULL, 'e' },
@@ -197,7 +150,6 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	char *end;
 	int c;
 
 	*o = (struct bench_opts){
@@ -209,83 +161,96 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 		.direct = AIOL_DIRECT_AUTO,
 		.submit_batch = 1,
 	};
-	*help = false;
+	err->msg[0] = '\0';
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
-			if (aiol_engine_parse(optarg, &o->engine) < 0)
-				return usage_error("unknown engine '%s': use uring, aio, threads or sync",
-						   optarg);
+			if (aiol_engine_parse(optarg, &o->engine) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "unknown engine '%s': use uring, aio, threads or sync",
+					 optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'r': {
 			bool found = false;
 
 			for (unsigned int i = 0; i < 4; i++) {
 				if (!strcmp(optarg, rw_names[i])) {
-					o->rw = (enum rw)i;
+					o->rw = (enum bench_rw)i;
 					found = true;
 				}
 			}
-			if (!found)
-				return usage_error("unknown --rw '%s': use randread, randwrite, read or write",
-						   optarg);
+			if (!found) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "unknown --rw '%s': randread, randwrite, read or write",
+					 optarg);
+				return -EINVAL;
+			}
 			break;
 		}
 		case 'b':
-			if (cli_parse_size(optarg, &o->bs) < 0 || o->bs == 0 || o->bs > MAX_BS)
-				return usage_error("bad --bs '%s': a size from 1 to 64M", optarg);
+			if (cli_parse_size("--bs", optarg, 1, MAX_BS, &o->bs, err) < 0)
+				return -EINVAL;
 			break;
 		case 'q':
-			if (parse_uint(optarg, 1, MAX_QD, &o->qd) < 0)
-				return usage_error("bad --qd '%s': a number from 1 to 4096", optarg);
+			if (cli_parse_uint32("--qd", optarg, 1, MAX_QD, &o->qd, err) < 0)
+				return -EINVAL;
 			break;
 		case 's':
-			errno = 0;
-			o->seconds = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->seconds > 0) ||
-			    o->seconds > 86400)
-				return usage_error("bad --seconds '%s': a number above 0", optarg);
+			if (cli_parse_seconds("--seconds", optarg, 86400, &o->seconds, err) < 0)
+				return -EINVAL;
 			break;
 		case 'S':
-			if (cli_parse_size(optarg, &o->size) < 0 || o->size == 0)
-				return usage_error("bad --size '%s': a size like 512M or 1G", optarg);
+			if (cli_parse_size("--size", optarg, 1, INT64_MAX, &o->size, err) < 0)
+				return -EINVAL;
 			break;
 		case 'd':
-			if (cli_parse_direct(optarg, &o->direct) < 0)
-				return usage_error("bad --direct '%s': use auto, on or off", optarg);
+			if (cli_parse_direct(optarg, &o->direct) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "bad --direct '%s': use auto, on or off", optarg);
+				return -EINVAL;
+			}
 			break;
 		case 't':
-			if (parse_uint(optarg, 1, 1024, &o->threads) < 0)
-				return usage_error("bad --threads '%s': a number from 1 to 1024", optarg);
+			if (cli_parse_uint32("--threads", optarg, 1, 1024, &o->threads, err) < 0)
+				return -EINVAL;
 			break;
 		case 'B':
-			if (parse_uint(optarg, 0, MAX_QD, &o->submit_batch) < 0)
-				return usage_error("bad --submit-batch '%s': a number from 0 to 4096",
-						   optarg);
+			if (cli_parse_uint32("--submit-batch", optarg, 0, MAX_QD, &o->submit_batch,
+					     err) < 0)
+				return -EINVAL;
 			break;
 		case 'j':
 			o->json = true;
 			break;
 		case 'h':
-			*help = true;
-			return 0;
+			return CLI_HELP;
 		default:
-			if (optopt)
-				return usage_error("option '-%c' is unknown or lacks its value",
-						   optopt);
-			return usage_error("option '%s' is unknown or lacks its value",
-					   argv[optind - 1]);
+			if (optopt && optopt < 256)
+				snprintf(err->msg, sizeof(err->msg),
+					 "option '-%c' is unknown or lacks its value", optopt);
+			else
+				snprintf(err->msg, sizeof(err->msg),
+					 "option '%s' is unknown or lacks its value",
+					 argv[optind - 1]);
+			return -EINVAL;
 		}
 	}
-	if (argc - optind > 1)
-		return usage_error("one FILE at most, got '%s' too", argv[optind + 1]);
+	if (argc - optind > 1) {
+		snprintf(err->msg, sizeof(err->msg), "one FILE at most, got '%s' too",
+			 argv[optind + 1]);
+		return -EINVAL;
+	}
 	if (argc - optind == 1)
 		o->file = argv[optind];
-	if (o->bs * o->qd > MAX_INFLIGHT_BYTES)
-		return usage_error("--bs times --qd is over 256M");
-	return 0;
+	if (o->bs * o->qd > MAX_INFLIGHT_BYTES) {
+		snprintf(err->msg, sizeof(err->msg), "--bs times --qd is over 256M");
+		return -EINVAL;
+	}
+	return CLI_RUN;
 }
 
 /* ---- signals ---- */
@@ -736,14 +701,16 @@ int cmd_bench(int argc, char **argv)
 	struct bench_opts o;
 	struct demo demo = { 0 };
 	const char *path;
+	struct cli_err err;
 	struct stat st;
-	bool help;
 	int status;
 
-	status = parse_opts(argc, argv, &o, &help);
-	if (status)
-		return status;
-	if (help) {
+	status = bench_parse_args(argc, argv, &o, &err);
+	if (status < 0) {
+		fprintf(stderr, "aioloop bench: %s (see 'aioloop bench --help')\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (status == CLI_HELP) {
 		usage(stdout);
 		return 0;
 	}

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Subcommands of the aioloop program and the helpers they share: size
- * parsing and the options every command that opens a backing file takes.
+ * Subcommands of the aioloop program and the helpers they share.  Each
+ * subcommand parses its command line into a config struct with a pure
+ * function (no I/O: a usage error comes back in a struct cli_err, which the
+ * command prints), so that unit tests check what a command line means.
  */
 #ifndef AIOLOOP_CLI_H
 #define AIOLOOP_CLI_H
@@ -11,6 +13,9 @@
 #include <stdio.h>
 
 #include "aioloop/engine.h"
+#include "args.h"
+#include "nbd/server.h"
+#include "nbd/tls.h"
 
 /* Exit codes, like losetup/qemu-nbd: 0 ok, 1 failure, 2 usage error. */
 #define EXIT_USAGE 2
@@ -21,14 +26,91 @@ int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 
-/* Parse a byte count with an optional K/M/G/T (binary) suffix, "512", "4k",
- * "1G".  Returns 0 or -EINVAL / -ERANGE. */
-int cli_parse_size(const char *s, uint64_t *out);
+/* What a parse function found besides a config to run: help or version
+ * asked.  A usage error is a negative errno with cli_err filled. */
+enum cli_parsed {
+	CLI_RUN = 0,
+	CLI_HELP,
+	CLI_VERSION,
+};
+
+/* ---- serve ---- */
+
+#define SERVE_MAX_EXPORTS 64
+
+struct serve_export {
+	const char *name;
+	char *file; /* NULL: the demo image (the default export only) */
+	bool ro;
+	uint64_t offset, sizelimit;
+};
+
+struct serve_config {
+	/* ex[0] is FILE's (the default export), then the --export ones. */
+	struct serve_export ex[SERVE_MAX_EXPORTS];
+	unsigned int nex;
+	struct aiol_open_opts open;    /* engine, direct, block size */
+	struct nbd_server_opts server; /* tls stays NULL: loaded later */
+	struct nbd_tls_opts tls;
+	const char *sock, *addr, *desc, *pidfile;
+	const char *port; /* canonical decimal, in port_buf; NULL: default */
+	char port_buf[8];
+	bool stdio, ro, daemonize;
+	int verbose;
+};
+
+/* Parse serve's command line (argv[0] is "serve") into *cfg.  Strings of
+ * argv are referenced, and those of --export cut up in place.  Returns
+ * CLI_RUN, CLI_HELP, CLI_VERSION or -EINVAL (err filled). */
+int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli_err *err);
 /* Parse "auto|on|off". */
 int cli_parse_direct(const char *s, enum aiol_direct *out);
 /* Number of online CPUs, at least 1. */
 unsigned int cli_ncpus(void);
 /* Write s to f as a JSON string (quoted, escaped). */
 void cli_json_string(FILE *f, const char *s);
+
+/* ---- attach ---- */
+
+enum attach_frontend { ATTACH_AUTO, ATTACH_UBLK, ATTACH_NBD };
+
+#define ATTACH_MAX_QUEUES 64
+#define ATTACH_MAX_DEPTH 4096 /* UBLK_MAX_QUEUE_DEPTH */
+
+struct attach_config {
+	struct aiol_open_opts open; /* offset, size limit, block size, direct, engine */
+	enum attach_frontend fe;
+	unsigned int queues, depth;
+	char direct_opt[8];  /* --direct as given, kept in the state file */
+	const char *file;    /* FILE; NULL with --recover */
+	const char *recover; /* --recover DEVICE */
+	bool foreground, verbose;
+};
+
+/* Parse attach's command line (argv[0] is "attach") into *cfg.  Returns
+ * CLI_RUN, CLI_HELP or -EINVAL (err filled). */
+int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct cli_err *err);
+
+/* ---- bench ---- */
+
+enum bench_rw { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
+
+struct bench_opts {
+	enum aiol_engine engine;
+	enum bench_rw rw;
+	uint64_t bs;
+	unsigned int qd;
+	double seconds;
+	uint64_t size; /* 0: whole file (or the demo default) */
+	enum aiol_direct direct;
+	unsigned int threads;
+	unsigned int submit_batch; /* aiol_loop_opts.submit_batch */
+	bool json;
+	const char *file; /* NULL: demo image */
+};
+
+/* Parse bench's command line (argv[0] is "bench") into *o.  Returns
+ * CLI_RUN, CLI_HELP or -EINVAL (err filled). */
+int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err *err);
 
 #endif

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * aioloop: the program's entry point.  Dispatches to one file per
- * subcommand (serve.c, bench.c, attach.c) and holds the small parsers they
- * share.
+ * subcommand (serve.c, bench.c, attach.c); the helpers they share are in
+ * args.c (the command line's numbers) and util.c.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include "aioloop/log.h"
 #include "cli.h"
+#include "version.h"
 
 static const struct {
 	const char *name;
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("aioloop 0.1.0\n");
+		printf("aioloop %s\n", AIOLOOP_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -58,77 +58,4 @@ int main(int argc, char **argv)
 	fprintf(stderr, "aioloop: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
-}
-
-int cli_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned int shift = 0;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno)
-		return -ERANGE;
-	if (end == s)
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	case 'b': case 'B': end++; break;
-	default:
-		return -EINVAL;
-	}
-	if (shift && (*end == 'i' || *end == 'I'))
-		end++;
-	if (shift && (*end == 'b' || *end == 'B'))
-		end++;
-	if (*end)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-int cli_parse_direct(const char *s, enum aiol_direct *out)
-{
-	if (!strcmp(s, "auto"))
-		*out = AIOL_DIRECT_AUTO;
-	else if (!strcmp(s, "on") || !strcmp(s, "1") || !strcmp(s, "yes"))
-		*out = AIOL_DIRECT_ON;
-	else if (!strcmp(s, "off") || !strcmp(s, "0") || !strcmp(s, "no"))
-		*out = AIOL_DIRECT_OFF;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-unsigned int cli_ncpus(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n > 0 ? (unsigned int)n : 1;
-}
-
-void cli_json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
 }

@@ -25,19 +25,14 @@
 
 #include "aioloop/log.h"
 #include "cli.h"
+#include "version.h"
 #include "nbd/listen.h"
 #include "nbd/server.h"
 #include "nbd/tls.h"
 
-#define MAX_EXPORTS 64
 #define DEMO_SIZE ((uint64_t)256 << 20)
-
-struct export_arg {
-	const char *name;
-	char *file;
-	bool ro;
-	uint64_t offset, sizelimit;
-};
+/* Offsets and sizes end up in off_t. */
+#define MAX_OFFSET ((uint64_t)INT64_MAX)
 
 static void usage(FILE *f)
 {
@@ -96,62 +91,133 @@ static void usage(FILE *f)
 		NBD_WORKER_ARENA_MIN >> 20, NBD_DEFAULT_POLL_US);
 }
 
-/* NAME=FILE[,ro][,offset=N][,sizelimit=N] */
-static int parse_export(char *arg, struct export_arg *e)
+/* NAME=FILE[,ro][,offset=N][,sizelimit=N], cut up in place.  Returns 0 or
+ * -EINVAL with err filled. */
+static int parse_export(char *arg, struct serve_export *e, struct cli_err *err)
 {
 	char *eq = strchr(arg, '='), *opt, *save = NULL;
 
-	if (!eq)
+	if (!eq) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--export '%s': not NAME=FILE[,ro][,offset=N]"
+			 "[,sizelimit=N]",
+			 arg);
 		return -EINVAL;
+	}
 	*eq = '\0';
 	e->name = arg;
 	e->file = strtok_r(eq + 1, ",", &save);
-	if (!e->file || !*e->file)
+	if (!e->file || !*e->file) {
+		snprintf(err->msg, sizeof(err->msg), "--export %s: no FILE after '='", arg);
 		return -EINVAL;
+	}
 	while ((opt = strtok_r(NULL, ",", &save))) {
-		if (!strcmp(opt, "ro"))
+		if (!strcmp(opt, "ro")) {
 			e->ro = true;
-		else if (!strncmp(opt, "offset=", 7)) {
-			if (cli_parse_size(opt + 7, &e->offset) < 0)
+		} else if (!strncmp(opt, "offset=", 7)) {
+			if (cli_parse_size("--export offset", opt + 7, 0, MAX_OFFSET, &e->offset,
+					   err) < 0)
 				return -EINVAL;
 		} else if (!strncmp(opt, "sizelimit=", 10)) {
-			if (cli_parse_size(opt + 10, &e->sizelimit) < 0)
+			if (cli_parse_size("--export sizelimit", opt + 10, 0, MAX_OFFSET,
+					   &e->sizelimit, err) < 0)
 				return -EINVAL;
 		} else {
+			snprintf(err->msg, sizeof(err->msg),
+				 "--export %s: unknown '%s' (ro, offset=N or sizelimit=N)", e->name,
+				 opt);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
+/* Open DIR/aioloop-demo.img for the demo image.  The directories it goes
+ * in are shared (/var/tmp, /tmp): whatever sits at that fixed path may have
+ * been put there by another user, to make a root server truncate or serve
+ * a file through a link.  So the image is created with O_EXCL|O_NOFOLLOW,
+ * and an existing one is reused only if it opens without following a link
+ * and is a regular file of ours with one link; anything else is refused
+ * and left alone.  The directory must keep others from replacing the file
+ * later (the server reopens it by name): not writable by others, or
+ * sticky.  Returns an fd (*created: whether it is new), -ENOENT-like
+ * errors of the directory as they are (the caller tries the next one), or
+ * -EPERM with the reason logged. */
+static int demo_open(const char *dir, const char *path, bool *created)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		aiol_err("%s: writable by others and not sticky: no demo image there", dir);
+		return -EPERM;
+	}
+	*created = true;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd >= 0 || errno != EEXIST)
+		return fd >= 0 ? fd : -errno;
+	*created = false;
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			aiol_err("%s is a symbolic link: not following it to make the demo image "
+				 "(remove it, or set AIOLOOP_DEMO_DIR)",
+				 path);
+		else
+			aiol_err("%s exists and cannot be opened: %m", path);
+		return -EPERM;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_nlink != 1) {
+		aiol_err("%s exists and is not a demo image of ours (a regular file of uid %u with "
+			 "one link): leaving it alone (remove it, or set AIOLOOP_DEMO_DIR)",
+			 path, (unsigned int)geteuid());
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
 /* Create (or reuse) the demo image in $AIOLOOP_DEMO_DIR, else /var/tmp,
- * else /tmp; returns a malloc'd path or NULL. */
+ * else /tmp; returns a malloc'd path or NULL (the reason logged). */
 static char *demo_image(void)
 {
 	const char *dirs[] = {getenv("AIOLOOP_DEMO_DIR"), "/var/tmp", "/tmp"};
 	char *path = NULL;
 	char block[4096];
 	struct stat st;
-	int fd = -1;
+	bool created = false;
+	int fd = -ENOENT;
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!dirs[i] || !*dirs[i])
 			continue;
 		if (asprintf(&path, "%s/aioloop-demo.img", dirs[i]) < 0)
 			return NULL;
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    (uint64_t)st.st_size == DEMO_SIZE && access(path, R_OK | W_OK) == 0)
-			return path; /* from an earlier run */
-		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd >= 0)
+		fd = demo_open(dirs[i], path, &created);
+		if (fd >= 0 || fd == -EPERM)
 			break;
 		free(path);
 		path = NULL;
 	}
-	if (fd < 0) {
-		aiol_err("cannot create a demo image in /var/tmp or /tmp: %m");
+	if (fd == -EPERM) {
+		free(path);
 		return NULL;
 	}
+	if (fd < 0) {
+		aiol_err("cannot create a demo image in /var/tmp or /tmp: %s", strerror(-fd));
+		return NULL;
+	}
+	if (!created && fstat(fd, &st) == 0 && (uint64_t)st.st_size == DEMO_SIZE) {
+		close(fd);
+		return path; /* from an earlier run */
+	}
+	if (ftruncate(fd, 0) < 0)
+		goto err;
 	/* A recognisable pattern in the first 64 KiB, the rest a hole. */
 	for (unsigned int b = 0; b < 16; b++) {
 		size_t n = 0;
@@ -172,7 +238,8 @@ static char *demo_image(void)
 err:
 	aiol_err("cannot write the demo image %s: %m", path);
 	close(fd);
-	unlink(path);
+	if (created)
+		unlink(path);
 	free(path);
 	return NULL;
 }
@@ -272,181 +339,228 @@ static const struct option longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int bad(const char *what, const char *arg)
+int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli_err *err)
 {
-	fprintf(stderr, "aioloop serve: invalid %s '%s'\n", what, arg);
-	return EXIT_USAGE;
+	uint64_t v;
+	int c;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ex[0].name = "";
+	cfg->tls.mode = NBD_TLS_OFF;
+	cfg->nex = 1;
+	err->msg[0] = '\0';
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":U:p:b:sre:D:t:vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'U':
+			cfg->sock = optarg;
+			break;
+		case 'p':
+			if (cli_parse_port("--port", optarg, cfg->port_buf, sizeof(cfg->port_buf),
+					   err) < 0)
+				return -EINVAL;
+			cfg->port = cfg->port_buf;
+			break;
+		case 'b':
+			cfg->addr = optarg;
+			break;
+		case 's':
+			cfg->stdio = true;
+			break;
+		case 'r':
+			cfg->ro = true;
+			break;
+		case 'e':
+			cfg->ex[0].name = optarg;
+			break;
+		case 'D':
+			cfg->desc = optarg;
+			break;
+		case OPT_EXPORT:
+			if (cfg->nex >= SERVE_MAX_EXPORTS) {
+				snprintf(err->msg, sizeof(err->msg), "--export: %d exports at most",
+					 SERVE_MAX_EXPORTS - 1);
+				return -EINVAL;
+			}
+			if (parse_export(optarg, &cfg->ex[cfg->nex], err) < 0)
+				return -EINVAL;
+			cfg->nex++;
+			break;
+		case OPT_ENGINE:
+			if (aiol_engine_parse(optarg, &cfg->open.engine) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--engine '%s': unknown (uring, aio, threads or sync)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_DIRECT:
+			if (!optarg) {
+				cfg->open.direct = AIOL_DIRECT_ON;
+			} else if (cli_parse_direct(optarg, &cfg->open.direct) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--direct '%s': unknown (auto, on or off)", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_OFFSET:
+			if (cli_parse_size("--offset", optarg, 0, MAX_OFFSET, &cfg->ex[0].offset,
+					   err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_SIZELIMIT:
+			if (cli_parse_size("--sizelimit", optarg, 0, MAX_OFFSET,
+					   &cfg->ex[0].sizelimit, err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_BLOCK_SIZE:
+			if (cli_parse_block_size("--block-size", optarg, &cfg->open.block_size,
+						 err) < 0)
+				return -EINVAL;
+			break;
+		case 't':
+			if (cli_parse_uint32("--threads", optarg, 1, 1024, &cfg->server.threads,
+					     err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_MAX_CONN:
+			if (cli_parse_uint32("--max-connections", optarg, 0, UINT_MAX,
+					     &cfg->server.max_connections, err) < 0)
+				return -EINVAL;
+			break;
+		case OPT_MAX_INFLIGHT:
+			if (cli_parse_size("--max-inflight", optarg, 0, SIZE_MAX / 2, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.max_inflight = (size_t)v;
+			break;
+		case OPT_PIDFILE:
+			cfg->pidfile = optarg;
+			break;
+		case OPT_TLS:
+			if (nbd_tls_mode_parse(optarg, &cfg->tls.mode) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--tls '%s': unknown (off, on or require)", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_TLS_CERTS:
+			cfg->tls.cert_dir = optarg;
+			break;
+		case OPT_TLS_PSK:
+			cfg->tls.psk_file = optarg;
+			break;
+		case OPT_TLS_VERIFY:
+			cfg->tls.verify_peer = true;
+			break;
+		case OPT_MAX_CONN_INFLIGHT:
+			if (cli_parse_size("--max-conn-inflight", optarg, 1, SIZE_MAX / 2, &v,
+					   err) < 0)
+				return -EINVAL;
+			cfg->server.max_conn_inflight = (size_t)v;
+			break;
+		case OPT_POLL:
+			if (cli_parse_uint("--poll", optarg, 0, 1000000, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.poll_us = v ? (int)v : -1;
+			break;
+		case OPT_PAYLOAD_TIMEOUT:
+			if (cli_parse_uint("--payload-timeout", optarg, 1, 3600, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.payload_timeout_ms = (unsigned int)v * 1000;
+			break;
+		case OPT_HS_TIMEOUT:
+			if (cli_parse_uint("--handshake-timeout", optarg, 1, 3600, &v, err) < 0)
+				return -EINVAL;
+			cfg->server.handshake_timeout_ms = (unsigned int)v * 1000;
+			break;
+		case OPT_FORK:
+			cfg->daemonize = true;
+			break;
+		case 'v':
+			cfg->verbose++;
+			break;
+		case 'h':
+			return CLI_HELP;
+		case 'V':
+			return CLI_VERSION;
+		case ':':
+			snprintf(err->msg, sizeof(err->msg), "option '%s' needs a value",
+				 argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (optopt && optopt < 256)
+				snprintf(err->msg, sizeof(err->msg), "unknown option '-%c'",
+					 optopt);
+			else
+				snprintf(err->msg, sizeof(err->msg), "unknown option '%s'",
+					 argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (argc - optind > 1) {
+		snprintf(err->msg, sizeof(err->msg), "one FILE at most (use --export for more)");
+		return -EINVAL;
+	}
+	if (cfg->tls.mode == NBD_TLS_OFF && (cfg->tls.cert_dir || cfg->tls.psk_file))
+		cfg->tls.mode = NBD_TLS_ON; /* credentials given: offer TLS, as qemu-nbd does */
+	if (cfg->sock && (cfg->port || cfg->addr)) {
+		snprintf(err->msg, sizeof(err->msg), "-U and -p/-b exclude each other");
+		return -EINVAL;
+	}
+	if (optind < argc) {
+		cfg->ex[0].file = argv[optind];
+	} else if (cfg->nex > 1) {
+		/* only --export: the first of them is the default */
+		memmove(&cfg->ex[0], &cfg->ex[1], (cfg->nex - 1) * sizeof(cfg->ex[0]));
+		cfg->nex--;
+	}
+	return CLI_RUN;
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	struct export_arg ex[MAX_EXPORTS];
-	unsigned int nex = 0;
-	struct nbd_export_opts eo[MAX_EXPORTS];
-	struct aiol_dev *devs[MAX_EXPORTS] = {NULL};
-	struct aiol_open_opts oo = {0};
-	struct nbd_server_opts so = {0};
+	struct serve_config cfg;
+	struct cli_err err;
+	struct serve_export *ex = cfg.ex;
+	unsigned int nex;
+	struct nbd_export_opts eo[SERVE_MAX_EXPORTS];
+	struct aiol_dev *devs[SERVE_MAX_EXPORTS] = {NULL};
+	struct nbd_server_opts so;
 	struct nbd_listen l = {.n = 0};
 	struct nbd_server *srv = NULL;
-	const char *sock = NULL, *port = NULL, *addr = NULL, *name = "", *desc = NULL;
-	const char *pidfile = NULL;
-	struct nbd_tls_opts tlso = { .mode = NBD_TLS_OFF };
+	const char *sock, *port, *addr, *pidfile;
 	struct nbd_tls_creds *tls = NULL;
 	char *demo = NULL;
-	bool stdio = false, ro = false, daemonize = false;
 	int ready_fd = -1;
-	uint64_t v, offset = 0, sizelimit = 0;
-	int verbose = 0, c, ret, rc = 1, sfd = -1, nact;
+	int ret, rc = 1, sfd = -1, nact;
 	sigset_t mask;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "U:p:b:sre:D:t:vhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'U':
-			sock = optarg;
-			break;
-		case 'p':
-			port = optarg;
-			break;
-		case 'b':
-			addr = optarg;
-			break;
-		case 's':
-			stdio = true;
-			break;
-		case 'r':
-			ro = true;
-			break;
-		case 'e':
-			name = optarg;
-			break;
-		case 'D':
-			desc = optarg;
-			break;
-		case OPT_EXPORT:
-			if (nex + 1 >= MAX_EXPORTS)
-				return bad("--export (too many)", optarg);
-			memset(&ex[nex + 1], 0, sizeof(ex[0]));
-			if (parse_export(optarg, &ex[nex + 1]) < 0)
-				return bad("--export", optarg);
-			nex++;
-			break;
-		case OPT_ENGINE:
-			if (aiol_engine_parse(optarg, &oo.engine) < 0)
-				return bad("engine", optarg);
-			break;
-		case OPT_DIRECT:
-			if (!optarg)
-				oo.direct = AIOL_DIRECT_ON;
-			else if (cli_parse_direct(optarg, &oo.direct) < 0)
-				return bad("--direct", optarg);
-			break;
-		case OPT_OFFSET:
-			if (cli_parse_size(optarg, &offset) < 0)
-				return bad("offset", optarg);
-			break;
-		case OPT_SIZELIMIT:
-			if (cli_parse_size(optarg, &sizelimit) < 0)
-				return bad("size limit", optarg);
-			break;
-		case OPT_BLOCK_SIZE:
-			if (cli_parse_size(optarg, &v) < 0 || (v != 512 && v != 4096))
-				return bad("block size", optarg);
-			oo.block_size = (unsigned int)v;
-			break;
-		case 't':
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 1024)
-				return bad("thread count", optarg);
-			so.threads = (unsigned int)v;
-			break;
-		case OPT_MAX_CONN:
-			if (cli_parse_size(optarg, &v) < 0 || v > UINT_MAX)
-				return bad("connection limit", optarg);
-			so.max_connections = (unsigned int)v;
-			break;
-		case OPT_MAX_INFLIGHT:
-			if (cli_parse_size(optarg, &v) < 0 || v > SIZE_MAX / 2)
-				return bad("in-flight cap", optarg);
-			so.max_inflight = (size_t)v;
-			break;
-		case OPT_PIDFILE:
-			pidfile = optarg;
-			break;
-		case OPT_TLS:
-			if (nbd_tls_mode_parse(optarg, &tlso.mode) < 0)
-				return bad("--tls (off, on or require)", optarg);
-			break;
-		case OPT_TLS_CERTS:
-			tlso.cert_dir = optarg;
-			break;
-		case OPT_TLS_PSK:
-			tlso.psk_file = optarg;
-			break;
-		case OPT_TLS_VERIFY:
-			tlso.verify_peer = true;
-			break;
-		case OPT_MAX_CONN_INFLIGHT:
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > SIZE_MAX / 2)
-				return bad("per-connection in-flight cap", optarg);
-			so.max_conn_inflight = (size_t)v;
-			break;
-		case OPT_POLL:
-			if (cli_parse_size(optarg, &v) < 0 || v > 1000000)
-				return bad("poll time (0-1000000 microseconds)", optarg);
-			so.poll_us = v ? (int)v : -1;
-			break;
-		case OPT_PAYLOAD_TIMEOUT:
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
-				return bad("payload timeout (1-3600 seconds)", optarg);
-			so.payload_timeout_ms = (unsigned int)v * 1000;
-			break;
-		case OPT_HS_TIMEOUT:
-			if (cli_parse_size(optarg, &v) < 0 || v == 0 || v > 3600)
-				return bad("handshake timeout (1-3600 seconds)", optarg);
-			so.handshake_timeout_ms = (unsigned int)v * 1000;
-			break;
-		case OPT_FORK:
-			daemonize = true;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("aioloop 0.1.0\n");
-			return 0;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		fprintf(stderr, "aioloop serve: one FILE at most (use --export for more)\n");
+	ret = serve_parse_args(argc, argv, &cfg, &err);
+	if (ret < 0) {
+		fprintf(stderr, "aioloop serve: %s (see 'aioloop serve --help')\n", err.msg);
 		return EXIT_USAGE;
 	}
-	if (verbose)
-		aiol_log_setup("aioloop", verbose > 1 ? AIOL_LOG_DEBUG_DATA : AIOL_LOG_DEBUG, NULL);
-	if (tlso.mode == NBD_TLS_OFF && (tlso.cert_dir || tlso.psk_file))
-		tlso.mode = NBD_TLS_ON;	/* credentials given: offer TLS, as qemu-nbd does */
-	if (sock && (port || addr)) {
-		fprintf(stderr, "aioloop serve: -U and -p/-b exclude each other\n");
-		return EXIT_USAGE;
+	if (ret == CLI_HELP) {
+		usage(stdout);
+		return 0;
 	}
+	if (ret == CLI_VERSION) {
+		printf("aioloop %s\n", AIOLOOP_VERSION);
+		return 0;
+	}
+	nex = cfg.nex;
+	so = cfg.server;
+	sock = cfg.sock;
+	port = cfg.port;
+	addr = cfg.addr;
+	pidfile = cfg.pidfile;
+	if (cfg.verbose)
+		aiol_log_setup("aioloop", cfg.verbose > 1 ? AIOL_LOG_DEBUG_DATA : AIOL_LOG_DEBUG,
+			       NULL);
 
 	/* The default export: FILE, or the demo image when nothing is given. */
-	memset(&ex[0], 0, sizeof(ex[0]));
-	ex[0].name = name;
-	ex[0].offset = offset;
-	ex[0].sizelimit = sizelimit;
-	if (optind < argc) {
-		ex[0].file = argv[optind];
-	} else if (nex) {
-		/* only --export: the first of them is the default */
-		memmove(&ex[0], &ex[1], nex * sizeof(ex[0]));
-		nex--;
-	} else {
+	if (!ex[0].file) {
 		demo = demo_image();
 		if (!demo)
 			return 1;
@@ -454,20 +568,19 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "aioloop: no FILE given: serving the demo image %s (256 MiB)\n",
 			demo);
 	}
-	nex++;
 
 	for (unsigned int i = 0; i < nex; i++) {
-		struct aiol_open_opts o = oo;
+		struct aiol_open_opts o = cfg.open;
 
 		o.offset = ex[i].offset;
 		o.sizelimit = ex[i].sizelimit;
-		o.read_only = ro || ex[i].ro;
+		o.read_only = cfg.ro || ex[i].ro;
 		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
 		if (ret < 0)
 			goto out; /* the engine said why */
 		eo[i] = (struct nbd_export_opts){
 		    .name = ex[i].name,
-		    .description = i == 0 ? desc : NULL,
+		    .description = i == 0 ? cfg.desc : NULL,
 		    .dev = devs[i],
 		};
 	}
@@ -487,7 +600,7 @@ int cmd_serve(int argc, char **argv)
 	nact = nbd_listen_systemd(&l);
 	if (nact < 0)
 		goto out;
-	if (!nact && !stdio) {
+	if (!nact && !cfg.stdio) {
 		ret = sock ? nbd_listen_unix(&l, sock) : nbd_listen_tcp(&l, addr, port);
 		if (ret < 0)
 			goto out;
@@ -495,13 +608,13 @@ int cmd_serve(int argc, char **argv)
 
 	/* --fork: before any thread exists; the parent exits once the child
 	 * serves (status 0) or failed (status 1). */
-	if (daemonize && !stdio) {
+	if (cfg.daemonize && !cfg.stdio) {
 		ret = fork_server(&ready_fd);
 		if (ret < 0)
 			goto out;
 	}
 
-	if (nbd_tls_creds_load(&tlso, &tls) < 0)
+	if (nbd_tls_creds_load(&cfg.tls, &tls) < 0)
 		goto out;	/* it said which file was wrong */
 	so.tls = tls;
 	ret = nbd_server_create(eo, nex, &so, &srv);
@@ -532,7 +645,7 @@ int cmd_serve(int argc, char **argv)
 		ready_fd = -1;
 	}
 
-	if (stdio && !nact) {
+	if (cfg.stdio && !nact) {
 		int in = dup(0), outfd = dup(1);
 
 		if (in < 0 || outfd < 0) {

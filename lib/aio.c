@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The Linux AIO backend: reads and writes (RWF_DSYNC in aio_rw_flags for
+ * The file store's Linux AIO backend: reads and writes (RWF_DSYNC in aio_rw_flags for
  * FUA) are iocbs submitted with io_submit() on an O_DIRECT fd (probe.c
  * turns aio on a buffered dev into the threads engine, as buffered AIO
  * blocks in io_submit).  Every iocb signals an eventfd; the loop ring has
@@ -9,12 +9,14 @@
  * (fallocate, fdatasync, fadvise, block status) goes to a one-thread helper
  * pool (threads.c).
  *
- * iocbs live in a table of `depth` slots allocated at aiol_queue_create;
- * each started request has at most one primitive in flight, so a slot is
+ * iocbs live in a table of `depth` slots allocated when the store queue is
+ * created; the engine has at most depth primitives in flight, so a slot is
  * always free when one is needed.  The eventfd read is armed only while
- * iocbs are outstanding, and the last request's done() is held while it
- * is armed (aio_busy), so a queue whose requests have all completed has
- * nothing left on the ring and can be destroyed.
+ * iocbs are outstanding, and the engine holds the last request's done()
+ * while it is armed (aio_busy, then aiol_store_queue_idle), so a queue
+ * whose requests have all completed has nothing left on the ring and can
+ * be destroyed.  This is also the pattern for a store whose library
+ * signals an eventfd of its own.
  *
  * Thread model: loop thread only.
  */
@@ -27,12 +29,12 @@
 #include <unistd.h>
 
 #include "aioloop/log.h"
-#include "engine_internal.h"
+#include "file.h"
 
 #define REAP_BATCH 64
 
-struct eng_aio {
-	struct aiol_queue *q;
+struct file_aio {
+	struct file_queue *fq;
 	io_context_t ctx;
 	int efd;
 	uint64_t efd_val;
@@ -46,20 +48,20 @@ struct eng_aio {
 
 static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags);
 
-static void aio_arm(struct eng_aio *a)
+static void aio_arm(struct file_aio *a)
 {
 	struct io_uring_sqe *sqe;
 
 	if (a->armed || !a->outstanding)
 		return;
-	sqe = aiol_loop_sqe(a->q->loop, &a->efd_ev);
+	sqe = aiol_loop_sqe(a->fq->base.loop, &a->efd_ev);
 	io_uring_prep_read(sqe, a->efd, &a->efd_val, sizeof(a->efd_val), 0);
 	a->armed = true;
 }
 
 static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags)
 {
-	struct eng_aio *a = aiol_container_of(ev, struct eng_aio, efd_ev);
+	struct file_aio *a = aiol_container_of(ev, struct file_aio, efd_ev);
 	struct io_event events[REAP_BATCH];
 	struct timespec zero = { 0, 0 };
 	int n;
@@ -67,21 +69,21 @@ static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags)
 	(void)cqe_flags;
 	a->armed = false;
 	if (res < 0 && res != -EAGAIN && res != -EINTR)
-		aiol_err("%s: reading the AIO eventfd: %s", a->q->dev->path, strerror(-res));
+		aiol_err("%s: reading the AIO eventfd: %s", a->fq->fs->path, strerror(-res));
 	do {
 		n = io_getevents(a->ctx, 0, REAP_BATCH, events, &zero);
 		if (n < 0) {
 			if (n != -EINTR)
-				aiol_err("%s: io_getevents: %s", a->q->dev->path, strerror(-n));
+				aiol_err("%s: io_getevents: %s", a->fq->fs->path, strerror(-n));
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			struct aiol_req *req = events[i].data;
+			struct aiol_store_io *io = events[i].data;
 			uint32_t tag = (uint32_t)(events[i].obj - a->iocbs);
 
 			a->free_tags[a->nfree++] = tag;
 			a->outstanding--;
-			eng_io_done(req, (int)(long)events[i].res);
+			aiol_store_complete(io, (int)(long)events[i].res);
 		}
 	} while (n == REAP_BATCH);
 	aio_arm(a);
@@ -93,29 +95,29 @@ static void aio_reap(struct aiol_event *ev, int res, unsigned int cqe_flags)
 		uint64_t one = 1;
 
 		if (write(a->efd, &one, sizeof(one)) < 0)
-			aiol_err("%s: AIO eventfd write: %m", a->q->dev->path);
+			aiol_err("%s: AIO eventfd write: %m", a->fq->fs->path);
 	}
 	if (!a->armed)
-		eng_release_held(a->q);
+		aiol_store_queue_idle(&a->fq->base);
 }
 
-static bool aio_busy(const struct aiol_queue *q)
+static bool aio_busy(const struct file_queue *fq)
 {
-	return q->aio && q->aio->armed;
+	return fq->aio && fq->aio->armed;
 }
 
-static int aio_init(struct aiol_queue *q)
+static int aio_init(struct file_queue *fq)
 {
-	struct eng_aio *a;
+	struct file_aio *a;
 	int ret;
 
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	a->q = q;
+	a->fq = fq;
 	a->efd = -1;
 	a->efd_ev.fn = aio_reap;
-	a->nslots = q->depth;
+	a->nslots = fq->base.depth;
 	a->iocbs = calloc(a->nslots, sizeof(*a->iocbs));
 	a->free_tags = calloc(a->nslots, sizeof(*a->free_tags));
 	if (!a->iocbs || !a->free_tags) {
@@ -136,10 +138,10 @@ static int aio_init(struct aiol_queue *q)
 		aiol_err("eventfd: %m");
 		goto err_ctx;
 	}
-	ret = eng_pool_create(q, 1, &q->pool);
+	ret = file_pool_create(fq, 1, &fq->pool);
 	if (ret < 0)
 		goto err_efd;
-	q->aio = a;
+	fq->aio = a;
 	return 0;
 
 err_efd:
@@ -153,17 +155,17 @@ err:
 	return ret;
 }
 
-static void aio_fini(struct aiol_queue *q)
+static void aio_fini(struct file_queue *fq)
 {
-	struct eng_aio *a = q->aio;
+	struct file_aio *a = fq->aio;
 
-	eng_pool_destroy(q->pool);
-	q->pool = NULL;
+	file_pool_destroy(fq->pool);
+	fq->pool = NULL;
 	if (!a)
 		return;
 	if (a->armed) {
 		/* The ring still points at a: leak it rather than free it. */
-		aiol_err("%s: AIO queue destroyed with I/O in flight", q->dev->path);
+		aiol_err("%s: AIO queue destroyed with I/O in flight", fq->fs->path);
 		return;
 	}
 	io_destroy(a->ctx);
@@ -171,35 +173,34 @@ static void aio_fini(struct aiol_queue *q)
 	free(a->free_tags);
 	free(a->iocbs);
 	free(a);
-	q->aio = NULL;
+	fq->aio = NULL;
 }
 
-static void aio_issue(struct aiol_queue *q, struct aiol_req *req)
+static void aio_issue(struct file_queue *fq, struct aiol_store_io *io)
 {
-	struct eng_aio *a = q->aio;
-	struct eng_priv *p = eng_priv(req);
-	struct eng_io *io = &p->io;
+	struct file_aio *a = fq->aio;
+	int fd = fq->fs->fd;
 	struct iocb *iocb;
 	uint32_t tag;
 	int ret;
 
-	if (io->kind != IO_READ && io->kind != IO_WRITE) {
-		eng_pool_issue(q->pool, req);
+	if (io->op != AIOL_SIO_READ && io->op != AIOL_SIO_WRITE) {
+		file_pool_issue(fq->pool, io);
 		return;
 	}
 	assert(a->nfree > 0);
 	tag = a->free_tags[--a->nfree];
 	iocb = &a->iocbs[tag];
-	if (io->kind == IO_READ) {
-		io_prep_pread(iocb, q->dev->fd, io->buf, io->len, (long long)io->off);
+	if (io->op == AIOL_SIO_READ) {
+		io_prep_pread(iocb, fd, io->buf, io->len, (long long)io->off);
 	} else {
-		io_prep_pwrite(iocb, q->dev->fd, io->buf, io->len, (long long)io->off);
-		if (io->fua)
+		io_prep_pwrite(iocb, fd, io->buf, io->len, (long long)io->off);
+		if (io->flags & AIOL_F_FUA)
 			iocb->aio_rw_flags = RWF_DSYNC;
 	}
-	iocb->data = req;
+	iocb->data = io;
 	io_set_eventfd(iocb, a->efd);
-	p->tag = tag;
+	io->tag = tag;
 	ret = io_submit(a->ctx, 1, &iocb);
 	if (ret == 1) {
 		a->outstanding++;
@@ -208,10 +209,10 @@ static void aio_issue(struct aiol_queue *q, struct aiol_req *req)
 	}
 	a->free_tags[a->nfree++] = tag;
 	/* Report on the loop, not from inside issue(); -EAGAIN is retried. */
-	eng_io_done_later(req, ret < 0 ? ret : -EAGAIN);
+	aiol_store_complete_later(&fq->base, io, ret < 0 ? ret : -EAGAIN);
 }
 
-const struct eng_backend eng_backend_aio = {
+const struct file_backend file_backend_aio = {
 	.name = "aio",
 	.init = aio_init,
 	.fini = aio_fini,

@@ -1,32 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
- * The engine's common layer (see engine_internal.h for the whole flow):
+ * The engine (see engine_internal.h for the whole flow): devs on stores,
  * queues, the one request validator, the per-op state machines that turn a
- * request into primitives on the backing fd (with the dev offset added),
- * the handling every backend shares (-EAGAIN resubmitted, short transfers
+ * request into primitives on the store (with the dev offset added), the
+ * handling every store shares (-EAGAIN resubmitted, short transfers
  * resubmitted for the rest, zero-byte reads are -EIO, errors passed on
- * unchanged), the FIFO behind the queue depth, deferred completion, and the
- * synchronous executor used by the sync backend and by pool threads.
+ * unchanged), read-modify-write driven by the step function of rmw.c,
+ * write ordering through order.c, the FIFO behind the queue depth, and
+ * deferred completion.
  *
- * Block semantics follow the kernel loop driver: flush is fdatasync, FUA a
- * write with RWF_DSYNC, discard PUNCH_HOLE|KEEP_SIZE, write-zeroes
- * ZERO_RANGE|KEEP_SIZE with no-unmap and PUNCH_HOLE|KEEP_SIZE without;
- * when the backing answers EOPNOTSUPP the capability is cleared on the dev
- * and write-zeroes falls back (punch, zero range, then writing zeroes from a
- * zeroed buffer in ENG_CHUNK steps unless fast-only was asked).
+ * Block semantics follow the kernel loop driver: flush, FUA, discard
+ * (deallocate), write-zeroes as a zero that keeps the allocation with
+ * no-unmap and a discard without; when the store answers EOPNOTSUPP the
+ * capability is cleared on the store and the dev, and write-zeroes falls
+ * back (discard, zero, then writing zeroes from a zeroed buffer in
+ * ENG_CHUNK steps unless fast-only was asked).
  *
  * Thread model: everything here runs on the queue's loop thread except
- * eng_exec() and eng_cap_clear(), which pool threads call too (they read
- * only the immutable dev, the request they were handed, and update the
- * capability bits atomically).
+ * eng_cap_clear(), which updates the capability bits atomically, and the
+ * control-path functions on devs.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include "aioloop/log.h"
 #include "engine_internal.h"
@@ -40,67 +36,166 @@ enum {
 
 static void eng_start(struct aiol_req *req);
 static void eng_after_lock(struct aiol_req *req);
+static void eng_finish(struct aiol_req *req, int res);
+
+static bool is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static uint64_t align_down(uint64_t x, uint64_t a)
+{
+	assert(is_pow2(a));
+	return x & ~(a - 1);
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+	assert(is_pow2(a));
+	return (x + a - 1) & ~(a - 1);
+}
 
 static uint32_t load_caps(const struct aiol_dev *dev)
 {
 	return __atomic_load_n(&dev->info.caps, __ATOMIC_RELAXED);
 }
 
-static uint32_t load_fl(const struct aiol_dev *dev)
+/* The public capabilities of a dev given its store's. */
+static uint32_t dev_caps_of(bool read_only, uint32_t sc)
 {
-	return __atomic_load_n(&dev->fl, __ATOMIC_RELAXED);
+	uint32_t caps = 0;
+
+	if (sc & AIOL_STORE_ROTATIONAL)
+		caps |= AIOL_CAP_ROTATIONAL;
+	if (sc & AIOL_STORE_EXTENTS)
+		caps |= AIOL_CAP_BLOCK_STATUS;
+	if (read_only)
+		return caps;
+	if (sc & AIOL_STORE_FLUSH)
+		caps |= AIOL_CAP_FLUSH;
+	if (sc & AIOL_STORE_FUA)
+		caps |= AIOL_CAP_FUA;
+	if (sc & AIOL_STORE_DISCARD)
+		caps |= AIOL_CAP_DISCARD;
+	if (sc & (AIOL_STORE_DISCARD | AIOL_STORE_ZERO)) {
+		caps |= AIOL_CAP_WRITE_ZEROES;
+		if (sc & AIOL_STORE_FAST_ZERO)
+			caps |= AIOL_CAP_FAST_ZERO;
+	}
+	return caps;
 }
 
-void eng_cap_clear(struct aiol_dev *dev, uint32_t fl)
+/* The store cannot do `sc` (AIOL_STORE_DISCARD or _ZERO): stop trying. */
+static void eng_cap_clear(struct aiol_dev *dev, uint32_t sc)
 {
-	uint32_t old = __atomic_fetch_and(&dev->fl, ~fl, __ATOMIC_RELAXED);
-	uint32_t now = old & ~fl, drop = 0;
+	uint32_t old = aiol_store_cap_clear(dev->store, sc);
+	uint32_t now = dev_caps_of(dev->info.read_only, aiol_store_caps(dev->store));
 
-	if (!(now & ENG_FL_PUNCH))
-		drop |= AIOL_CAP_DISCARD;
-	if (!(now & (ENG_FL_PUNCH | ENG_FL_ZERO)))
-		drop |= AIOL_CAP_WRITE_ZEROES | AIOL_CAP_FAST_ZERO;
-	__atomic_fetch_and(&dev->info.caps, ~drop, __ATOMIC_RELAXED);
-	if (old & fl)
-		aiol_warn("%s: the backing does not support fallocate %s: no longer used",
-			  dev->path, fl & ENG_FL_PUNCH ? "PUNCH_HOLE" : "ZERO_RANGE");
+	__atomic_fetch_and(&dev->info.caps, now, __ATOMIC_RELAXED);
+	if (old)
+		aiol_warn("%s: the %s store cannot %s (EOPNOTSUPP): no longer used",
+			  dev->info.path, dev->store->ops->name,
+			  sc & AIOL_STORE_DISCARD ? "discard (punch holes)" : "zero ranges");
+}
+
+/* ---- devs ---- */
+
+int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct aiol_dev **out)
+{
+	struct aiol_store *st;
+	int ret;
+
+	*out = NULL;
+	ret = aiol_file_store_open(path, opts, &st);
+	if (ret < 0)
+		return ret;
+	return aiol_dev_open_store(st, out);
+}
+
+int aiol_dev_open_store(struct aiol_store *st, struct aiol_dev **out)
+{
+	struct aiol_dev *dev;
+	int ret;
+
+	*out = NULL;
+	if (!is_pow2(st->info.dio_align) || !is_pow2(st->info.dio_mem_align) ||
+	    st->info.dio_align > ENG_CHUNK || st->info.dio_mem_align > 4096 ||
+	    !is_pow2(st->discard_align ? st->discard_align : 1)) {
+		aiol_err("%s: the %s store asks for an unusable alignment %u/%u", st->info.path,
+			 st->ops->name, st->info.dio_align, st->info.dio_mem_align);
+		ret = -EINVAL;
+		goto err_close;
+	}
+	if (!st->discard_align)
+		st->discard_align = 1;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev) {
+		ret = -ENOMEM;
+		goto err_close;
+	}
+	dev->store = st;
+	dev->info = st->info;
+	dev->info.caps = dev_caps_of(st->info.read_only, aiol_store_caps(st));
+	/* Read-modify-write (and so write ordering) only where the store
+	 * needs alignment. */
+	if (st->info.dio_align > 1 || st->info.dio_mem_align > 1) {
+		ret = ord_dev_create(&dev->ord);
+		if (ret < 0)
+			goto err_free;
+	}
+	*out = dev;
+	return 0;
+
+err_free:
+	free(dev);
+err_close:
+	st->ops->close(st);
+	return ret;
+}
+
+void aiol_dev_close(struct aiol_dev *dev)
+{
+	if (!dev)
+		return;
+	ord_dev_destroy(dev->ord);
+	dev->store->ops->close(dev->store);
+	free(dev);
+}
+
+const struct aiol_dev_info *aiol_dev_info(const struct aiol_dev *dev)
+{
+	return &dev->info;
+}
+
+int aiol_dev_sync(struct aiol_dev *dev)
+{
+	return dev->store->ops->sync(dev->store);
 }
 
 /* ---- queues ---- */
 
+static void eng_release_held(struct aiol_store_queue *sq);
+
 int aiol_queue_create(struct aiol_dev *dev, struct aiol_loop *loop,
 		      const struct aiol_queue_opts *opts, struct aiol_queue **out)
 {
+	struct aiol_store *st;
 	struct aiol_queue *q;
 	int ret;
 
 	*out = NULL;
 	if (!dev || !loop)
 		return -EINVAL;
+	st = dev->store;
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	q->dev = dev;
 	q->loop = loop;
-	q->file_slot = -1;
-	q->stripe_retry.tv_nsec = ENG_STRIPE_RETRY_NS;
+	STAILQ_INIT(&q->fifo);
 	q->depth = opts && opts->depth ? opts->depth : 128;
-	switch (dev->info.engine) {
-	case AIOL_ENGINE_URING:
-		q->be = &eng_backend_uring;
-		break;
-	case AIOL_ENGINE_AIO:
-		q->be = &eng_backend_aio;
-		break;
-	case AIOL_ENGINE_THREADS:
-		q->be = &eng_backend_threads;
-		break;
-	case AIOL_ENGINE_SYNC:
-	default:
-		q->be = &eng_backend_sync;
-		q->depth = 1;	/* one request at a time, in order */
-		break;
-	}
+	if (st->max_depth && q->depth > st->max_depth)
+		q->depth = st->max_depth;
 	if (!dev->info.read_only) {
 		if (posix_memalign(&q->zbuf, 4096, ENG_CHUNK)) {
 			ret = -ENOMEM;
@@ -108,25 +203,26 @@ int aiol_queue_create(struct aiol_dev *dev, struct aiol_loop *loop,
 		}
 		memset(q->zbuf, 0, ENG_CHUNK);
 	}
-	if (dev->info.direct) {
+	if (dev->ord) {
+		ord_queue_init(&q->ord, dev->ord, loop, dev->info.dio_align);
 		/* The bounce of last resort, so that unaligned I/O always
-		 * progresses even when the arena is full (rmw.c). */
-		if (posix_memalign(&q->reserve, 4096, ENG_CHUNK + 2 * dev->info.dio_align)) {
-			ret = -ENOMEM;
+		 * progresses even when the arena is full. */
+		ret = bounce_pool_init(&q->bounce, loop, ENG_CHUNK + 2 * dev->info.dio_align);
+		if (ret < 0)
 			goto err_free;
-		}
 	}
-	ret = q->be->init(q);
-	if (ret < 0) {
-		aiol_err("%s: cannot start the %s engine: %s", dev->path, q->be->name,
-			 strerror(-ret));
-		goto err_free;
-	}
+	ret = st->ops->queue_create(st, loop, q->depth, &q->sq);
+	if (ret < 0)
+		goto err_bounce;
+	q->sq->idle = eng_release_held;
+	q->sq->owner = q;
 	*out = q;
 	return 0;
 
+err_bounce:
+	if (dev->ord)
+		bounce_pool_fini(&q->bounce);
 err_free:
-	free(q->reserve);
 	free(q->zbuf);
 	free(q);
 	return ret;
@@ -136,8 +232,9 @@ void aiol_queue_destroy(struct aiol_queue *q)
 {
 	if (!q)
 		return;
-	q->be->fini(q);
-	free(q->reserve);
+	q->dev->store->ops->queue_destroy(q->sq);
+	if (q->dev->ord)
+		bounce_pool_fini(&q->bounce);
 	free(q->zbuf);
 	free(q);
 }
@@ -218,6 +315,13 @@ static int eng_validate(const struct aiol_queue *q, struct aiol_req *req)
 
 /* ---- completion ---- */
 
+static bool store_busy(const struct aiol_queue *q)
+{
+	const struct aiol_store_ops *ops = q->dev->store->ops;
+
+	return ops->busy && ops->busy(q->sq);
+}
+
 static void done_work(struct aiol_work *w)
 {
 	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
@@ -226,8 +330,8 @@ static void done_work(struct aiol_work *w)
 	int res = p->res;
 
 	/* The last request's done() says the queue may be destroyed: hold it
-	 * while the backend still has something of its own on the ring. */
-	if (q->outstanding == 1 && q->be->busy && q->be->busy(q)) {
+	 * while the store still has something of its own on the ring. */
+	if (q->outstanding == 1 && store_busy(q)) {
 		assert(!q->held);
 		q->held = req;
 		return;
@@ -238,8 +342,10 @@ static void done_work(struct aiol_work *w)
 	req->done(req, res);
 }
 
-void eng_release_held(struct aiol_queue *q)
+/* The store is no longer busy: run the held done(), if any. */
+static void eng_release_held(struct aiol_store_queue *sq)
 {
+	struct aiol_queue *q = sq->owner;
 	struct aiol_req *req = q->held;
 
 	if (!req)
@@ -265,31 +371,31 @@ static void eng_pump(struct aiol_queue *q)
 	if (q->pumping)
 		return;
 	q->pumping = true;
-	while (q->fifo_head && q->started < q->depth) {
-		struct aiol_req *req = q->fifo_head;
+	while (!STAILQ_EMPTY(&q->fifo) && q->started < q->depth) {
+		struct eng_priv *p = STAILQ_FIRST(&q->fifo);
 
-		q->fifo_head = eng_priv(req)->next;
-		if (!q->fifo_head)
-			q->fifo_tail = NULL;
-		eng_priv(req)->next = NULL;
-		eng_start(req);
+		STAILQ_REMOVE_HEAD(&q->fifo, fifo);
+		eng_start(eng_req_of_priv(p));
 	}
 	q->pumping = false;
 }
 
-void eng_finish(struct aiol_req *req, int res)
+static void eng_finish(struct aiol_req *req, int res)
 {
 	struct eng_priv *p = eng_priv(req);
 	struct aiol_queue *q = p->q;
 
-	eng_rmw_release(req);
-	if (p->lk_held)
-		eng_unlock(q, req);
+	if (p->bounce.buf)
+		bounce_put(&q->bounce, &p->bounce);
+	if (ord_held(&p->ord))
+		ord_release(&p->ord);
 	p->stage = ST_NONE;
 	q->started--;
 	complete_later(req, res);
 	eng_pump(q);
 }
+
+static void io_done(struct aiol_store_io *io, int res);
 
 int aiol_submit(struct aiol_queue *q, struct aiol_req *req)
 {
@@ -301,6 +407,7 @@ int aiol_submit(struct aiol_queue *q, struct aiol_req *req)
 	p = eng_priv(req);
 	memset(&req->_priv, 0, sizeof(req->_priv));
 	p->q = q;
+	p->io.done = io_done;
 	q->outstanding++;
 	ret = eng_validate(q, req);
 	if (ret <= 0) {
@@ -309,12 +416,8 @@ int aiol_submit(struct aiol_queue *q, struct aiol_req *req)
 		complete_later(req, ret);
 		return 0;
 	}
-	if (q->fifo_head || q->started >= q->depth) {
-		if (q->fifo_tail)
-			eng_priv(q->fifo_tail)->next = req;
-		else
-			q->fifo_head = req;
-		q->fifo_tail = req;
+	if (!STAILQ_EMPTY(&q->fifo) || q->started >= q->depth) {
+		STAILQ_INSERT_TAIL(&q->fifo, p, fifo);
 		return 0;
 	}
 	eng_start(req);
@@ -323,68 +426,50 @@ int aiol_submit(struct aiol_queue *q, struct aiol_req *req)
 
 /* ---- issuing primitives ---- */
 
-void eng_issue(struct aiol_req *req)
+static void eng_issue(struct aiol_req *req)
 {
 	struct eng_priv *p = eng_priv(req);
 	struct aiol_queue *q = p->q;
 
-	if (!q->be->inline_exec) {
-		q->be->issue(q, req);
-		return;
-	}
-	/* Inline backend: run primitives one after the other from a loop
-	 * rather than recursing through eng_io_done(). */
-	p->next = NULL;
-	if (q->tramp_tail)
-		eng_priv(q->tramp_tail)->next = req;
-	else
-		q->tramp_head = req;
-	q->tramp_tail = req;
-	if (q->in_trampoline)
-		return;
-	q->in_trampoline = true;
-	while (q->tramp_head) {
-		struct aiol_req *r = q->tramp_head;
-
-		q->tramp_head = eng_priv(r)->next;
-		if (!q->tramp_head)
-			q->tramp_tail = NULL;
-		eng_priv(r)->next = NULL;
-		eng_io_done(r, eng_exec(q->dev, r));
-	}
-	q->in_trampoline = false;
+	q->dev->store->ops->submit(q->sq, &p->io);
 }
 
-static void set_io(struct eng_priv *p, uint8_t kind, uint64_t off, uint64_t len, void *buf)
+/* Set up the next primitive: op on [off, off + len) of the store. */
+static void set_io(struct eng_priv *p, uint8_t op, uint64_t off, uint64_t len, void *buf)
 {
-	p->io.kind = kind;
-	p->io.fua = false;
-	p->io.mode = 0;
+	p->io.op = op;
+	p->io.flags = 0;
 	p->io.off = off;
 	p->io.len = len;
 	p->io.buf = buf;
+	p->io.ext = NULL;
+	p->io.ext_max = 0;
+	p->io.ext_count = 0;
 	p->eagain = 0;
 }
 
+static void rmw_step(struct aiol_req *req, int res);
+static void eng_step_common(struct aiol_req *req, int res);
+
 /*
- * A primitive of req completed with res (bytes or -errno).  Called by the
- * backends on the loop thread.  Resubmits on -EAGAIN and for the rest of a
- * short transfer; a read or write that moves no bytes is -EIO.
+ * A primitive of req completed with res (bytes or -errno), on the loop
+ * thread.  Resubmits on -EAGAIN and for the rest of a short transfer; a
+ * read or write that moves no bytes is -EIO.
  */
-void eng_io_done(struct aiol_req *req, int res)
+static void eng_io_done(struct aiol_req *req, int res)
 {
 	struct eng_priv *p = eng_priv(req);
-	struct eng_io *io = &p->io;
+	struct aiol_store_io *io = &p->io;
 
 	if ((res == -EAGAIN || res == -EINTR) && p->eagain < ENG_EAGAIN_MAX) {
 		p->eagain++;
 		eng_issue(req);
 		return;
 	}
-	if (res >= 0 && (io->kind == IO_READ || io->kind == IO_WRITE)) {
+	if (res >= 0 && (io->op == AIOL_SIO_READ || io->op == AIOL_SIO_WRITE)) {
 		if (res == 0 && io->len) {
 			AIOL_DEBUG_DATA("%s of %llu bytes at %llu moved nothing",
-					io->kind == IO_READ ? "read" : "write",
+					io->op == AIOL_SIO_READ ? "read" : "write",
 					(unsigned long long)io->len, (unsigned long long)io->off);
 			res = -EIO;
 		} else if ((uint64_t)res < io->len) {
@@ -399,35 +484,132 @@ void eng_io_done(struct aiol_req *req, int res)
 		}
 	}
 	if (p->stage == ST_RMW)
-		eng_rmw_step(req, res);
+		rmw_step(req, res);
 	else
 		eng_step_common(req, res);
 }
 
-static void io_done_work(struct aiol_work *w)
+static void io_done(struct aiol_store_io *io, int res)
+{
+	struct eng_priv *p = aiol_container_of(io, struct eng_priv, io);
+
+	eng_io_done(eng_req_of_priv(p), res);
+}
+
+/* ---- read-modify-write ---- */
+
+static bool eng_rmw_needed(const struct aiol_queue *q, const struct aiol_req *req)
+{
+	const struct aiol_dev_info *info = &q->dev->info;
+
+	if (!q->dev->ord)
+		return false;
+	switch (req->op) {
+	case AIOL_OP_READ:
+	case AIOL_OP_WRITE:
+		return rmw_needed(req->off, req->len, req->buf, info->dio_align,
+				  info->dio_mem_align);
+	case AIOL_OP_WRITE_ZEROES:
+		return rmw_needed(req->off, req->len, NULL, info->dio_align, 1);
+	default:
+		return false;
+	}
+}
+
+static struct rmw_req rmw_req_of(const struct aiol_req *req, const struct aiol_queue *q)
+{
+	return (struct rmw_req){
+		.off = req->off,
+		.len = req->len,
+		.align = q->dev->info.dio_align,
+		.chunk = ENG_CHUNK,
+		.read = req->op == AIOL_OP_READ,
+	};
+}
+
+/* Issue the step function's next primitive, or finish. */
+static void rmw_continue(struct aiol_req *req)
+{
+	struct eng_priv *p = eng_priv(req);
+	struct aiol_queue *q = p->q;
+	struct rmw_req r = rmw_req_of(req, q);
+	struct rmw_io *rio = &p->rio;
+	uint64_t base = q->dev->info.offset;
+
+	switch (rmw_next(&r, &p->rs, rio)) {
+	case RMW_DONE:
+		eng_finish(req, 0);
+		return;
+	case RMW_WRITE:
+		assert(rio->boff + rio->len <= p->bounce.len);
+		rmw_copy_in(rio, p->bounce.buf, req->op == AIOL_OP_WRITE ? req->buf : NULL);
+		set_io(p, AIOL_SIO_WRITE, base + rio->off, rio->len, (char *)p->bounce.buf + rio->boff);
+		p->io.flags = req->flags & AIOL_F_FUA;
+		break;
+	case RMW_READ:
+	default:
+		assert(rio->boff + rio->len <= p->bounce.len);
+		set_io(p, AIOL_SIO_READ, base + rio->off, rio->len, (char *)p->bounce.buf + rio->boff);
+		break;
+	}
+	eng_issue(req);
+}
+
+static void rmw_go(struct aiol_req *req);
+
+static void bounce_retry_work(struct aiol_work *w)
 {
 	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
 
-	eng_io_done(eng_req_of_priv(p), p->res);
+	rmw_go(eng_req_of_priv(p));
 }
 
-void eng_io_done_later(struct aiol_req *req, int res)
+/* Take the bounce (once per request), then go on. */
+static void rmw_go(struct aiol_req *req)
 {
 	struct eng_priv *p = eng_priv(req);
 
-	p->res = res;
-	p->work.fn = io_done_work;
-	aiol_loop_defer(p->q->loop, &p->work);
+	if (!p->bounce.buf) {
+		struct rmw_req r = rmw_req_of(req, p->q);
+
+		p->work.fn = bounce_retry_work;
+		if (!bounce_get(&p->q->bounce, &p->bounce, rmw_bounce_len(&r), &p->work))
+			return;
+	}
+	rmw_continue(req);
+}
+
+static void rmw_start(struct aiol_req *req)
+{
+	struct eng_priv *p = eng_priv(req);
+
+	p->stage = ST_RMW;
+	p->pos = 0;
+	memset(&p->rs, 0, sizeof(p->rs));
+	rmw_go(req);
+}
+
+static void rmw_step(struct aiol_req *req, int res)
+{
+	struct eng_priv *p = eng_priv(req);
+
+	if (res < 0) {
+		eng_finish(req, res);
+		return;
+	}
+	if (p->rio.kind == RMW_READ && p->rio.copy_len)
+		rmw_copy_out(&p->rio, p->bounce.buf, req->buf);
+	rmw_continue(req);
 }
 
 /* ---- per-op state machines ---- */
 
-static uint64_t backing_off(const struct aiol_req *req, const struct eng_priv *p)
+static uint64_t store_off(const struct aiol_req *req, const struct eng_priv *p)
 {
 	return p->q->dev->info.offset + req->off + p->pos;
 }
 
-/* Issue the next chunk of a plain read/write, zero write or fadvise, or
+/* Issue the next chunk of a plain read/write, zero write or cache hint, or
  * report that the request is complete. */
 static bool next_chunk(struct aiol_req *req)
 {
@@ -439,19 +621,20 @@ static bool next_chunk(struct aiol_req *req)
 	switch (p->stage) {
 	case ST_RW:
 		n = rest < ENG_IO_MAX ? rest : ENG_IO_MAX;
-		set_io(p, req->op == AIOL_OP_READ ? IO_READ : IO_WRITE, backing_off(req, p), n,
-		       (char *)req->buf + p->pos);
-		p->io.fua = req->op == AIOL_OP_WRITE && (req->flags & AIOL_F_FUA);
+		set_io(p, req->op == AIOL_OP_READ ? AIOL_SIO_READ : AIOL_SIO_WRITE,
+		       store_off(req, p), n, (char *)req->buf + p->pos);
+		if (req->op == AIOL_OP_WRITE)
+			p->io.flags = req->flags & AIOL_F_FUA;
 		break;
 	case ST_ZWRITE:
 		n = rest < ENG_CHUNK ? rest : ENG_CHUNK;
-		set_io(p, IO_WRITE, backing_off(req, p), n, p->q->zbuf);
-		p->io.fua = req->flags & AIOL_F_FUA;
+		set_io(p, AIOL_SIO_WRITE, store_off(req, p), n, p->q->zbuf);
+		p->io.flags = req->flags & AIOL_F_FUA;
 		break;
 	case ST_CACHE:
 	default:
 		n = rest < ENG_IO_MAX ? rest : ENG_IO_MAX;
-		set_io(p, IO_FADVISE, backing_off(req, p), n, NULL);
+		set_io(p, AIOL_SIO_CACHE, store_off(req, p), n, NULL);
 		break;
 	}
 	eng_issue(req);
@@ -464,17 +647,17 @@ static int pick_zmode(struct aiol_req *req, int failed)
 {
 	struct eng_priv *p = eng_priv(req);
 	const struct aiol_dev *dev = p->q->dev;
-	uint32_t fl = load_fl(dev);
+	uint32_t sc = aiol_store_caps(dev->store);
 	bool keep = req->flags & AIOL_F_NO_UNMAP;
-	uint64_t boff = dev->info.offset + req->off;
+	uint64_t soff = dev->info.offset + req->off;
 
-	/* fallocate on a block device wants whole logical blocks. */
-	if (dev->info.is_blockdev && ((boff | req->len) & (dev->bdev_lbs - 1)))
-		fl = 0;
+	/* The store discards and zeroes only whole units of discard_align. */
+	if ((soff | req->len) & (dev->store->discard_align - 1))
+		sc &= ~(AIOL_STORE_DISCARD | AIOL_STORE_ZERO);
 
-	if (!keep && failed < ZM_PUNCH && (fl & ENG_FL_PUNCH))
+	if (!keep && failed < ZM_PUNCH && (sc & AIOL_STORE_DISCARD))
 		p->zmode = ZM_PUNCH;
-	else if (failed < ZM_ZERO && (fl & ENG_FL_ZERO))
+	else if (failed < ZM_ZERO && (sc & AIOL_STORE_ZERO))
 		p->zmode = ZM_ZERO;
 	else if (req->flags & AIOL_F_FAST_ONLY)
 		return -ENOTSUP;
@@ -483,38 +666,30 @@ static int pick_zmode(struct aiol_req *req, int failed)
 	return 0;
 }
 
-static void issue_falloc(struct aiol_req *req, int mode)
+static void issue_falloc(struct aiol_req *req, uint8_t op, uint64_t off, uint64_t len)
 {
 	struct eng_priv *p = eng_priv(req);
 
 	p->stage = ST_FALLOC;
-	set_io(p, IO_FALLOC, backing_off(req, p), req->len, NULL);
-	p->io.mode = mode;
+	set_io(p, op, off, len, NULL);
 	eng_issue(req);
 }
 
-/* Discard is a hint: on a block device only the whole logical blocks
- * inside the range are discarded (fallocate refuses partial ones). */
+/* Discard is a hint: only the whole units of discard_align inside the
+ * range are discarded (a block device refuses partial blocks). */
 static void discard_go(struct aiol_req *req)
 {
 	struct eng_priv *p = eng_priv(req);
 	const struct aiol_dev *dev = p->q->dev;
-	uint64_t s, e;
+	uint64_t da = dev->store->discard_align;
+	uint64_t s = align_up(dev->info.offset + req->off, da);
+	uint64_t e = align_down(dev->info.offset + req->off + req->len, da);
 
-	if (!dev->info.is_blockdev) {
-		issue_falloc(req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
-		return;
-	}
-	s = eng_align_up(dev->info.offset + req->off, dev->bdev_lbs);
-	e = eng_align_down(dev->info.offset + req->off + req->len, dev->bdev_lbs);
 	if (s >= e) {
 		eng_finish(req, 0);
 		return;
 	}
-	p->stage = ST_FALLOC;
-	set_io(p, IO_FALLOC, s, e - s, NULL);
-	p->io.mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-	eng_issue(req);
+	issue_falloc(req, AIOL_SIO_DISCARD, s, e - s);
 }
 
 static void zeroes_go(struct aiol_req *req)
@@ -523,14 +698,14 @@ static void zeroes_go(struct aiol_req *req)
 
 	switch (p->zmode) {
 	case ZM_PUNCH:
-		issue_falloc(req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+		issue_falloc(req, AIOL_SIO_DISCARD, store_off(req, p), req->len);
 		break;
 	case ZM_ZERO:
-		issue_falloc(req, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE);
+		issue_falloc(req, AIOL_SIO_ZERO, store_off(req, p), req->len);
 		break;
 	default:
 		if (eng_rmw_needed(p->q, req)) {
-			eng_rmw_start(req);
+			rmw_start(req);
 			return;
 		}
 		p->stage = ST_ZWRITE;
@@ -541,10 +716,18 @@ static void zeroes_go(struct aiol_req *req)
 	}
 }
 
+static void ord_granted(struct ord_entry *e)
+{
+	struct eng_priv *p = aiol_container_of(e, struct eng_priv, ord);
+
+	eng_after_lock(eng_req_of_priv(p));
+}
+
 static void eng_start(struct aiol_req *req)
 {
 	struct eng_priv *p = eng_priv(req);
 	struct aiol_queue *q = p->q;
+	bool rmw;
 	int ret;
 
 	q->started++;
@@ -552,7 +735,7 @@ static void eng_start(struct aiol_req *req)
 	switch (req->op) {
 	case AIOL_OP_READ:
 		if (eng_rmw_needed(q, req)) {
-			eng_rmw_start(req);
+			rmw_start(req);
 			return;
 		}
 		p->stage = ST_RW;
@@ -570,18 +753,20 @@ static void eng_start(struct aiol_req *req)
 		break;
 	case AIOL_OP_FLUSH:
 		p->stage = ST_ONE;
-		set_io(p, IO_FSYNC, 0, 0, NULL);
+		set_io(p, AIOL_SIO_FLUSH, 0, 0, NULL);
 		eng_issue(req);
 		return;
 	case AIOL_OP_BLOCK_STATUS:
 		p->stage = ST_ONE;
-		set_io(p, IO_BLKSTAT, backing_off(req, p), req->len, NULL);
+		set_io(p, AIOL_SIO_EXTENTS, store_off(req, p), req->len, NULL);
+		p->io.ext = req->ext;
+		p->io.ext_max = req->ext_max;
 		eng_issue(req);
 		return;
 	case AIOL_OP_CACHE:
 	default:
-		/* A readahead hint is pointless when the page cache is bypassed. */
-		if (q->dev->info.direct) {
+		/* A readahead hint is pointless without a cache to fill. */
+		if (!(aiol_store_caps(q->dev->store) & AIOL_STORE_CACHE)) {
 			eng_finish(req, 0);
 			return;
 		}
@@ -589,14 +774,20 @@ static void eng_start(struct aiol_req *req)
 		next_chunk(req);
 		return;
 	}
-	/* Writes of any kind: ordered against read-modify-writes (rmw.c). */
+	/* Writes of any kind: ordered against read-modify-writes. */
 	p->stage = ST_LOCK;
-	if (eng_lock(q, req, (req->op == AIOL_OP_WRITE || req->op == AIOL_OP_WRITE_ZEROES) &&
-			     eng_rmw_needed(q, req)))
+	if (!q->dev->ord) {
+		eng_after_lock(req);	/* no RMW on this store: nothing to order */
+		return;
+	}
+	rmw = (req->op == AIOL_OP_WRITE || req->op == AIOL_OP_WRITE_ZEROES) &&
+	      eng_rmw_needed(q, req);
+	p->ord.granted = ord_granted;
+	if (ord_acquire(&q->ord, &p->ord, req->off, req->len, rmw))
 		eng_after_lock(req);
 }
 
-/* A write-like request holds its range lock: go. */
+/* A write-like request holds its place in the write ordering: go. */
 static void eng_after_lock(struct aiol_req *req)
 {
 	struct eng_priv *p = eng_priv(req);
@@ -604,7 +795,7 @@ static void eng_after_lock(struct aiol_req *req)
 	switch (req->op) {
 	case AIOL_OP_WRITE:
 		if (eng_rmw_needed(p->q, req)) {
-			eng_rmw_start(req);
+			rmw_start(req);
 			return;
 		}
 		p->stage = ST_RW;
@@ -619,12 +810,7 @@ static void eng_after_lock(struct aiol_req *req)
 	}
 }
 
-void eng_resume(struct aiol_req *req)
-{
-	eng_after_lock(req);
-}
-
-void eng_step_common(struct aiol_req *req, int res)
+static void eng_step_common(struct aiol_req *req, int res)
 {
 	struct eng_priv *p = eng_priv(req);
 	struct aiol_dev *dev = p->q->dev;
@@ -632,11 +818,11 @@ void eng_step_common(struct aiol_req *req, int res)
 
 	if (res < 0 && p->stage == ST_FALLOC && (res == -EOPNOTSUPP || res == -ENOTTY)) {
 		if (req->op == AIOL_OP_DISCARD) {
-			eng_cap_clear(dev, ENG_FL_PUNCH);
+			eng_cap_clear(dev, AIOL_STORE_DISCARD);
 			eng_finish(req, -EOPNOTSUPP);
 			return;
 		}
-		eng_cap_clear(dev, p->zmode == ZM_PUNCH ? ENG_FL_PUNCH : ENG_FL_ZERO);
+		eng_cap_clear(dev, p->zmode == ZM_PUNCH ? AIOL_STORE_DISCARD : AIOL_STORE_ZERO);
 		ret = pick_zmode(req, p->zmode);
 		if (ret < 0) {
 			eng_finish(req, ret);
@@ -660,99 +846,20 @@ void eng_step_common(struct aiol_req *req, int res)
 	case ST_FALLOC:
 		if (req->flags & AIOL_F_FUA) {
 			p->stage = ST_SYNC_AFTER;
-			set_io(p, IO_FSYNC, 0, 0, NULL);
+			set_io(p, AIOL_SIO_FLUSH, 0, 0, NULL);
 			eng_issue(req);
 			return;
 		}
 		eng_finish(req, 0);
 		return;
-	case ST_SYNC_AFTER:
 	case ST_ONE:
+		if (req->op == AIOL_OP_BLOCK_STATUS)
+			req->ext_count = p->io.ext_count;
+		eng_finish(req, 0);
+		return;
+	case ST_SYNC_AFTER:
 	default:
 		eng_finish(req, 0);
 		return;
-	}
-}
-
-/* ---- the synchronous executor ---- */
-
-/* Block status of [io.off, io.off + io.len) by SEEK_DATA/SEEK_HOLE. */
-static int eng_block_status(const struct aiol_dev *dev, struct aiol_req *req)
-{
-	struct eng_priv *p = eng_priv(req);
-	uint64_t pos = p->io.off, end = p->io.off + p->io.len;
-	uint32_t n = 0;
-
-	if (dev->info.is_blockdev) {
-		req->ext[0].len = p->io.len;
-		req->ext[0].flags = 0;
-		req->ext_count = 1;
-		return 0;
-	}
-	while (pos < end && n < req->ext_max) {
-		off_t data, hole;
-		uint64_t stop;
-		uint32_t flags;
-
-		data = lseek(dev->fd, (off_t)pos, SEEK_DATA);
-		if (data < 0 && errno == ENXIO) {
-			data = (off_t)end;	/* only a hole from here on */
-		} else if (data < 0) {
-			/* No SEEK_DATA: everything is data. */
-			if (errno != EINVAL && errno != EOPNOTSUPP)
-				return -errno;
-			data = (off_t)pos;
-		}
-		if ((uint64_t)data > pos) {
-			stop = (uint64_t)data < end ? (uint64_t)data : end;
-			flags = AIOL_EXT_HOLE | AIOL_EXT_ZERO;
-		} else {
-			hole = lseek(dev->fd, (off_t)pos, SEEK_HOLE);
-			if (hole < 0 && errno != ENXIO && errno != EINVAL && errno != EOPNOTSUPP)
-				return -errno;
-			if (hole < 0 || (uint64_t)hole <= pos)
-				hole = (off_t)end;
-			stop = (uint64_t)hole < end ? (uint64_t)hole : end;
-			flags = 0;
-		}
-		if (n && req->ext[n - 1].flags == flags) {
-			req->ext[n - 1].len += stop - pos;
-		} else {
-			req->ext[n].len = stop - pos;
-			req->ext[n].flags = flags;
-			n++;
-		}
-		pos = stop;
-	}
-	req->ext_count = n;
-	return 0;
-}
-
-int eng_exec(const struct aiol_dev *dev, struct aiol_req *req)
-{
-	struct eng_priv *p = eng_priv(req);
-	struct eng_io *io = &p->io;
-	struct iovec iov = { .iov_base = io->buf, .iov_len = io->len };
-	ssize_t r;
-	int ret;
-
-	switch (io->kind) {
-	case IO_READ:
-		r = preadv2(dev->fd, &iov, 1, (off_t)io->off, 0);
-		return r < 0 ? -errno : (int)r;
-	case IO_WRITE:
-		r = pwritev2(dev->fd, &iov, 1, (off_t)io->off, io->fua ? RWF_DSYNC : 0);
-		return r < 0 ? -errno : (int)r;
-	case IO_FSYNC:
-		return fdatasync(dev->fd) < 0 ? -errno : 0;
-	case IO_FALLOC:
-		return fallocate(dev->fd, io->mode, (off_t)io->off, (off_t)io->len) < 0 ? -errno : 0;
-	case IO_FADVISE:
-		ret = posix_fadvise(dev->fd, (off_t)io->off, (off_t)io->len, POSIX_FADV_WILLNEED);
-		return -ret;
-	case IO_BLKSTAT:
-		return eng_block_status(dev, req);
-	default:
-		return -EINVAL;
 	}
 }

@@ -2,12 +2,22 @@
 /*
  * The per-thread event loop (aioloop/loop.h): an io_uring, a list of
  * deferred work, a lock-free inbox for completions posted by other threads
- * (woken through an eventfd that the ring itself reads), and the thread's
- * buffer arena registered as fixed buffer 0.
+ * (woken through an eventfd that the ring itself reads), timers, and the
+ * thread's buffer arena registered as fixed buffer 0.
+ *
+ * The arena is mapped at its full size (MAP_NORESERVE: untouched pages
+ * cost nothing) but used from its start as demand grows: the allocator
+ * works inside a prefix of ARENA_FIRST bytes and doubles it only when no
+ * free run fits there, and only the prefix is registered with the ring
+ * (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
+ * grown prefix replaces the registration of buffer 0: in-flight fixed I/O
+ * keeps the old one until it completes, and the new one starts at the same
+ * address, so every fixed buffer handed out stays valid.
  *
  * Thread model: everything but aiol_loop_post() runs on the owning thread.
  * aiol_loop_post() pushes onto an atomic stack and writes the eventfd.
  */
+#include <assert.h>
 #include <errno.h>
 #include <liburing.h>
 #include <sched.h>
@@ -23,6 +33,8 @@
 #include "aioloop/loop.h"
 
 #define ARENA_PAGE 4096u
+/* The arena's prefix in use (and registered) at first. */
+#define ARENA_FIRST (8u << 20)
 #define FILE_SLOTS 64
 
 struct aiol_loop {
@@ -31,7 +43,7 @@ struct aiol_loop {
 	unsigned int poll_us;		/* see aiol_loop_opts */
 	bool taskrun_flag;		/* the kernel flags pending task work */
 	/* deferred work, FIFO */
-	struct aiol_work *work_head, *work_tail;
+	STAILQ_HEAD(, aiol_work) work;
 	/* cross-thread inbox (LIFO stack, reversed when drained) */
 	_Atomic(struct aiol_work *) inbox;
 	int efd;
@@ -44,9 +56,12 @@ struct aiol_loop {
 	size_t npages;
 	uint64_t *bitmap;	/* 1 = page in use */
 	size_t hint;		/* next-fit start page */
+	size_t limit;		/* pages of the prefix the allocator uses */
+	size_t reg_pages;	/* pages registered as buffer 0 */
+	bool reg_frozen;	/* the ring refused a larger registration */
 	size_t used;
 	bool arena_registered;
-	struct aiol_work *buf_waiters_head, *buf_waiters_tail;
+	STAILQ_HEAD(, aiol_work) buf_waiters;
 	/* registered files */
 	bool files_sparse;
 	int file_used[FILE_SLOTS];
@@ -64,13 +79,13 @@ static void efd_complete(struct aiol_event *ev, int res, unsigned int flags)
 	loop->efd_armed = false;
 	w = atomic_exchange_explicit(&loop->inbox, NULL, memory_order_acquire);
 	while (w) {		/* reverse into FIFO order */
-		struct aiol_work *n = w->next;
-		w->next = rev;
+		struct aiol_work *n = STAILQ_NEXT(w, link);
+		STAILQ_NEXT(w, link) = rev;
 		rev = w;
 		w = n;
 	}
 	while (rev) {
-		struct aiol_work *n = rev->next;
+		struct aiol_work *n = STAILQ_NEXT(rev, link);
 		rev->queued = false;
 		aiol_loop_defer(loop, rev);
 		rev = n;
@@ -104,6 +119,8 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	if (!loop)
 		return -ENOMEM;
 	loop->efd = -1;
+	STAILQ_INIT(&loop->work);
+	STAILQ_INIT(&loop->buf_waiters);
 	loop->submit_batch = opts ? opts->submit_batch : 0;
 	loop->poll_us = opts ? opts->poll_us : 0;
 	memset(&p, 0, sizeof(p));
@@ -145,12 +162,16 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 		ret = -ENOMEM;
 		goto err_arena;
 	}
+	loop->limit = ARENA_FIRST / ARENA_PAGE < loop->npages ? ARENA_FIRST / ARENA_PAGE
+							      : loop->npages;
 	iov.iov_base = loop->arena;
-	iov.iov_len = arena;
+	iov.iov_len = loop->limit * ARENA_PAGE;
 	ret = io_uring_register_buffers(&loop->ring, &iov, 1);
 	loop->arena_registered = ret == 0;
+	loop->reg_pages = ret == 0 ? loop->limit : 0;
 	if (ret < 0)
-		aiol_debug("buffer arena not registered with the ring: %s", strerror(-ret));
+		aiol_warn("buffer arena of %zu bytes not registered with the ring (%s): data I/O goes without fixed buffers",
+			  iov.iov_len, strerror(-ret));
 
 	ret = io_uring_register_files_sparse(&loop->ring, FILE_SLOTS);
 	loop->files_sparse = ret == 0;
@@ -209,12 +230,7 @@ void aiol_loop_defer(struct aiol_loop *loop, struct aiol_work *w)
 	if (w->queued)
 		return;
 	w->queued = true;
-	w->next = NULL;
-	if (loop->work_tail)
-		loop->work_tail->next = w;
-	else
-		loop->work_head = w;
-	loop->work_tail = w;
+	STAILQ_INSERT_TAIL(&loop->work, w, link);
 }
 
 void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
@@ -223,7 +239,7 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
 	uint64_t one = 1;
 
 	do {
-		w->next = head;
+		STAILQ_NEXT(w, link) = head;
 	} while (!atomic_compare_exchange_weak_explicit(&loop->inbox, &head, w,
 							memory_order_release,
 							memory_order_relaxed));
@@ -240,18 +256,17 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
  */
 static int run_work(struct aiol_loop *loop)
 {
-	struct aiol_work *w = loop->work_head;
+	struct aiol_work *w, *next;
 	int n = 0;
 
-	loop->work_head = loop->work_tail = NULL;
-	while (w) {
-		struct aiol_work *next = w->next;
-
+	w = STAILQ_FIRST(&loop->work);
+	STAILQ_INIT(&loop->work);
+	for (; w; w = next) {
+		next = STAILQ_NEXT(w, link);
 		w->queued = false;
-		w->next = NULL;
+		STAILQ_NEXT(w, link) = NULL;
 		w->fn(w);
 		n++;
-		w = next;
 		if (loop->submit_batch && io_uring_sq_ready(&loop->ring) >= loop->submit_batch)
 			io_uring_submit(&loop->ring);
 	}
@@ -299,9 +314,9 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 	struct io_uring_cqe *cqe;
 	int ret, n = 0;
 
-	if (wait && !loop->work_head && loop->poll_us && loop_poll(loop))
+	if (wait && STAILQ_EMPTY(&loop->work) && loop->poll_us && loop_poll(loop))
 		ret = 0;
-	else if (wait && !loop->work_head)
+	else if (wait && STAILQ_EMPTY(&loop->work))
 		ret = io_uring_submit_and_wait(&loop->ring, 1);
 	else
 		ret = io_uring_submit(&loop->ring);
@@ -320,6 +335,64 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 	}
 	n += run_work(loop);
 	return n;
+}
+
+/* ---- timers ---- */
+
+static void timer_cqe(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct aiol_timer *t = aiol_container_of(ev, struct aiol_timer, ev);
+
+	(void)flags;
+	t->armed = false;
+	t->fn(t, res == -ETIME ? 0 : res);
+}
+
+static void ns_to_ts(struct __kernel_timespec *ts, uint64_t ns)
+{
+	ts->tv_sec = (long long)(ns / 1000000000u);
+	ts->tv_nsec = (long long)(ns % 1000000000u);
+}
+
+void aiol_timer_start(struct aiol_loop *loop, struct aiol_timer *t, uint64_t ns)
+{
+	struct io_uring_sqe *sqe;
+
+	assert(!t->armed);
+	ns_to_ts(&t->ts, ns);
+	t->ev.fn = timer_cqe;
+	t->armed = true;
+	sqe = aiol_loop_sqe(loop, &t->ev);
+	io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+}
+
+void aiol_timer_cancel(struct aiol_loop *loop, struct aiol_timer *t)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!t->armed)
+		return;
+	sqe = aiol_loop_sqe(loop, NULL);
+	io_uring_prep_timeout_remove(sqe, (__u64)(uintptr_t)&t->ev, 0);
+}
+
+bool aiol_timer_armed(const struct aiol_timer *t)
+{
+	return t->armed;
+}
+
+void aiol_loop_sq_reserve(struct aiol_loop *loop, unsigned int n)
+{
+	if (io_uring_sq_space_left(&loop->ring) < n)
+		io_uring_submit(&loop->ring);
+}
+
+void aiol_loop_link_timeout(struct aiol_loop *loop, struct io_uring_sqe *sqe,
+			    struct __kernel_timespec *ts, uint64_t ns)
+{
+	ns_to_ts(ts, ns);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_prep_link_timeout(aiol_loop_sqe(loop, NULL), ts, 0);
 }
 
 /* ---- buffer arena ---- */
@@ -360,6 +433,35 @@ static size_t find_run(const struct aiol_loop *loop, size_t n, size_t from, size
 	return SIZE_MAX;
 }
 
+/*
+ * No run of n free pages in the prefix: double it (at least n more pages,
+ * at most the whole arena) and register the grown prefix as buffer 0.  If
+ * the ring refuses (RLIMIT_MEMLOCK), buffers past the registered part go
+ * without fixed I/O.
+ */
+static void arena_grow(struct aiol_loop *loop, size_t n)
+{
+	size_t want = loop->limit * 2 > loop->limit + n ? loop->limit * 2 : loop->limit + n;
+	struct iovec iov;
+	int ret;
+
+	if (want > loop->npages)
+		want = loop->npages;
+	loop->limit = want;
+	if (!loop->arena_registered || loop->reg_frozen)
+		return;
+	iov.iov_base = loop->arena;
+	iov.iov_len = want * ARENA_PAGE;
+	ret = io_uring_register_buffers_update_tag(&loop->ring, 0, &iov, NULL, 1);
+	if (ret >= 0) {
+		loop->reg_pages = want;
+		return;
+	}
+	aiol_warn("buffer arena grown to %zu bytes but registered with the ring only up to %zu (%s): buffers past it go without fixed buffers",
+		  iov.iov_len, loop->reg_pages * ARENA_PAGE, strerror(-ret));
+	loop->reg_frozen = true;	/* said once; never tried again */
+}
+
 void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len)
 {
 	size_t n = (len + ARENA_PAGE - 1) / ARENA_PAGE, start;
@@ -368,13 +470,18 @@ void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len)
 		n = 1;
 	if (n > loop->npages || loop->used + n * ARENA_PAGE > loop->arena_bytes)
 		return NULL;
-	start = find_run(loop, n, loop->hint, loop->npages);
-	if (start == SIZE_MAX)
-		start = find_run(loop, n, 0, loop->npages);
-	if (start == SIZE_MAX)
-		return NULL;
+	for (;;) {
+		start = find_run(loop, n, loop->hint, loop->limit);
+		if (start == SIZE_MAX)
+			start = find_run(loop, n, 0, loop->limit);
+		if (start != SIZE_MAX)
+			break;
+		if (loop->limit == loop->npages)
+			return NULL;
+		arena_grow(loop, n);
+	}
 	mark_pages(loop, start, n, true);
-	loop->hint = start + n < loop->npages ? start + n : 0;
+	loop->hint = start + n < loop->limit ? start + n : 0;
 	loop->used += n * ARENA_PAGE;
 	return loop->arena + start * ARENA_PAGE;
 }
@@ -392,14 +499,13 @@ void aiol_loop_buf_free(struct aiol_loop *loop, void *buf, size_t len)
 	mark_pages(loop, start, n, false);
 	loop->used -= n * ARENA_PAGE;
 	/* Wake every waiter: each retries its allocation and re-queues itself. */
-	while (loop->buf_waiters_head) {
-		struct aiol_work *w = loop->buf_waiters_head;
+	while (!STAILQ_EMPTY(&loop->buf_waiters)) {
+		struct aiol_work *w = STAILQ_FIRST(&loop->buf_waiters);
 
-		loop->buf_waiters_head = w->next;
+		STAILQ_REMOVE_HEAD(&loop->buf_waiters, link);
 		w->queued = false;
 		aiol_loop_defer(loop, w);
 	}
-	loop->buf_waiters_tail = NULL;
 }
 
 void aiol_loop_buf_wait(struct aiol_loop *loop, struct aiol_work *w)
@@ -407,12 +513,7 @@ void aiol_loop_buf_wait(struct aiol_loop *loop, struct aiol_work *w)
 	if (w->queued)
 		return;
 	w->queued = true;
-	w->next = NULL;
-	if (loop->buf_waiters_tail)
-		loop->buf_waiters_tail->next = w;
-	else
-		loop->buf_waiters_head = w;
-	loop->buf_waiters_tail = w;
+	STAILQ_INSERT_TAIL(&loop->buf_waiters, w, link);
 }
 
 size_t aiol_loop_buf_max(const struct aiol_loop *loop)
@@ -429,7 +530,8 @@ int aiol_loop_buf_index(const struct aiol_loop *loop, const void *buf)
 {
 	const uint8_t *p = buf;
 
-	if (!loop->arena_registered || p < loop->arena || p >= loop->arena + loop->arena_bytes)
+	if (!loop->arena_registered || p < loop->arena ||
+	    p >= loop->arena + loop->reg_pages * ARENA_PAGE)
 		return -1;
 	return 0;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Opening a backing file or block device and probing what it can do: its
+ * The file store's open (aioloop/store.h): opening a backing file or block
+ * device and probing what it can do: its
  * size (BLKGETSIZE64 for block devices), logical block size (BLKSSZGET),
  * the alignment direct I/O needs (statx STATX_DIOALIGN, else the logical
  * block size of the device under the file system, else 512), whether
@@ -9,14 +10,16 @@
  * checked here, overflow-safe, once.
  *
  * Everything here is control path: blocking calls, run by the thread that
- * calls aiol_dev_open().  The resulting struct aiol_dev is immutable except
- * for the capability bits, which the data path clears atomically when the
+ * calls aiol_file_store_open().  The resulting store is immutable except
+ * for its capability bits, which the engine clears atomically when the
  * backing answers EOPNOTSUPP.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/stat.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,18 +31,10 @@
 #include <unistd.h>
 
 #include "aioloop/log.h"
-#include "engine_internal.h"
+#include "file.h"
 
-#ifndef STATX_DIOALIGN
-#define STATX_DIOALIGN 0x2000u
-#endif
-/* Offsets of stx_dio_mem_align and stx_dio_offset_align in the kernel's
- * struct statx (include/uapi/linux/stat.h), for C libraries whose struct
- * lacks them. */
-#define STX_DIO_MEM_ALIGN_OFF	0x98
-#define STX_DIO_OFFSET_ALIGN_OFF 0x9c
-/* Largest direct I/O alignment the engine takes (its bounce chunks are
- * ENG_CHUNK). */
+/* Largest direct I/O alignment the engine takes (its read-modify-write
+ * steps are at most 1 MiB). */
 #define DIO_ALIGN_MAX		65536u
 
 static const char *const engine_names[] = {
@@ -70,6 +65,18 @@ int aiol_engine_parse(const char *s, enum aiol_engine *out)
 static bool is_pow2(uint64_t x)
 {
 	return x && !(x & (x - 1));
+}
+
+static uint64_t align_down(uint64_t x, uint64_t a)
+{
+	assert(is_pow2(a));
+	return x & ~(a - 1);
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+	assert(is_pow2(a));
+	return (x + a - 1) & ~(a - 1);
 }
 
 /* Read one unsigned number from a sysfs file; 0 if absent or unreadable. */
@@ -106,23 +113,17 @@ static uint64_t queue_attr(dev_t d, const char *attr)
 /* statx STATX_DIOALIGN; 0 when the kernel or file system does not say. */
 static void probe_statx_dio(int fd, unsigned int *off_align, unsigned int *mem_align)
 {
-	union {
-		struct statx sx;
-		unsigned char raw[256];
-	} u;
-	uint32_t mem, off;
+	struct statx sx;
 
 	*off_align = 0;
 	*mem_align = 0;
-	memset(&u, 0, sizeof(u));
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &u.sx) < 0)
+	memset(&sx, 0, sizeof(sx));
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0)
 		return;
-	if (!(u.sx.stx_mask & STATX_DIOALIGN))
+	if (!(sx.stx_mask & STATX_DIOALIGN))
 		return;
-	memcpy(&mem, u.raw + STX_DIO_MEM_ALIGN_OFF, sizeof(mem));
-	memcpy(&off, u.raw + STX_DIO_OFFSET_ALIGN_OFF, sizeof(off));
-	*off_align = off;
-	*mem_align = mem;
+	*off_align = sx.stx_dio_offset_align;
+	*mem_align = sx.stx_dio_mem_align;
 }
 
 /* Direct I/O alignment of an O_DIRECT fd: statx, else the logical block
@@ -152,38 +153,21 @@ static void probe_dio_align(int fd, const struct stat *st, unsigned int *off_ali
 
 /* Probe the fallocate modes of a writable regular file on a range past its
  * end with KEEP_SIZE, which changes no data.  A zeroed range is punched
- * again so that no blocks stay allocated past the end. */
+ * again so that no blocks stay allocated past the end.  Returns
+ * AIOL_STORE_DISCARD and AIOL_STORE_ZERO bits. */
 static uint32_t probe_fallocate(int fd, uint64_t file_size)
 {
-	uint64_t at = eng_align_up(file_size, 65536) + 65536;
+	uint64_t at = align_up(file_size, 65536) + 65536;
 	uint32_t fl = 0;
 
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)at, 4096) == 0)
-		fl |= ENG_FL_PUNCH;
+		fl |= AIOL_STORE_DISCARD;
 	if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)at, 4096) == 0) {
-		fl |= ENG_FL_ZERO;
-		if (fl & ENG_FL_PUNCH)
+		fl |= AIOL_STORE_ZERO;
+		if (fl & AIOL_STORE_DISCARD)
 			(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)at, 4096);
 	}
 	return fl;
-}
-
-/* The public capabilities of dev given its fallocate modes. */
-static uint32_t eng_caps_of(const struct aiol_dev *dev, uint32_t fl)
-{
-	uint32_t caps = dev->info.caps & (AIOL_CAP_ROTATIONAL | AIOL_CAP_BLOCK_STATUS |
-					  AIOL_CAP_FAST_ZERO);
-
-	if (dev->info.read_only)
-		return caps & ~AIOL_CAP_FAST_ZERO;
-	caps |= AIOL_CAP_FLUSH | AIOL_CAP_FUA;
-	if (fl & ENG_FL_PUNCH)
-		caps |= AIOL_CAP_DISCARD;
-	if (fl & (ENG_FL_PUNCH | ENG_FL_ZERO))
-		caps |= AIOL_CAP_WRITE_ZEROES;
-	else
-		caps &= ~AIOL_CAP_FAST_ZERO;
-	return caps;
 }
 
 /* Is O_DIRECT real on this file system?  tmpfs accepts O_DIRECT since Linux
@@ -242,7 +226,7 @@ static bool direct_usable(const char *path, int flags, const struct stat *st, in
 	 * window that someone else may be writing (or grow the file).  Like
 	 * the loop driver, which shows whole sectors, round the visible size
 	 * down. */
-	end = eng_align_down(o->offset + *size, *off_align);
+	end = align_down(o->offset + *size, *off_align);
 	if (end <= o->offset) {
 		snprintf(buf, buflen, "the window (%llu bytes) is smaller than one direct I/O block of %u",
 			 (unsigned long long)*size, *off_align);
@@ -253,11 +237,14 @@ static bool direct_usable(const char *path, int flags, const struct stat *st, in
 	return true;
 }
 
-int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct aiol_dev **out)
+int aiol_file_store_open(const char *path, const struct aiol_open_opts *opts,
+			 struct aiol_store **out)
 {
 	static const struct aiol_open_opts defaults;
 	const struct aiol_open_opts *o = opts ? opts : &defaults;
-	struct aiol_dev *dev = NULL;
+	struct file_store *fs = NULL;
+	struct aiol_dev_info *info;
+	uint32_t fl = 0;
 	struct stat st;
 	bool read_only = o->read_only, direct = false;
 	unsigned int off_align = 1, mem_align = 1;
@@ -366,111 +353,83 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 		}
 	}
 
-	dev = calloc(1, sizeof(*dev));
-	if (!dev) {
+	fs = calloc(1, sizeof(*fs));
+	if (!fs) {
 		ret = -ENOMEM;
 		goto err_close;
 	}
-	dev->path = strdup(path);
-	if (!dev->path) {
+	fs->path = strdup(path);
+	if (!fs->path) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	if (direct) {
-		dev->stripes = calloc(ENG_STRIPES, sizeof(*dev->stripes));
-		if (!dev->stripes) {
-			ret = -ENOMEM;
-			goto err_path;
-		}
-	}
-	dev->bdev_lbs = S_ISBLK(st.st_mode) ? (unsigned int)lbs : 1;
-	if (!is_pow2(dev->bdev_lbs))
-		dev->bdev_lbs = 512;
-	dev->fd = fd;
-	dev->threads = o->threads ? o->threads : 4;
-	dev->info.path = dev->path;
-	dev->info.size = size;
-	dev->info.offset = o->offset;
-	dev->info.backing_size = backing;
-	dev->info.dio_align = off_align;
-	dev->info.dio_mem_align = mem_align;
-	dev->info.direct = direct;
-	dev->info.read_only = read_only;
-	dev->info.is_blockdev = S_ISBLK(st.st_mode);
-	dev->info.engine = o->engine;
+	fs->base.ops = &file_store_ops;
+	fs->bdev_lbs = S_ISBLK(st.st_mode) ? (unsigned int)lbs : 1;
+	if (!is_pow2(fs->bdev_lbs))
+		fs->bdev_lbs = 512;
+	/* fallocate on a block device wants whole logical blocks. */
+	fs->base.discard_align = fs->bdev_lbs;
+	/* sync: one request at a time, in order. */
+	fs->base.max_depth = o->engine == AIOL_ENGINE_SYNC ? 1 : 0;
+	fs->fd = fd;
+	fs->threads = o->threads ? o->threads : 4;
+	info = &fs->base.info;
+	info->path = fs->path;
+	info->size = size;
+	info->offset = o->offset;
+	info->backing_size = backing;
+	info->dio_align = off_align;
+	info->dio_mem_align = mem_align;
+	info->direct = direct;
+	info->read_only = read_only;
+	info->is_blockdev = S_ISBLK(st.st_mode);
+	info->engine = o->engine;
 	if (o->block_size)
-		dev->info.block_size = o->block_size;
+		info->block_size = o->block_size;
 	else
-		dev->info.block_size = direct && off_align > 512 ? off_align : 512;
-	if (dev->info.block_size > 4096)
-		dev->info.block_size = 4096;
-	if (dev->info.engine == AIOL_ENGINE_AIO && !direct) {
+		info->block_size = direct && off_align > 512 ? off_align : 512;
+	if (info->block_size > 4096)
+		info->block_size = 4096;
+	if (info->engine == AIOL_ENGINE_AIO && !direct) {
 		aiol_warn("%s: Linux AIO needs direct I/O: using the threads engine", path);
-		dev->info.engine = AIOL_ENGINE_THREADS;
+		info->engine = AIOL_ENGINE_THREADS;
 	}
 
+	fs->base.caps = AIOL_STORE_EXTENTS;
 	if (S_ISBLK(st.st_mode)) {
-		dev->info.caps = AIOL_CAP_BLOCK_STATUS;
 		if (queue_attr(st.st_rdev, "rotational"))
-			dev->info.caps |= AIOL_CAP_ROTATIONAL;
+			fs->base.caps |= AIOL_STORE_ROTATIONAL;
 		if (queue_attr(st.st_rdev, "write_zeroes_max_bytes"))
-			dev->info.caps |= AIOL_CAP_FAST_ZERO;
+			fs->base.caps |= AIOL_STORE_FAST_ZERO;
 		/* fallocate on a block device: PUNCH_HOLE discards (or zeroes),
 		 * ZERO_RANGE zeroes out, writing zeroes if it must. */
-		dev->fl = ENG_FL_ZERO;
+		fl = AIOL_STORE_ZERO;
 		if (queue_attr(st.st_rdev, "discard_max_bytes"))
-			dev->fl |= ENG_FL_PUNCH;
+			fl |= AIOL_STORE_DISCARD;
 	} else {
-		dev->info.caps = AIOL_CAP_BLOCK_STATUS | AIOL_CAP_FAST_ZERO;
+		fs->base.caps |= AIOL_STORE_FAST_ZERO;
 		if (queue_attr(st.st_dev, "rotational"))
-			dev->info.caps |= AIOL_CAP_ROTATIONAL;
+			fs->base.caps |= AIOL_STORE_ROTATIONAL;
 		if (!read_only)
-			dev->fl = probe_fallocate(fd, backing);
+			fl = probe_fallocate(fd, backing);
 	}
-	if (read_only)
-		dev->fl = 0;
-	dev->info.caps = eng_caps_of(dev, dev->fl);
+	if (!read_only)
+		fs->base.caps |= fl | AIOL_STORE_FLUSH | AIOL_STORE_FUA;
+	if (!direct)
+		fs->base.caps |= AIOL_STORE_CACHE;
 
-	aiol_debug("%s: %llu bytes at offset %llu of %llu, block size %u, %s I/O (align %u/%u), %s, engine %s, caps 0x%x",
+	aiol_debug("%s: %llu bytes at offset %llu of %llu, block size %u, %s I/O (align %u/%u), %s, engine %s, store caps 0x%x",
 		   path, (unsigned long long)size, (unsigned long long)o->offset,
-		   (unsigned long long)backing, dev->info.block_size,
+		   (unsigned long long)backing, info->block_size,
 		   direct ? "direct" : "buffered", off_align, mem_align,
-		   read_only ? "read-only" : "read-write", aiol_engine_name(dev->info.engine),
-		   dev->info.caps);
-	*out = dev;
+		   read_only ? "read-only" : "read-write", aiol_engine_name(info->engine),
+		   fs->base.caps);
+	*out = &fs->base;
 	return 0;
 
-err_path:
-	free(dev->path);
 err_free:
-	free(dev);
+	free(fs);
 err_close:
 	close(fd);
 	return ret;
-}
-
-void aiol_dev_close(struct aiol_dev *dev)
-{
-	if (!dev)
-		return;
-	close(dev->fd);
-	free(dev->stripes);
-	free(dev->path);
-	free(dev);
-}
-
-const struct aiol_dev_info *aiol_dev_info(const struct aiol_dev *dev)
-{
-	return &dev->info;
-}
-
-int aiol_dev_sync(struct aiol_dev *dev)
-{
-	if (fdatasync(dev->fd) < 0) {
-		int ret = -errno;
-
-		aiol_err("%s: fdatasync: %m", dev->path);
-		return ret;
-	}
-	return 0;
 }

@@ -1,32 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * The sync backend: the "before" baseline.  One request at a time (the
- * queue depth is forced to 1), in submission order, each primitive run
- * with a blocking system call on the loop thread inside aiol_submit() (or
- * inside the completion that starts the next parked request).  The
- * trampoline in engine.c feeds results back without recursion; done() is
- * still deferred to the loop like on every backend.
+ * The file store's sync backend: the "before" baseline.  One request at a
+ * time (the engine's queue depth is 1 for it), in submission order, each
+ * primitive run with a blocking system call on the loop thread inside
+ * aiol_submit() (or inside the completion that starts the next parked
+ * request).  The trampoline in file.c feeds results back without
+ * recursion; the engine still defers the request's done() to the loop like
+ * on every backend.
  */
-#include "engine_internal.h"
+#include "file.h"
 
-static int sync_init(struct aiol_queue *q)
+static int sync_init(struct file_queue *fq)
 {
-	(void)q;
+	(void)fq;
 	return 0;
 }
 
-static void sync_fini(struct aiol_queue *q)
+static void sync_fini(struct file_queue *fq)
 {
-	(void)q;
+	(void)fq;
 }
 
-static void sync_issue(struct aiol_queue *q, struct aiol_req *req)
+static void sync_issue(struct file_queue *fq, struct aiol_store_io *io)
 {
-	/* Never called: engine.c runs inline backends itself. */
-	eng_io_done(req, eng_exec(q->dev, req));
+	/* Called from file.c's trampoline only. */
+	aiol_store_complete(io, file_exec(fq->fs, io));
 }
 
-const struct eng_backend eng_backend_sync = {
+const struct file_backend file_backend_sync = {
 	.name = "sync",
 	.inline_exec = true,
 	.init = sync_init,

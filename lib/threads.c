@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * The threads backend, and the worker pool that the uring and aio backends
- * use as their helper for what has no asynchronous form (block status by
- * lseek, and for aio also fallocate, fdatasync and fadvise).
+ * The file store's threads backend, and the worker pool that the uring and
+ * aio backends use as their helper for what has no asynchronous form
+ * (block status by lseek, and for aio also fallocate, fdatasync and
+ * fadvise).
  *
- * Thread model: the loop thread hands requests to the pool through a FIFO
- * under a mutex and wakes one worker with a condition variable.  A worker
- * runs the request's primitive with a blocking call (eng_exec(), which only
- * reads the immutable dev and the request it was handed), stores the
- * result in the request and posts it back with aiol_loop_post(): the loop
- * side takes no lock.  Workers block every signal, so signals keep going
+ * Thread model: the loop thread hands ios to the pool through a FIFO under
+ * a mutex and wakes one worker with a condition variable.  A worker runs
+ * the primitive with a blocking call (file_exec(), which only reads the
+ * immutable store and the io it was handed) and posts the result back with
+ * aiol_store_complete_post(): the loop side takes no lock.  Workers block every signal, so signals keep going
  * to the program's own threads.  Lock order: pool->mu only.
  */
 #include <errno.h>
@@ -19,56 +19,42 @@
 #include <string.h>
 
 #include "aioloop/log.h"
-#include "engine_internal.h"
+#include "file.h"
 
-struct eng_pool {
-	struct aiol_queue *q;
+struct file_pool {
+	struct file_queue *fq;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct aiol_req *head, *tail;	/* guarded by mu */
+	STAILQ_HEAD(, aiol_store_io) todo;	/* guarded by mu */
 	bool stop;			/* guarded by mu */
 	unsigned int nthreads;
 	pthread_t th[];
 };
 
-static void pool_done_work(struct aiol_work *w)
-{
-	struct eng_priv *p = aiol_container_of(w, struct eng_priv, work);
-
-	eng_io_done(eng_req_of_priv(p), p->res);
-}
-
 static void *pool_main(void *arg)
 {
-	struct eng_pool *pool = arg;
+	struct file_pool *pool = arg;
 
 	for (;;) {
-		struct aiol_req *req;
-		struct eng_priv *p;
+		struct aiol_store_io *io;
 
 		pthread_mutex_lock(&pool->mu);
-		while (!pool->head && !pool->stop)
+		while (STAILQ_EMPTY(&pool->todo) && !pool->stop)
 			pthread_cond_wait(&pool->cv, &pool->mu);
-		req = pool->head;
-		if (!req) {
+		io = STAILQ_FIRST(&pool->todo);
+		if (!io) {
 			pthread_mutex_unlock(&pool->mu);
 			return NULL;
 		}
-		p = eng_priv(req);
-		pool->head = p->next;
-		if (!pool->head)
-			pool->tail = NULL;
+		STAILQ_REMOVE_HEAD(&pool->todo, link);
 		pthread_mutex_unlock(&pool->mu);
 
-		p->next = NULL;
-		p->res = eng_exec(pool->q->dev, req);
-		p->work.fn = pool_done_work;
-		/* After this the request belongs to the loop again. */
-		aiol_loop_post(pool->q->loop, &p->work);
+		/* After this the io belongs to the loop again. */
+		aiol_store_complete_post(&pool->fq->base, io, file_exec(pool->fq->fs, io));
 	}
 }
 
-void eng_pool_destroy(struct eng_pool *pool)
+void file_pool_destroy(struct file_pool *pool)
 {
 	if (!pool)
 		return;
@@ -83,9 +69,9 @@ void eng_pool_destroy(struct eng_pool *pool)
 	free(pool);
 }
 
-int eng_pool_create(struct aiol_queue *q, unsigned int nthreads, struct eng_pool **out)
+int file_pool_create(struct file_queue *fq, unsigned int nthreads, struct file_pool **out)
 {
-	struct eng_pool *pool;
+	struct file_pool *pool;
 	sigset_t all, old;
 	int ret = 0;
 
@@ -94,7 +80,8 @@ int eng_pool_create(struct aiol_queue *q, unsigned int nthreads, struct eng_pool
 	pool = calloc(1, sizeof(*pool) + nthreads * sizeof(pthread_t));
 	if (!pool)
 		return -ENOMEM;
-	pool->q = q;
+	pool->fq = fq;
+	STAILQ_INIT(&pool->todo);
 	pthread_mutex_init(&pool->mu, NULL);
 	pthread_cond_init(&pool->cv, NULL);
 	sigfillset(&all);
@@ -109,45 +96,38 @@ int eng_pool_create(struct aiol_queue *q, unsigned int nthreads, struct eng_pool
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret < 0) {
-		eng_pool_destroy(pool);
+		file_pool_destroy(pool);
 		return ret;
 	}
 	*out = pool;
 	return 0;
 }
 
-void eng_pool_issue(struct eng_pool *pool, struct aiol_req *req)
+void file_pool_issue(struct file_pool *pool, struct aiol_store_io *io)
 {
-	struct eng_priv *p = eng_priv(req);
-
-	p->next = NULL;
 	pthread_mutex_lock(&pool->mu);
-	if (pool->tail)
-		eng_priv(pool->tail)->next = req;
-	else
-		pool->head = req;
-	pool->tail = req;
+	STAILQ_INSERT_TAIL(&pool->todo, io, link);
 	pthread_cond_signal(&pool->cv);
 	pthread_mutex_unlock(&pool->mu);
 }
 
-static int threads_init(struct aiol_queue *q)
+static int threads_init(struct file_queue *fq)
 {
-	return eng_pool_create(q, q->dev->threads, &q->pool);
+	return file_pool_create(fq, fq->fs->threads, &fq->pool);
 }
 
-static void threads_fini(struct aiol_queue *q)
+static void threads_fini(struct file_queue *fq)
 {
-	eng_pool_destroy(q->pool);
-	q->pool = NULL;
+	file_pool_destroy(fq->pool);
+	fq->pool = NULL;
 }
 
-static void threads_issue(struct aiol_queue *q, struct aiol_req *req)
+static void threads_issue(struct file_queue *fq, struct aiol_store_io *io)
 {
-	eng_pool_issue(q->pool, req);
+	file_pool_issue(fq->pool, io);
 }
 
-const struct eng_backend eng_backend_threads = {
+const struct file_backend file_backend_threads = {
 	.name = "threads",
 	.init = threads_init,
 	.fini = threads_fini,

@@ -5,11 +5,12 @@
  * the submitting thread's event loop (include/aioloop/loop.h).
  *
  * Objects:
- *   struct aiol_dev   - an opened backing file with its probed geometry.
- *                       Immutable after open; shared by all threads.
- *   struct aiol_queue - a dev bound to one thread's loop with one backend
- *                       instance (io_uring, Linux AIO, thread pool or
- *                       synchronous).  Used only from that thread.
+ *   struct aiol_dev   - an opened store (aioloop/store.h; the file store
+ *                       for aiol_dev_open) with its geometry.  Immutable
+ *                       after open; shared by all threads.
+ *   struct aiol_queue - a dev bound to one thread's loop with one store
+ *                       queue (for files: io_uring, Linux AIO, thread pool
+ *                       or synchronous).  Used only from that thread.
  *   struct aiol_req   - one operation, caller-owned until its done()
  *                       callback runs.
  *
@@ -79,6 +80,10 @@ struct aiol_queue;
  * logged (aioloop/log.h) and -errno returned; nothing is written. */
 int aiol_dev_open(const char *path, const struct aiol_open_opts *opts,
 		  struct aiol_dev **out);
+/* Open a dev on a store opened by the caller (aioloop/store.h), which the
+ * dev then owns: it is closed by aiol_dev_close(), or here on failure. */
+struct aiol_store;
+int aiol_dev_open_store(struct aiol_store *st, struct aiol_dev **out);
 void aiol_dev_close(struct aiol_dev *dev);
 const struct aiol_dev_info *aiol_dev_info(const struct aiol_dev *dev);
 /* fdatasync the backing (control path, blocking). */
@@ -136,8 +141,8 @@ struct aiol_req {
 
 	/* Engine-private state. */
 	union {
-		uint64_t u64[24];
-		void *ptr[24];
+		uint64_t u64[48];
+		void *ptr[48];
 	} _priv;
 };
 

@@ -14,6 +14,9 @@
  * of a fixed size, registered with the ring as fixed buffer 0, from which
  * aligned data buffers are carved.  Its size is the in-flight byte cap of
  * the thread; nothing on the data path allocates memory sized by a client.
+ * Only what is needed is touched and registered (pinned): the arena is
+ * used from its start, in a prefix that doubles from 8 MiB when no free
+ * run fits in it.
  */
 #ifndef AIOLOOP_LOOP_H
 #define AIOLOOP_LOOP_H
@@ -21,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
+#include <linux/time_types.h>
 
 struct io_uring;
 struct io_uring_sqe;
@@ -36,7 +41,7 @@ struct aiol_event {
  * complete requests outside the submitter's stack and to wake waiters. */
 struct aiol_work {
 	void (*fn)(struct aiol_work *w);
-	struct aiol_work *next;
+	STAILQ_ENTRY(aiol_work) link;	/* the loop's; also its cross-thread inbox */
 	bool queued;
 };
 
@@ -81,6 +86,43 @@ void aiol_loop_defer(struct aiol_loop *loop, struct aiol_work *w);
 /* Cross-thread completion: queue w from any thread and wake the loop.
  * Lock-free (MPSC stack + eventfd). */
 void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w);
+
+/*
+ * Timers on the loop's ring (IORING_OP_TIMEOUT), embedded in the caller's
+ * struct.  fn runs on the loop thread with 0 once ns have passed, or with
+ * -ECANCELED after aiol_timer_cancel() got there first; either way exactly
+ * once per aiol_timer_start(), and the struct must stay valid until then.
+ * A timer is started again only after its fn has run.
+ */
+struct aiol_timer {
+	void (*fn)(struct aiol_timer *t, int res);
+	/* private */
+	struct aiol_event ev;
+	struct __kernel_timespec ts;
+	bool armed;
+};
+
+void aiol_timer_start(struct aiol_loop *loop, struct aiol_timer *t, uint64_t ns);
+/* Ask for an armed timer to end early (fn then runs with -ECANCELED, or
+ * with 0 if it expired meanwhile); nothing if it is not armed. */
+void aiol_timer_cancel(struct aiol_loop *loop, struct aiol_timer *t);
+/* Between aiol_timer_start() and the call of fn. */
+bool aiol_timer_armed(const struct aiol_timer *t);
+
+/* Make sure the next n aiol_loop_sqe() calls go into one submission
+ * (submits what is pending when fewer than n SQEs are free). */
+void aiol_loop_sq_reserve(struct aiol_loop *loop, unsigned int n);
+
+/*
+ * A deadline for one operation: link a timeout to sqe (just prepared with
+ * aiol_loop_sqe() after aiol_loop_sq_reserve(loop, 2), not yet submitted:
+ * the prep helpers clear the SQE's flags, so this comes after) so that the operation is cancelled
+ * and completes with -ECANCELED if it has not completed within ns.  ts is
+ * the caller's storage and must stay valid until the SQEs are submitted;
+ * the timeout's own completion is dropped.
+ */
+void aiol_loop_link_timeout(struct aiol_loop *loop, struct io_uring_sqe *sqe,
+			    struct __kernel_timespec *ts, uint64_t ns);
 
 /* Buffers: 4096-aligned, carved from the registered arena.  Returns NULL
  * when the arena has no free run of that size right now (the caller waits

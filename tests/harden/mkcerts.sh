@@ -27,7 +27,9 @@ EOT
 }
 
 mkcert() {	# dir who(server|client) cn
-	certtool --generate-privkey --key-type=ecdsa --outfile "$1/$2-key.pem" 2>/dev/null
+	# RSA: qemu 10 refuses a client certificate whose key usage lacks key
+	# encipherment, which certtool leaves out for ECDSA keys.
+	certtool --generate-privkey --key-type=rsa --bits=2048 --outfile "$1/$2-key.pem" 2>/dev/null
 	if [ "$2" = server ]; then
 		cat > "$1/$2.info" <<EOT
 organization = aioloop test

@@ -4,7 +4,10 @@
  * the buffer arena's bounds and reuse, and a real ring operation (a nop)
  * dispatched to its event; with ring polling (poll_us), completions that
  * come inside the polling window and after it, and a post from another
- * thread to a loop that has gone to sleep.
+ * thread to a loop that has gone to sleep; the arena touched and
+ * registered by need; timers that expire, timers
+ * cancelled before they expire, and an operation bounded by a linked
+ * deadline.
  */
 #include <liburing.h>
 #include <pthread.h>
@@ -14,6 +17,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aioloop/loop.h"
@@ -146,6 +153,76 @@ static void test_ring_event(void **state)
 	aiol_loop_destroy(loop);
 }
 
+/* Resident bytes of this process (statm). */
+static long rss_bytes(void)
+{
+	long size = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &rss) != 2)
+		rss = -1;
+	fclose(f);
+	return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * The arena is touched and registered by need: creating a loop with a
+ * 256 MiB arena does not make 256 MiB resident (registration pins what it
+ * covers); buffers come from its start; a buffer handed out past the first
+ * prefix is in the registered buffer, and fixed I/O into it works.
+ */
+static void test_arena_by_need(void **state)
+{
+	struct aiol_loop_opts o = { .arena_bytes = 256u << 20 };
+	struct aiol_loop *loop;
+	struct nop_ev n;
+	uint8_t *b[24], *lo = NULL, *hi = NULL;
+	long before, after;
+	int fd;
+
+	(void)state;
+	before = rss_bytes();
+	assert_int_equal(aiol_loop_create(&o, &loop), 0);
+	after = rss_bytes();
+	assert_true(before > 0 && after > 0);
+	assert_true(after - before < (64l << 20));
+	for (int i = 0; i < 2; i++) {
+		b[i] = aiol_loop_buf_alloc(loop, 2u << 20);
+		assert_non_null(b[i]);
+	}
+	lo = b[0] < b[1] ? b[0] : b[1];
+	hi = b[0] < b[1] ? b[1] : b[0];
+	assert_true(hi - lo < (8l << 20));	/* both in the first prefix */
+	for (int i = 2; i < 24; i++) {
+		b[i] = aiol_loop_buf_alloc(loop, 2u << 20);
+		assert_non_null(b[i]);
+		if (b[i] > hi)
+			hi = b[i];
+	}
+	assert_true(hi - lo >= (32l << 20));	/* 48 MiB: the prefix grew */
+	if (aiol_loop_buf_index(loop, lo) == 0) {
+		for (int i = 0; i < 24; i++)
+			assert_int_equal(aiol_loop_buf_index(loop, b[i] + (2u << 20) - 1), 0);
+		fd = open("/dev/zero", O_RDONLY);
+		assert_true(fd >= 0);
+		memset(hi, 0xff, 4096);
+		n = (struct nop_ev){ .ev.fn = nop_done };
+		io_uring_prep_read_fixed(aiol_loop_sqe(loop, &n.ev), fd, hi, 4096, 0, 0);
+		while (!n.calls)
+			assert_true(aiol_loop_run_once(loop, true) >= 0);
+		assert_int_equal(n.res, 4096);
+		assert_int_equal(hi[0], 0);
+		assert_int_equal(hi[4095], 0);
+		close(fd);
+	}
+	for (int i = 0; i < 24; i++)
+		aiol_loop_buf_free(loop, b[i], 2u << 20);
+	assert_int_equal(aiol_loop_buf_used(loop), 0);
+	aiol_loop_destroy(loop);
+}
+
 struct submit_work {
 	struct aiol_work w;
 	struct aiol_loop *loop;
@@ -236,15 +313,152 @@ static void test_poll(void **state)
 	aiol_loop_destroy(loop);
 }
 
+struct tstate {
+	struct aiol_timer t;
+	int calls;
+	int res;
+	uint64_t at_ns;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void timer_fn(struct aiol_timer *t, int res)
+{
+	struct tstate *s = (struct tstate *)t;
+
+	s->calls++;
+	s->res = res;
+	s->at_ns = mono_ns();
+}
+
+/* Two timers started out of order fire in deadline order, each once,
+ * with 0, and not before their time. */
+static void test_timer_expires(void **state)
+{
+	struct aiol_loop *loop;
+	struct tstate a = { .t.fn = timer_fn }, b = { .t.fn = timer_fn };
+	uint64_t start;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	start = mono_ns();
+	aiol_timer_start(loop, &a.t, 30000000);	/* 30 ms */
+	aiol_timer_start(loop, &b.t, 10000000);	/* 10 ms */
+	assert_true(aiol_timer_armed(&a.t));
+	while (!a.calls)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.res, 0);
+	assert_int_equal(b.res, 0);
+	assert_true(b.at_ns - start >= 10000000);
+	assert_true(a.at_ns - start >= 30000000);
+	assert_true(b.at_ns <= a.at_ns);
+	assert_false(aiol_timer_armed(&a.t));
+	/* Once fired, a timer can be started again. */
+	aiol_timer_start(loop, &a.t, 1000000);
+	while (a.calls < 2)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(a.res, 0);
+	aiol_loop_destroy(loop);
+}
+
+/* A cancelled timer reports -ECANCELED long before its deadline;
+ * cancelling an idle timer does nothing. */
+static void test_timer_cancel(void **state)
+{
+	struct aiol_loop *loop;
+	struct tstate a = { .t.fn = timer_fn };
+	uint64_t start;
+
+	(void)state;
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	aiol_timer_cancel(loop, &a.t);	/* not armed: nothing */
+	start = mono_ns();
+	aiol_timer_start(loop, &a.t, 10ull * 1000000000u);	/* 10 s */
+	assert_true(aiol_loop_run_once(loop, false) >= 0);
+	aiol_timer_cancel(loop, &a.t);
+	while (!a.calls)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.res, -ECANCELED);
+	assert_true(a.at_ns - start < 5ull * 1000000000u);
+	assert_false(aiol_timer_armed(&a.t));
+	aiol_loop_destroy(loop);
+}
+
+struct rd {
+	struct aiol_event ev;
+	int res;
+	int calls;
+};
+
+static void rd_done(struct aiol_event *ev, int res, unsigned int flags)
+{
+	struct rd *r = (struct rd *)ev;
+
+	(void)flags;
+	r->res = res;
+	r->calls++;
+}
+
+/* A read of an empty pipe bounded by a 20 ms deadline ends with
+ * -ECANCELED; one whose data is there completes normally. */
+static void test_link_timeout(void **state)
+{
+	struct aiol_loop *loop;
+	struct __kernel_timespec ts;
+	struct rd r = { .ev.fn = rd_done };
+	struct io_uring_sqe *sqe;
+	char buf[8];
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	aiol_loop_sq_reserve(loop, 2);
+	sqe = aiol_loop_sqe(loop, &r.ev);
+	io_uring_prep_read(sqe, fds[0], buf, sizeof(buf), 0);
+	aiol_loop_link_timeout(loop, sqe, &ts, 20000000);
+	while (!r.calls)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(r.res, -ECANCELED);
+
+	assert_int_equal(write(fds[1], "abc", 3), 3);
+	aiol_loop_sq_reserve(loop, 2);
+	sqe = aiol_loop_sqe(loop, &r.ev);
+	io_uring_prep_read(sqe, fds[0], buf, sizeof(buf), 0);
+	aiol_loop_link_timeout(loop, sqe, &ts, 10ull * 1000000000u);
+	while (r.calls < 2)
+		assert_true(aiol_loop_run_once(loop, true) >= 0);
+	assert_int_equal(r.res, 3);
+	/* Let the timeout's own (dropped) completion come back. */
+	for (int i = 0; i < 10; i++)
+		aiol_loop_run_once(loop, false);
+	close(fds[0]);
+	close(fds[1]);
+	aiol_loop_destroy(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defer_fifo),
 		cmocka_unit_test(test_post_cross_thread),
 		cmocka_unit_test(test_arena_bounds),
+		cmocka_unit_test(test_arena_by_need),
 		cmocka_unit_test(test_ring_event),
 		cmocka_unit_test(test_submit_batch),
 		cmocka_unit_test(test_poll),
+		cmocka_unit_test(test_timer_expires),
+		cmocka_unit_test(test_timer_cancel),
+		cmocka_unit_test(test_link_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the command line's parsing (cli/args.c and the
+ * subcommands' parse functions): every number is a whole number or a size
+ * within the option's range, with no sign, blank or trailing junk, no
+ * wrap-around at 2^64 or through a suffix, and a message that names the
+ * option; and what serve, attach and bench command lines mean as config
+ * structs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* ---- whole numbers ---- */
+
+static void test_uint_accepts(void **state)
+{
+	struct cli_err err;
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(cli_parse_uint("--n", "0", 0, 10, &v, &err), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(cli_parse_uint("--n", "10", 0, 10, &v, &err), 0);
+	assert_int_equal(v, 10);
+	/* a leading zero is decimal, not octal */
+	assert_int_equal(cli_parse_uint("--n", "010", 0, 100, &v, &err), 0);
+	assert_int_equal(v, 10);
+	assert_int_equal(cli_parse_uint("--n", "0x10", 0, 100, &v, &err), 0);
+	assert_int_equal(v, 16);
+	assert_int_equal(cli_parse_uint("--n", "18446744073709551615", 0, UINT64_MAX, &v, &err), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(cli_parse_uint("--n", "0xffffffffffffffff", 0, UINT64_MAX, &v, &err), 0);
+	assert_true(v == UINT64_MAX);
+}
+
+/* Every rejection leaves *out alone and names the option and range. */
+static void check_uint_refused(const char *s, uint64_t min, uint64_t max, int want)
+{
+	struct cli_err err = {{0}};
+	uint64_t v = 12345;
+	char range[64];
+
+	assert_int_equal(cli_parse_uint("--count", s, min, max, &v, &err), want);
+	assert_true(v == 12345);
+	assert_non_null(strstr(err.msg, "--count"));
+	snprintf(range, sizeof(range), "from %llu to %llu", (unsigned long long)min,
+		 (unsigned long long)max);
+	assert_non_null(strstr(err.msg, range));
+}
+
+static void test_uint_refuses(void **state)
+{
+	(void)state;
+	check_uint_refused("", 0, 10, -EINVAL);
+	check_uint_refused("-1", 0, 10, -EINVAL);
+	check_uint_refused("-0", 0, 10, -EINVAL);
+	check_uint_refused("+1", 0, 10, -EINVAL);
+	check_uint_refused(" 1", 0, 10, -EINVAL);
+	check_uint_refused("1 ", 0, 10, -EINVAL);
+	check_uint_refused("80x", 1, 65535, -EINVAL);
+	check_uint_refused("4k", 0, 10000, -EINVAL); /* counts take no suffix */
+	check_uint_refused("1.5", 0, 10, -EINVAL);
+	check_uint_refused("0x", 0, 10, -EINVAL);
+	check_uint_refused("0xg", 0, 10, -EINVAL);
+	check_uint_refused("abc", 0, 10, -EINVAL);
+	check_uint_refused("99999", 1, 65535, -ERANGE);
+	check_uint_refused("0", 1, 65535, -ERANGE);
+	check_uint_refused("65536", 1, 65535, -ERANGE);
+	/* 2^64 and beyond do not wrap */
+	check_uint_refused("18446744073709551616", 0, UINT64_MAX, -ERANGE);
+	check_uint_refused("0x10000000000000000", 0, UINT64_MAX, -ERANGE);
+	check_uint_refused("99999999999999999999999999", 0, UINT64_MAX, -ERANGE);
+	/* 2^32 + 1 does not wrap to 1 in the unsigned int version either */
+	check_uint_refused("4294967297", 0, UINT32_MAX, -ERANGE);
+}
+
+static void test_uint32(void **state)
+{
+	struct cli_err err;
+	unsigned int v = 7;
+
+	(void)state;
+	assert_int_equal(cli_parse_uint32("--qd", "4096", 1, 4096, &v, &err), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(cli_parse_uint32("--qd", "4097", 1, 4096, &v, &err), -ERANGE);
+	assert_int_equal(v, 4096);
+	assert_int_equal(cli_parse_uint32("--qd", "4294967297", 1, 4096, &v, &err), -ERANGE);
+	assert_non_null(strstr(err.msg, "--qd '4294967297': out of range"));
+}
+
+static void test_block_size(void **state)
+{
+	struct cli_err err;
+	unsigned int v = 0;
+
+	(void)state;
+	assert_int_equal(cli_parse_block_size("-b", "512", &v, &err), 0);
+	assert_int_equal(v, 512);
+	assert_int_equal(cli_parse_block_size("-b", "4k", &v, &err), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(cli_parse_block_size("-b", "1000", &v, &err), -ERANGE);
+	assert_string_equal(err.msg, "-b '1000': not a block size (512 or 4096, also written 4k)");
+	assert_int_equal(cli_parse_block_size("-b", "0", &v, &err), -ERANGE);
+	assert_int_equal(cli_parse_block_size("-b", "-512", &v, &err), -EINVAL);
+	assert_int_equal(cli_parse_block_size("-b", "512x", &v, &err), -EINVAL);
+	assert_int_equal(v, 4096);
+}
+
+static void test_port(void **state)
+{
+	struct cli_err err;
+	char buf[8] = "";
+
+	(void)state;
+	assert_int_equal(cli_parse_port("--port", "10809", buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "10809");
+	/* canonical form: what getaddrinfo() gets cannot be read otherwise */
+	assert_int_equal(cli_parse_port("--port", "0x2a39", buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "10809");
+	assert_int_equal(cli_parse_port("--port", "65535", buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "65535");
+	assert_int_equal(cli_parse_port("--port", "99999", buf, sizeof(buf), &err), -ERANGE);
+	assert_string_equal(err.msg,
+			    "--port '99999': out of range (a whole number from 1 to 65535)");
+	assert_int_equal(cli_parse_port("--port", "0", buf, sizeof(buf), &err), -ERANGE);
+	assert_int_equal(cli_parse_port("--port", "-1", buf, sizeof(buf), &err), -EINVAL);
+	assert_int_equal(cli_parse_port("--port", "nbd", buf, sizeof(buf), &err), -EINVAL);
+	assert_string_equal(buf, "65535");
+}
+
+/* ---- sizes ---- */
+
+static void check_size(const char *s, uint64_t want)
+{
+	struct cli_err err = {{0}};
+	uint64_t v = 0;
+
+	assert_int_equal(cli_parse_size("--size", s, 0, UINT64_MAX, &v, &err), 0);
+	assert_true(v == want);
+}
+
+static void test_size_accepts(void **state)
+{
+	(void)state;
+	check_size("0", 0);
+	check_size("512", 512);
+	check_size("512b", 512);
+	check_size("512B", 512);
+	check_size("4k", 4096);
+	check_size("4K", 4096);
+	check_size("4KiB", 4096);
+	check_size("4kb", 4096);
+	check_size("3M", 3ull << 20);
+	check_size("1G", 1ull << 30);
+	check_size("2T", 2ull << 40);
+	check_size("0x1000", 4096);
+	check_size("0x10k", 16384);
+	check_size("16777215T", 16777215ull << 40);
+}
+
+static void check_size_refused(const char *s, uint64_t min, uint64_t max, int want)
+{
+	struct cli_err err = {{0}};
+	uint64_t v = 12345;
+
+	assert_int_equal(cli_parse_size("--offset", s, min, max, &v, &err), want);
+	assert_true(v == 12345);
+	assert_non_null(strstr(err.msg, "--offset"));
+	assert_non_null(strstr(err.msg, "suffix"));
+}
+
+static void test_size_refuses(void **state)
+{
+	struct cli_err err;
+	uint64_t v;
+
+	(void)state;
+	check_size_refused("", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("-5", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("-0", 0, UINT64_MAX, -EINVAL);
+	check_size_refused(" 4k", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("k", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("1Q", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("4kk", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("4k ", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("4kiBx", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("4bk", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("4i", 0, UINT64_MAX, -EINVAL);
+	check_size_refused("1.5G", 0, UINT64_MAX, -EINVAL);
+	/* overflow: of the digits, and through the suffix */
+	check_size_refused("18446744073709551616", 0, UINT64_MAX, -ERANGE);
+	check_size_refused("99999999999999999T", 0, UINT64_MAX, -ERANGE);
+	check_size_refused("16777216T", 0, UINT64_MAX, -ERANGE);
+	check_size_refused("17179869184G", 0, UINT64_MAX, -ERANGE);
+	/* the option's own range */
+	check_size_refused("0", 1, 64 << 20, -ERANGE);
+	check_size_refused("65M", 1, 64 << 20, -ERANGE);
+	check_size_refused("8E", 0, INT64_MAX, -EINVAL);
+	check_size_refused("8388608T", 0, INT64_MAX, -ERANGE);
+
+	assert_int_equal(cli_parse_size("--bs", "128M", 1, 64 << 20, &v, &err), -ERANGE);
+	assert_string_equal(err.msg, "--bs '128M': out of range (bytes with an optional K, M, G or "
+				     "T suffix, from 1 to 64M)");
+}
+
+/* ---- seconds ---- */
+
+static void test_seconds(void **state)
+{
+	static const char *const bad[] = {"", "0", "0.0", "-1", "-0", "+1", " 1", "1s", "inf",
+					  "nan", "0x10", "86401", "1e9", ".", "1..2"};
+	struct cli_err err;
+	double v = 0;
+
+	(void)state;
+	assert_int_equal(cli_parse_seconds("--seconds", "0.5", 86400, &v, &err), 0);
+	assert_true(v == 0.5);
+	assert_int_equal(cli_parse_seconds("--seconds", "10", 86400, &v, &err), 0);
+	assert_true(v == 10);
+	assert_int_equal(cli_parse_seconds("--seconds", ".25", 86400, &v, &err), 0);
+	assert_true(v == 0.25);
+	assert_int_equal(cli_parse_seconds("--seconds", "1e3", 86400, &v, &err), 0);
+	assert_true(v == 1000);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 7;
+		err.msg[0] = '\0';
+		assert_true(cli_parse_seconds("--seconds", bad[i], 86400, &v, &err) < 0);
+		assert_true(v == 7);
+		assert_non_null(strstr(err.msg, "--seconds"));
+	}
+}
+
+/* ---- subcommands ---- */
+
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+#define SERVE(cfg, err, ...) serve_parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), cfg, err)
+#define ATTACH(cfg, err, ...) attach_parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), cfg, err)
+#define BENCH(o, err, ...) bench_parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), o, err)
+
+static void test_serve_config(void **state)
+{
+	struct serve_config cfg;
+	struct cli_err err;
+	char ex1[] = "a=/dev/null,ro,offset=4k,sizelimit=1M";
+
+	(void)state;
+	assert_int_equal(SERVE(&cfg, &err, "serve", "disk.img"), CLI_RUN);
+	assert_int_equal(cfg.nex, 1);
+	assert_string_equal(cfg.ex[0].file, "disk.img");
+	assert_string_equal(cfg.ex[0].name, "");
+	assert_null(cfg.port);
+	assert_int_equal(cfg.server.threads, 0);
+	assert_int_equal(cfg.server.poll_us, 0);
+
+	assert_int_equal(SERVE(&cfg, &err, "serve", "-p", "10810", "-t", "2", "--offset", "4k",
+			       "--sizelimit", "1M", "--block-size", "4096", "--poll", "0",
+			       "--max-connections", "3", "--max-inflight", "256M",
+			       "--max-conn-inflight", "16M", "--handshake-timeout", "5",
+			       "--payload-timeout", "7", "--export", ex1, "-v", "-v", "disk.img"),
+			 CLI_RUN);
+	assert_string_equal(cfg.port, "10810");
+	assert_int_equal(cfg.server.threads, 2);
+	assert_int_equal(cfg.ex[0].offset, 4096);
+	assert_int_equal(cfg.ex[0].sizelimit, 1 << 20);
+	assert_int_equal(cfg.open.block_size, 4096);
+	assert_int_equal(cfg.server.poll_us, -1);
+	assert_int_equal(cfg.server.max_connections, 3);
+	assert_true(cfg.server.max_inflight == 256u << 20);
+	assert_true(cfg.server.max_conn_inflight == 16u << 20);
+	assert_int_equal(cfg.server.handshake_timeout_ms, 5000);
+	assert_int_equal(cfg.server.payload_timeout_ms, 7000);
+	assert_int_equal(cfg.verbose, 2);
+	assert_int_equal(cfg.nex, 2);
+	assert_string_equal(cfg.ex[1].name, "a");
+	assert_string_equal(cfg.ex[1].file, "/dev/null");
+	assert_true(cfg.ex[1].ro);
+	assert_int_equal(cfg.ex[1].offset, 4096);
+	assert_int_equal(cfg.ex[1].sizelimit, 1 << 20);
+
+	/* no FILE: the demo image (file NULL) */
+	assert_int_equal(SERVE(&cfg, &err, "serve", "-U", "s.sock"), CLI_RUN);
+	assert_null(cfg.ex[0].file);
+	assert_int_equal(SERVE(&cfg, &err, "serve", "--help"), CLI_HELP);
+	assert_int_equal(SERVE(&cfg, &err, "serve", "-V"), CLI_VERSION);
+}
+
+static void check_serve_refused(const char *opt, const char *val, const char *name)
+{
+	struct serve_config cfg;
+	struct cli_err err = {{0}};
+	char *argv[] = {"serve", (char *)opt, (char *)val, "disk.img", NULL};
+
+	assert_int_equal(serve_parse_args(4, argv, &cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, name));
+}
+
+static void test_serve_refuses(void **state)
+{
+	char ex[] = "a=f,offset=1Q";
+
+	(void)state;
+	check_serve_refused("-p", "99999", "--port");
+	check_serve_refused("-p", "0", "--port");
+	check_serve_refused("-p", "-1", "--port");
+	check_serve_refused("-p", "80x", "--port");
+	check_serve_refused("--port", "", "--port");
+	check_serve_refused("--offset", "1Q", "--offset");
+	check_serve_refused("--offset", "-1", "--offset");
+	check_serve_refused("--offset", "8388608T", "--offset");
+	check_serve_refused("--sizelimit", "-5", "--sizelimit");
+	check_serve_refused("--block-size", "1000", "--block-size");
+	check_serve_refused("--block-size", "4096x", "--block-size");
+	check_serve_refused("--block-size", "8k", "--block-size");
+	check_serve_refused("-t", "0", "--threads");
+	check_serve_refused("-t", "1025", "--threads");
+	check_serve_refused("--max-connections", "4294967296", "--max-connections");
+	check_serve_refused("--max-connections", "-1", "--max-connections");
+	check_serve_refused("--max-inflight", "1Q", "--max-inflight");
+	check_serve_refused("--max-conn-inflight", "0", "--max-conn-inflight");
+	check_serve_refused("--poll", "1000001", "--poll");
+	check_serve_refused("--poll", "-1", "--poll");
+	check_serve_refused("--handshake-timeout", "0", "--handshake-timeout");
+	check_serve_refused("--payload-timeout", "3601", "--payload-timeout");
+	check_serve_refused("--payload-timeout", "1e3", "--payload-timeout");
+	check_serve_refused("--export", ex, "--export offset");
+}
+
+static void test_attach_config(void **state)
+{
+	struct attach_config cfg;
+	struct cli_err err;
+
+	(void)state;
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "f.img"), CLI_RUN);
+	assert_string_equal(cfg.file, "f.img");
+	assert_int_equal(cfg.queues, 1);
+	assert_int_equal(cfg.depth, 64);
+	assert_int_equal(cfg.fe, ATTACH_AUTO);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--nbd", "-o", "4k", "--sizelimit", "1G",
+				"-b", "512", "--queues", "64", "--depth", "4096", "f.img"),
+			 CLI_RUN);
+	assert_int_equal(cfg.fe, ATTACH_NBD);
+	assert_int_equal(cfg.open.offset, 4096);
+	assert_true(cfg.open.sizelimit == 1ull << 30);
+	assert_int_equal(cfg.open.block_size, 512);
+	assert_int_equal(cfg.queues, 64);
+	assert_int_equal(cfg.depth, 4096);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--recover", "/dev/ublkb0"), CLI_RUN);
+	assert_string_equal(cfg.recover, "/dev/ublkb0");
+	assert_null(cfg.file);
+
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--queues", "0", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--queues '0'"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--queues", "65", "f"), -EINVAL);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--depth", "1", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--depth"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--depth", "4097", "f"), -EINVAL);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--depth", "1k", "f"), -EINVAL);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "-o", "-1", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--offset"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--sizelimit", "99999999999999999T", "f"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--sizelimit"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "-b", "4097", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--block-size"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach"), -EINVAL);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--recover", "d", "f"), -EINVAL);
+}
+
+static void test_bench_config(void **state)
+{
+	struct bench_opts o;
+	struct cli_err err;
+
+	(void)state;
+	assert_int_equal(BENCH(&o, &err, "bench"), CLI_RUN);
+	assert_int_equal(o.bs, 4096);
+	assert_int_equal(o.qd, 32);
+	assert_null(o.file);
+	assert_int_equal(BENCH(&o, &err, "bench", "--bs=1M", "--qd=256", "--seconds=0.5",
+			       "--size=64M", "--threads=8", "--submit-batch=0", "--rw=write", "f"),
+			 CLI_RUN);
+	assert_true(o.bs == 1u << 20);
+	assert_int_equal(o.qd, 256);
+	assert_true(o.seconds == 0.5);
+	assert_true(o.size == 64u << 20);
+	assert_int_equal(o.threads, 8);
+	assert_int_equal(o.submit_batch, 0);
+	assert_int_equal(o.rw, RW_WRITE);
+	assert_string_equal(o.file, "f");
+
+	assert_int_equal(BENCH(&o, &err, "bench", "--qd=0"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--qd"));
+	assert_int_equal(BENCH(&o, &err, "bench", "--qd=4097"), -EINVAL);
+	assert_int_equal(BENCH(&o, &err, "bench", "--qd=32x"), -EINVAL);
+	assert_int_equal(BENCH(&o, &err, "bench", "--bs=0"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--bs"));
+	assert_int_equal(BENCH(&o, &err, "bench", "--bs=65M"), -EINVAL);
+	assert_int_equal(BENCH(&o, &err, "bench", "--size=-1"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--size"));
+	assert_int_equal(BENCH(&o, &err, "bench", "--seconds=-1"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--seconds"));
+	assert_int_equal(BENCH(&o, &err, "bench", "--threads=0"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--threads"));
+	assert_int_equal(BENCH(&o, &err, "bench", "--submit-batch=4097"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--submit-batch"));
+	/* in range each, too much together */
+	assert_int_equal(BENCH(&o, &err, "bench", "--bs=64M", "--qd=8"), -EINVAL);
+	assert_non_null(strstr(err.msg, "256M"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uint_accepts),
+		cmocka_unit_test(test_uint_refuses),
+		cmocka_unit_test(test_uint32),
+		cmocka_unit_test(test_block_size),
+		cmocka_unit_test(test_port),
+		cmocka_unit_test(test_size_accepts),
+		cmocka_unit_test(test_size_refuses),
+		cmocka_unit_test(test_seconds),
+		cmocka_unit_test(test_serve_config),
+		cmocka_unit_test(test_serve_refuses),
+		cmocka_unit_test(test_attach_config),
+		cmocka_unit_test(test_bench_config),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

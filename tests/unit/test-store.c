@@ -1,0 +1,529 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the store seam (aioloop/store.h) with an in-memory store
+ * written against the public header only, as a cluster store or an
+ * encryption stage would be: a store that needs 4096-byte alignment (an
+ * encryption sector) receives only aligned primitives, whatever the
+ * requests, and the data matches a shadow copy; completions delivered
+ * from the store's own thread through the loop's inbox; short transfers;
+ * overlapping unaligned writes landing in submission order; the window
+ * offset added to every primitive; capabilities the store lacks refused or
+ * done by writing; and a ZERO the store turns out not to have, cleared and
+ * replaced by writing zeroes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "aioloop/engine.h"
+#include "aioloop/loop.h"
+#include "aioloop/store.h"
+
+#define MiB (1024u * 1024u)
+#define SIZE (8 * MiB)
+#define WINDOW 8192u
+
+struct mem_store {
+	struct aiol_store base;
+	uint8_t *data;	 /* the whole store: WINDOW + SIZE bytes */
+	bool foreign;	 /* complete from the queue's own thread */
+	bool short_io;	 /* move at most half of a multi-block READ/WRITE */
+	bool zero_fails; /* ZERO answers -EOPNOTSUPP */
+	atomic_uint misaligned;
+	atomic_uint below_window;
+	atomic_uint ops[AIOL_SIO_CACHE + 1];
+	atomic_uint closed;
+};
+
+struct mem_queue {
+	struct aiol_store_queue base;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	STAILQ_HEAD(, aiol_store_io) todo;
+	bool stop;
+};
+
+static struct mem_store *ms_of(struct aiol_store *st)
+{
+	return aiol_container_of(st, struct mem_store, base);
+}
+
+/* Run io on the memory; returns its result. */
+static int mem_exec(struct mem_store *ms, struct aiol_store_io *io)
+{
+	uint64_t a = ms->base.info.dio_align, n = io->len;
+
+	atomic_fetch_add(&ms->ops[io->op], 1);
+	if (io->op != AIOL_SIO_FLUSH && io->off < WINDOW)
+		atomic_fetch_add(&ms->below_window, 1);
+	switch (io->op) {
+	case AIOL_SIO_READ:
+	case AIOL_SIO_WRITE:
+		if ((io->off | io->len) % a || (uintptr_t)io->buf % ms->base.info.dio_mem_align)
+			atomic_fetch_add(&ms->misaligned, 1);
+		if (ms->short_io && n > a)
+			n = (n / a / 2) * a;
+		if (io->op == AIOL_SIO_READ)
+			memcpy(io->buf, ms->data + io->off, n);
+		else
+			memcpy(ms->data + io->off, io->buf, n);
+		return (int)n;
+	case AIOL_SIO_ZERO:
+		if (ms->zero_fails)
+			return -EOPNOTSUPP;
+		memset(ms->data + io->off, 0, io->len);
+		return 0;
+	case AIOL_SIO_DISCARD:
+		memset(ms->data + io->off, 0, io->len);
+		return 0;
+	case AIOL_SIO_EXTENTS:
+		io->ext[0].len = io->len;
+		io->ext[0].flags = 0;
+		io->ext_count = 1;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void *mem_thread(void *arg)
+{
+	struct mem_queue *mq = arg;
+	struct mem_store *ms = ms_of(mq->base.store);
+
+	pthread_mutex_lock(&mq->mu);
+	for (;;) {
+		struct aiol_store_io *io;
+
+		while (STAILQ_EMPTY(&mq->todo) && !mq->stop)
+			pthread_cond_wait(&mq->cv, &mq->mu);
+		io = STAILQ_FIRST(&mq->todo);
+		if (!io)
+			break;
+		STAILQ_REMOVE_HEAD(&mq->todo, link);
+		pthread_mutex_unlock(&mq->mu);
+		aiol_store_complete_post(&mq->base, io, mem_exec(ms, io));
+		pthread_mutex_lock(&mq->mu);
+	}
+	pthread_mutex_unlock(&mq->mu);
+	return NULL;
+}
+
+static int mem_queue_create(struct aiol_store *st, struct aiol_loop *loop, unsigned int depth,
+			    struct aiol_store_queue **out)
+{
+	struct mem_queue *mq = calloc(1, sizeof(*mq));
+
+	if (!mq)
+		return -ENOMEM;
+	aiol_store_queue_init(&mq->base, st, loop, depth);
+	pthread_mutex_init(&mq->mu, NULL);
+	pthread_cond_init(&mq->cv, NULL);
+	STAILQ_INIT(&mq->todo);
+	if (ms_of(st)->foreign && pthread_create(&mq->th, NULL, mem_thread, mq)) {
+		free(mq);
+		return -EAGAIN;
+	}
+	*out = &mq->base;
+	return 0;
+}
+
+static void mem_queue_destroy(struct aiol_store_queue *sq)
+{
+	struct mem_queue *mq = aiol_container_of(sq, struct mem_queue, base);
+
+	if (ms_of(sq->store)->foreign) {
+		pthread_mutex_lock(&mq->mu);
+		mq->stop = true;
+		pthread_cond_signal(&mq->cv);
+		pthread_mutex_unlock(&mq->mu);
+		pthread_join(mq->th, NULL);
+	}
+	pthread_cond_destroy(&mq->cv);
+	pthread_mutex_destroy(&mq->mu);
+	free(mq);
+}
+
+static void mem_submit(struct aiol_store_queue *sq, struct aiol_store_io *io)
+{
+	struct mem_queue *mq = aiol_container_of(sq, struct mem_queue, base);
+	struct mem_store *ms = ms_of(sq->store);
+
+	if (!ms->foreign) {
+		aiol_store_complete_later(sq, io, mem_exec(ms, io));
+		return;
+	}
+	pthread_mutex_lock(&mq->mu);
+	STAILQ_INSERT_TAIL(&mq->todo, io, link);
+	pthread_cond_signal(&mq->cv);
+	pthread_mutex_unlock(&mq->mu);
+}
+
+static int mem_sync(struct aiol_store *st)
+{
+	(void)st;
+	return 0;
+}
+
+static void mem_close(struct aiol_store *st)
+{
+	atomic_fetch_add(&ms_of(st)->closed, 1);
+}
+
+static const struct aiol_store_ops mem_ops = {
+    .name = "memory",
+    .queue_create = mem_queue_create,
+    .queue_destroy = mem_queue_destroy,
+    .submit = mem_submit,
+    .sync = mem_sync,
+    .close = mem_close,
+};
+
+struct fix {
+	struct mem_store ms;
+	uint8_t *shadow;
+	struct aiol_loop *loop;
+	struct aiol_dev *dev;
+	struct aiol_queue *q;
+};
+
+static void fix_open(struct fix *f, unsigned int align, uint32_t caps, bool foreign)
+{
+	memset(f, 0, sizeof(*f));
+	f->ms.data = calloc(1, WINDOW + SIZE);
+	f->shadow = calloc(1, SIZE);
+	assert_non_null(f->ms.data);
+	assert_non_null(f->shadow);
+	f->ms.foreign = foreign;
+	f->ms.base.ops = &mem_ops;
+	f->ms.base.info.path = "mem";
+	f->ms.base.info.size = SIZE;
+	f->ms.base.info.offset = WINDOW;
+	f->ms.base.info.backing_size = WINDOW + SIZE;
+	f->ms.base.info.block_size = 512;
+	f->ms.base.info.dio_align = align;
+	f->ms.base.info.dio_mem_align = align > 1 ? 512 : 1;
+	f->ms.base.caps = caps;
+	f->ms.base.discard_align = 1;
+	assert_int_equal(aiol_dev_open_store(&f->ms.base, &f->dev), 0);
+	assert_int_equal(aiol_loop_create(NULL, &f->loop), 0);
+	assert_int_equal(aiol_queue_create(f->dev, f->loop, NULL, &f->q), 0);
+}
+
+static void fix_close(struct fix *f)
+{
+	aiol_queue_destroy(f->q);
+	aiol_loop_destroy(f->loop);
+	aiol_dev_close(f->dev);
+	assert_int_equal(atomic_load(&f->ms.closed), 1);
+	free(f->ms.data);
+	free(f->shadow);
+}
+
+struct slot {
+	struct aiol_req req;
+	bool busy;
+	int res;
+	uint8_t buf[70000];
+};
+
+static void slot_done(struct aiol_req *req, int res)
+{
+	struct slot *s = aiol_container_of(req, struct slot, req);
+
+	s->res = res;
+	s->busy = false;
+}
+
+/* One request, waited for; returns its result. */
+static int run1(struct fix *f, uint8_t op, uint32_t flags, uint64_t off, uint64_t len, void *buf)
+{
+	static struct slot s;
+
+	memset(&s.req, 0, sizeof(s.req));
+	s.req.op = op;
+	s.req.flags = flags;
+	s.req.off = off;
+	s.req.len = len;
+	s.req.buf = buf;
+	s.req.done = slot_done;
+	s.busy = true;
+	assert_int_equal(aiol_submit(f->q, &s.req), 0);
+	while (s.busy)
+		assert_true(aiol_loop_run_once(f->loop, true) >= 0);
+	return s.res;
+}
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+#define NSLOT 16
+
+/* Random unaligned reads, writes and write-zeroes, NSLOT in flight, each
+ * slot in its own 64 KiB region (in-flight writes never overlap), through
+ * a store that needs 4096-byte primitives. */
+static void random_io(struct fix *f, uint64_t seed)
+{
+	static struct slot s[NSLOT];
+	uint64_t x = seed;
+	int done = 0;
+
+	while (done < 3000) {
+		for (int i = 0; i < NSLOT; i++) {
+			uint64_t region = (uint64_t)(rnd(&x) % (SIZE / 65536 / NSLOT)) * NSLOT + i;
+			uint64_t off, len;
+			int kind;
+
+			if (s[i].busy)
+				continue;
+			assert_int_equal(s[i].res, 0);
+			off = region * 65536 + rnd(&x) % 60000;
+			len = 1 + rnd(&x) % (region * 65536 + 65536 - off);
+			kind = (int)(rnd(&x) % 4);
+			memset(&s[i].req, 0, sizeof(s[i].req));
+			s[i].req.off = off;
+			s[i].req.len = len;
+			s[i].req.done = slot_done;
+			/* misaligned buffers too */
+			s[i].req.buf = s[i].buf + (rnd(&x) % 2 ? 0 : 1 + rnd(&x) % 511);
+			if (kind == 0) {
+				s[i].req.op = AIOL_OP_READ;
+			} else if (kind == 3) {
+				s[i].req.op = AIOL_OP_WRITE_ZEROES;
+				s[i].req.buf = NULL;
+				memset(f->shadow + off, 0, len);
+			} else {
+				s[i].req.op = AIOL_OP_WRITE;
+				for (uint64_t j = 0; j < len; j++)
+					((uint8_t *)s[i].req.buf)[j] = (uint8_t)rnd(&x);
+				memcpy(f->shadow + off, s[i].req.buf, len);
+			}
+			s[i].busy = true;
+			assert_int_equal(aiol_submit(f->q, &s[i].req), 0);
+		}
+		assert_true(aiol_loop_run_once(f->loop, true) >= 0);
+		for (int i = 0; i < NSLOT; i++) {
+			if (s[i].busy || !s[i].req.done)
+				continue;
+			assert_int_equal(s[i].res, 0);
+			if (s[i].req.op == AIOL_OP_READ)
+				assert_memory_equal(s[i].req.buf, f->shadow + s[i].req.off,
+						    s[i].req.len);
+			s[i].req.done = NULL;
+			done++;
+		}
+	}
+	while (aiol_queue_inflight(f->q))
+		assert_true(aiol_loop_run_once(f->loop, true) >= 0);
+	for (int i = 0; i < NSLOT; i++) {
+		s[i].busy = false;
+		s[i].res = 0;
+	}
+	assert_memory_equal(f->ms.data + WINDOW, f->shadow, SIZE);
+	assert_int_equal(atomic_load(&f->ms.misaligned), 0);
+	assert_int_equal(atomic_load(&f->ms.below_window), 0);
+}
+
+static void test_aligned_store_loop_thread(void **state)
+{
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 4096, AIOL_STORE_FLUSH | AIOL_STORE_FUA, false);
+	random_io(&f, 1);
+	/* No ZERO or DISCARD: write-zeroes were written, never asked of the store. */
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_ZERO]), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_DISCARD]), 0);
+	fix_close(&f);
+}
+
+static void test_foreign_thread_completions(void **state)
+{
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 4096, AIOL_STORE_FLUSH | AIOL_STORE_FUA, true);
+	random_io(&f, 2);
+	fix_close(&f);
+}
+
+static void test_short_transfers(void **state)
+{
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 4096, AIOL_STORE_FLUSH | AIOL_STORE_FUA, true);
+	f.ms.short_io = true;
+	random_io(&f, 3);
+	fix_close(&f);
+}
+
+/* Unaligned writes into the same block, all in flight at once, land in
+ * submission order. */
+static void test_overlapping_in_order(void **state)
+{
+	static struct slot s[8];
+	uint8_t want[4096];
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 4096, AIOL_STORE_FLUSH | AIOL_STORE_FUA, true);
+	for (int i = 0; i < 8; i++) {
+		memset(&s[i].req, 0, sizeof(s[i].req));
+		s[i].req.op = AIOL_OP_WRITE;
+		s[i].req.off = 100 + (uint64_t)i * 10;
+		s[i].req.len = 1000;
+		s[i].req.buf = s[i].buf;
+		s[i].req.done = slot_done;
+		memset(s[i].buf, 'a' + i, 1000);
+		s[i].busy = true;
+		assert_int_equal(aiol_submit(f.q, &s[i].req), 0);
+	}
+	while (aiol_queue_inflight(f.q))
+		assert_true(aiol_loop_run_once(f.loop, true) >= 0);
+	memset(want, 0, sizeof(want));
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(s[i].res, 0);
+		memset(want + 100 + i * 10, 'a' + i, 1000);
+	}
+	assert_memory_equal(f.ms.data + WINDOW, want, sizeof(want));
+	fix_close(&f);
+}
+
+/* What the store lacks is refused (or written), what it has is used; the
+ * dev's public caps follow the store's. */
+static void test_caps(void **state)
+{
+	uint8_t buf[4096];
+	struct fix f;
+	uint32_t caps;
+
+	(void)state;
+	fix_open(&f, 1, AIOL_STORE_FLUSH, false);
+	caps = aiol_dev_info(f.dev)->caps;
+	assert_int_equal(caps, AIOL_CAP_FLUSH);
+	assert_int_equal(run1(&f, AIOL_OP_DISCARD, 0, 0, 4096, NULL), -EOPNOTSUPP);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE_ZEROES, AIOL_F_FAST_ONLY, 0, 4096, NULL),
+			 -EOPNOTSUPP);
+	memset(buf, 7, sizeof(buf));
+	assert_int_equal(run1(&f, AIOL_OP_WRITE, 0, 0, sizeof(buf), buf), 0);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE_ZEROES, 0, 0, 4096, NULL), 0);
+	assert_int_equal(f.ms.data[WINDOW], 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_WRITE]), 2);
+	assert_int_equal(run1(&f, AIOL_OP_CACHE, 0, 0, 4096, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_CACHE]), 0); /* no cache: not asked */
+	fix_close(&f);
+
+	fix_open(&f, 1,
+		 AIOL_STORE_FLUSH | AIOL_STORE_FUA | AIOL_STORE_DISCARD | AIOL_STORE_ZERO |
+		     AIOL_STORE_FAST_ZERO | AIOL_STORE_EXTENTS | AIOL_STORE_CACHE,
+		 false);
+	caps = aiol_dev_info(f.dev)->caps;
+	assert_int_equal(caps, AIOL_CAP_FLUSH | AIOL_CAP_FUA | AIOL_CAP_DISCARD |
+				   AIOL_CAP_WRITE_ZEROES | AIOL_CAP_FAST_ZERO |
+				   AIOL_CAP_BLOCK_STATUS);
+	assert_int_equal(run1(&f, AIOL_OP_DISCARD, 0, 4096, 4096, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_DISCARD]), 1);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE_ZEROES, AIOL_F_NO_UNMAP, 0, 4096, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_ZERO]), 1);
+	assert_int_equal(run1(&f, AIOL_OP_CACHE, 0, 0, 4096, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_CACHE]), 1);
+	assert_int_equal(run1(&f, AIOL_OP_FLUSH, 0, 0, 0, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_FLUSH]), 1);
+	/* A discard with FUA is followed by a flush. */
+	assert_int_equal(run1(&f, AIOL_OP_DISCARD, AIOL_F_FUA, 0, 4096, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_FLUSH]), 2);
+	fix_close(&f);
+}
+
+static void test_extents(void **state)
+{
+	static struct slot s;
+	struct aiol_extent ext[4];
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 1, AIOL_STORE_EXTENTS, false);
+	memset(&s.req, 0, sizeof(s.req));
+	s.req.op = AIOL_OP_BLOCK_STATUS;
+	s.req.off = 4096;
+	s.req.len = 65536;
+	s.req.ext = ext;
+	s.req.ext_max = 4;
+	s.req.done = slot_done;
+	s.busy = true;
+	assert_int_equal(aiol_submit(f.q, &s.req), 0);
+	while (s.busy)
+		assert_true(aiol_loop_run_once(f.loop, true) >= 0);
+	assert_int_equal(s.res, 0);
+	assert_int_equal(s.req.ext_count, 1);
+	assert_int_equal(ext[0].len, 65536);
+	assert_int_equal(ext[0].flags, 0);
+	fix_close(&f);
+
+	fix_open(&f, 1, 0, false); /* no EXTENTS */
+	s.busy = true;
+	assert_int_equal(aiol_submit(f.q, &s.req), 0);
+	while (s.busy)
+		assert_true(aiol_loop_run_once(f.loop, true) >= 0);
+	assert_int_equal(s.res, -EOPNOTSUPP);
+	fix_close(&f);
+}
+
+/* A ZERO the store cannot do after all: cleared on the store and the dev,
+ * the zeroes are written instead, and the store is not asked again. */
+static void test_zero_cleared(void **state)
+{
+	uint8_t buf[8192];
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 1, AIOL_STORE_FLUSH | AIOL_STORE_ZERO | AIOL_STORE_FAST_ZERO, false);
+	f.ms.zero_fails = true;
+	memset(buf, 9, sizeof(buf));
+	assert_int_equal(run1(&f, AIOL_OP_WRITE, 0, 0, sizeof(buf), buf), 0);
+	assert_true(aiol_dev_info(f.dev)->caps & AIOL_CAP_WRITE_ZEROES);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE_ZEROES, 0, 100, 5000, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_ZERO]), 1);
+	assert_false(aiol_store_caps(&f.ms.base) & AIOL_STORE_ZERO);
+	assert_false(aiol_dev_info(f.dev)->caps & AIOL_CAP_WRITE_ZEROES);
+	assert_int_equal(f.ms.data[WINDOW + 99], 9);
+	for (int i = 100; i < 5100; i++)
+		assert_int_equal(f.ms.data[WINDOW + i], 0);
+	assert_int_equal(f.ms.data[WINDOW + 5100], 9);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE_ZEROES, AIOL_F_FAST_ONLY, 0, 4096, NULL),
+			 -EOPNOTSUPP);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE_ZEROES, 0, 0, 4096, NULL), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_ZERO]), 1);
+	fix_close(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_aligned_store_loop_thread),
+	    cmocka_unit_test(test_foreign_thread_completions),
+	    cmocka_unit_test(test_short_transfers),
+	    cmocka_unit_test(test_overlapping_in_order),
+	    cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_extents),
+	    cmocka_unit_test(test_zero_cleared),
+	};
+
+	alarm(200); /* a lost completion hangs: fail instead */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
