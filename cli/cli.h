@@ -110,7 +110,7 @@ int cli_ctl_default_path(const char *name, char *buf, size_t len);
  * "[::1]", "localhost"), or "unix:PATH". */
 struct cli_metrics_addr {
 	bool is_unix;
-	char host[64];	/* numeric, without brackets */
+	char host[64]; /* numeric, without brackets */
 	char port[8];
 	char path[108];
 };
@@ -158,9 +158,9 @@ int stats_parse_args(int argc, char **argv, struct stats_config *cfg, struct cli
 /* Start the control socket (path; NULL: CLI_RUN_DIR/default_name.ctl, and
  * no complaint if that directory is not ours to write) and the metrics
  * endpoint (ma, if any) for n sources.  Returns 0 or -errno (logged). */
-int cli_observe_start(const char *path, const char *default_name,
-		      const struct cli_metrics_addr *ma, const struct cli_stats_src *src,
-		      unsigned int n, struct cli_ctl **ctl, struct cli_metrics **metrics);
+int cli_observe_start(const char *path, const char *default_name, const struct cli_metrics_addr *ma,
+		      const struct cli_stats_src *src, unsigned int n, struct cli_ctl **ctl,
+		      struct cli_metrics **metrics);
 
 /* ---- serve ---- */
 
