@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -115,6 +116,7 @@ static void ctl_serve_one(struct cli_ctl *c, int fd)
 static void *ctl_thread(void *arg)
 {
 	struct cli_ctl *c = arg;
+	const struct timeval send_timeout = {.tv_sec = CTL_REQ_TIMEOUT_MS / 1000};
 
 	for (;;) {
 		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
@@ -130,6 +132,8 @@ static void *ctl_thread(void *arg)
 		fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* A client that does not read must not hold the thread. */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
 		ctl_serve_one(c, fd);
 		close(fd);
 	}

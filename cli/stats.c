@@ -420,6 +420,9 @@ int cmd_stats(int argc, char **argv)
 		return 1;
 	for (int p = 0; p < n; p++)
 		shown += ps[p].n;
+	if (!n && !cfg.name && !cfg.json)
+		fprintf(stderr,
+			"aioloop stats: no running server or device answers in " CLI_RUN_DIR "\n");
 	if (cfg.json) {
 		printf("{\"processes\": [");
 		for (int p = 0; p < n; p++) {
