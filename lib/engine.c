@@ -157,6 +157,15 @@ unsigned int aiol_queue_inflight(const struct aiol_queue *q)
 	return q->outstanding;
 }
 
+bool aiol_dev_fixed_buf_ok(const struct aiol_dev *dev, unsigned int len_align)
+{
+	const struct aiol_dev_info *info = &dev->info;
+
+	if (info->engine != AIOL_ENGINE_URING || !len_align)
+		return false;
+	return !info->direct || len_align % info->dio_align == 0;
+}
+
 /* ---- validation ---- */
 
 /*
@@ -170,15 +179,20 @@ static int eng_validate(const struct aiol_queue *q, struct aiol_req *req)
 	bool writes = false;
 	uint64_t end;
 
-	if (req->flags & ~(AIOL_F_FUA | AIOL_F_NO_UNMAP | AIOL_F_FAST_ONLY))
+	if (req->flags & ~(AIOL_F_FUA | AIOL_F_NO_UNMAP | AIOL_F_FAST_ONLY | AIOL_F_FIXED_BUF))
+		return -EINVAL;
+	/* A registered buffer of the kernel's: never bounced, ring only. */
+	if ((req->flags & AIOL_F_FIXED_BUF) &&
+	    ((req->op != AIOL_OP_READ && req->op != AIOL_OP_WRITE) ||
+	     q->be != &eng_backend_uring || eng_rmw_needed(q, req)))
 		return -EINVAL;
 	switch (req->op) {
 	case AIOL_OP_READ:
-		if (!req->buf && req->len)
+		if (!req->buf && req->len && !(req->flags & AIOL_F_FIXED_BUF))
 			return -EINVAL;
 		break;
 	case AIOL_OP_WRITE:
-		if (!req->buf && req->len)
+		if (!req->buf && req->len && !(req->flags & AIOL_F_FIXED_BUF))
 			return -EINVAL;
 		writes = true;
 		break;

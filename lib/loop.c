@@ -147,7 +147,22 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	}
 	iov.iov_base = loop->arena;
 	iov.iov_len = arena;
-	ret = io_uring_register_buffers(&loop->ring, &iov, 1);
+	if (opts && opts->kernel_bufs) {
+		/* A sparse table with the arena in slot 0: the caller needs
+		 * the other slots, so failing here is an error. */
+		ret = io_uring_register_buffers_sparse(&loop->ring, 1 + opts->kernel_bufs);
+		if (ret == 0) {
+			ret = io_uring_register_buffers_update_tag(&loop->ring, 0, &iov, NULL, 1);
+			ret = ret == 1 ? 0 : ret < 0 ? ret : -EIO;
+		}
+		if (ret < 0) {
+			aiol_err("sparse buffer table of %u slots: %s", 1 + opts->kernel_bufs,
+				 strerror(-ret));
+			goto err_bitmap;
+		}
+	} else {
+		ret = io_uring_register_buffers(&loop->ring, &iov, 1);
+	}
 	loop->arena_registered = ret == 0;
 	if (ret < 0)
 		aiol_debug("buffer arena not registered with the ring: %s", strerror(-ret));
@@ -159,6 +174,8 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	*out = loop;
 	return 0;
 
+err_bitmap:
+	free(loop->bitmap);
 err_arena:
 	munmap(loop->arena, arena);
 err_efd:
