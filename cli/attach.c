@@ -59,12 +59,15 @@ struct att_state {
 	bool ro, direct;
 	char direct_opt[8]; /* auto | on | off, as asked */
 	char engine[16];
+	char data_path[16]; /* ublk: auto-buf-reg, zero-copy, user-copy, copy */
 	pid_t pid;
 };
 
 struct attach_ctx {
 	struct att_state st;
-	int pipe_fd; /* daemon -> CLI */
+	int pipe_fd;		       /* daemon -> CLI */
+	enum ublk_data_path data_path; /* ublk: asked, then the one in use */
+	int poll_us;
 };
 
 /* ---- state files ---- */
@@ -93,10 +96,10 @@ static int state_write(const struct att_state *s)
 	fprintf(f,
 		"device=%s\ntype=%s\ndev_id=%d\nbacking=%s\noffset=%" PRIu64 "\nsizelimit=%" PRIu64
 		"\nsize=%" PRIu64 "\nblock_size=%u\nro=%d\ndirect=%d\n"
-		"direct_opt=%s\nengine=%s\nqueues=%u\ndepth=%u\npid=%d\n",
+		"direct_opt=%s\nengine=%s\ndata_path=%s\nqueues=%u\ndepth=%u\npid=%d\n",
 		s->device, s->type, s->dev_id, s->backing, s->offset, s->sizelimit, s->size,
-		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->queues, s->depth,
-		(int)s->pid);
+		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->data_path, s->queues,
+		s->depth, (int)s->pid);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		aiol_err("%s: %m", path);
 		unlink(tmp);
@@ -147,6 +150,8 @@ static int state_read(const char *name, struct att_state *s)
 			snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", v);
 		else if (!strcmp(line, "engine"))
 			snprintf(s->engine, sizeof(s->engine), "%s", v);
+		else if (!strcmp(line, "data_path"))
+			snprintf(s->data_path, sizeof(s->data_path), "%s", v);
 		else if (!strcmp(line, "queues"))
 			s->queues = (unsigned int)atoi(v);
 		else if (!strcmp(line, "depth"))
@@ -226,6 +231,8 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 		s->ro = di->read_only;
 		s->direct = di->direct;
 		snprintf(s->engine, sizeof(s->engine), "%s", aiol_engine_name(di->engine));
+		snprintf(s->data_path, sizeof(s->data_path), "%s",
+			 strcmp(s->type, "ublk") ? "-" : ublk_data_path_name(ctx->data_path));
 		err = state_write(s);
 	}
 	if (err == 0) {
@@ -273,6 +280,9 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .depth = s->depth,
 		    .dev_id = recover ? s->dev_id : -1,
 		    .recover = recover,
+		    .data_path = ctx->data_path,
+		    .poll_us = ctx->poll_us,
+		    .data_path_out = &ctx->data_path,
 		    .ready = dev_ready,
 		    .arg = ctx,
 		};
@@ -315,6 +325,11 @@ static void attach_usage(FILE *f)
 		   "      --engine E         uring, aio, threads or sync (default uring)\n"
 		   "      --queues N         ublk hardware queues / NBD connections (default 1)\n"
 		   "      --depth N          requests in flight per queue (default 64)\n"
+		   "      --data-path P      ublk: auto (default: the best the kernel allows),\n"
+		   "                         zero-copy (zero-copy-auto or -reg), zero-copy-auto,\n"
+		   "                         zero-copy-reg, user-copy or copy\n"
+		   "      --poll USEC        ublk: a queue thread polls this long before it\n"
+		   "                         sleeps (default 500, 0: never)\n"
 		   "      --recover DEVICE   serve a ublk device whose daemon died\n"
 		   "  -f, --foreground       stay in the foreground (for debugging)\n"
 		   "  -v, --verbose          debug messages\n");
@@ -338,6 +353,8 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 					      {"queues", required_argument, NULL, 'Q'},
 					      {"depth", required_argument, NULL, 'd'},
 					      {"recover", required_argument, NULL, 'R'},
+					      {"data-path", required_argument, NULL, 'P'},
+					      {"poll", required_argument, NULL, 'W'},
 					      {"foreground", no_argument, NULL, 'f'},
 					      {"verbose", no_argument, NULL, 'v'},
 					      {"help", no_argument, NULL, 'h'},
@@ -407,6 +424,28 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		case 'R':
 			cfg->recover = optarg;
 			break;
+		case 'P': {
+			enum ublk_data_path dp;
+
+			if (ublk_data_path_parse(optarg, &dp) < 0) {
+				snprintf(
+				    err->msg, sizeof(err->msg),
+				    "--data-path '%s': unknown (auto, zero-copy, zero-copy-auto, "
+					 "zero-copy-reg, user-copy or copy)",
+					 optarg);
+				return -EINVAL;
+			}
+			cfg->data_path = (int)dp;
+			break;
+		}
+		case 'W': {
+			uint64_t v;
+
+			if (cli_parse_uint("--poll", optarg, 0, 1000000, &v, err) < 0)
+				return -EINVAL;
+			cfg->poll_us = v ? (int)v : -1;
+			break;
+		}
 		case 'f':
 			cfg->foreground = true;
 			break;
@@ -470,6 +509,8 @@ int cmd_attach(int argc, char **argv)
 	recover = cfg.recover;
 	s->queues = cfg.queues;
 	s->depth = cfg.depth;
+	ctx.data_path = (enum ublk_data_path)cfg.data_path;
+	ctx.poll_us = cfg.poll_us;
 	snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", cfg.direct_opt);
 
 	if (recover) {
@@ -523,6 +564,10 @@ int cmd_attach(int argc, char **argv)
 	} else if (fe == ATTACH_NBD && !nbd_usable(why_n, sizeof(why_n))) {
 		fprintf(stderr, "aioloop: cannot attach with the kernel NBD client: %s\n", why_n);
 		return 1;
+	}
+	if (fe == ATTACH_NBD && ctx.data_path != UBLK_DP_AUTO) {
+		fprintf(stderr, "aioloop: --data-path is for ublk devices\n");
+		return EXIT_USAGE;
 	}
 	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
 
@@ -686,15 +731,16 @@ static int list_cb(const char *name, void *arg)
 		printf(", \"type\": \"%s\", \"back-file\": ", s.type);
 		cli_json_string(stdout, s.backing);
 		printf(", \"offset\": %" PRIu64 ", \"sizelimit\": %" PRIu64 ", \"size\": %" PRIu64
-		       ", \"ro\": %s, \"dio\": %s, \"log-sec\": %u, \"engine\": \"%s\", \"pid\": %d"
-		       ", \"running\": %s}",
+		       ", \"ro\": %s, \"dio\": %s, \"log-sec\": %u, \"engine\": \"%s\""
+		       ", \"data-path\": \"%s\", \"pid\": %d, \"running\": %s}",
 		       s.offset, s.sizelimit, s.size, s.ro ? "true" : "false",
-		       s.direct ? "true" : "false", s.block_size, s.engine, (int)s.pid,
-		       alive ? "true" : "false");
+		       s.direct ? "true" : "false", s.block_size, s.engine,
+		       s.data_path[0] ? s.data_path : "-", (int)s.pid, alive ? "true" : "false");
 	} else {
-		printf("%-12s %-4s %10" PRIu64 " %10" PRIu64 " %2d %3d %-7s %7d%s %s\n", s.device,
-		       s.type, s.offset, s.sizelimit, s.ro, s.direct, s.engine, (int)s.pid,
-		       alive ? " " : "!", s.backing);
+		printf("%-12s %-4s %10" PRIu64 " %10" PRIu64 " %2d %3d %-7s %-12s %7d%s %s\n",
+		       s.device, s.type, s.offset, s.sizelimit, s.ro, s.direct, s.engine,
+		       s.data_path[0] ? s.data_path : "-", (int)s.pid, alive ? " " : "!",
+		       s.backing);
 	}
 	l->count++;
 	return 0;
@@ -720,8 +766,9 @@ int cmd_list(int argc, char **argv)
 	if (l.json)
 		printf("{\n   \"aiodevices\": [");
 	else
-		printf("%-12s %-4s %10s %10s %2s %3s %-7s %7s  %s\n", "NAME", "TYPE", "OFFSET",
-		       "SIZELIMIT", "RO", "DIO", "ENGINE", "PID", "BACK-FILE");
+		printf("%-12s %-4s %10s %10s %2s %3s %-7s %-12s %7s  %s\n", "NAME", "TYPE",
+		       "OFFSET", "SIZELIMIT", "RO", "DIO", "ENGINE", "DATA-PATH", "PID",
+		       "BACK-FILE");
 	for_each_state(list_cb, &l);
 	if (l.json)
 		printf("%s]\n}\n", l.count ? "\n   " : "");

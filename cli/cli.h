@@ -84,6 +84,8 @@ struct attach_config {
 	char direct_opt[8];  /* --direct as given, kept in the state file */
 	const char *file;    /* FILE; NULL with --recover */
 	const char *recover; /* --recover DEVICE */
+	int data_path;	     /* enum ublk_data_path: --data-path */
+	int poll_us;	     /* --poll: 0 default, < 0 never */
 	bool foreground, verbose;
 };
 

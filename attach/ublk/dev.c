@@ -4,8 +4,10 @@
  * (the control thread):
  *
  *   open the backing (engine)          or, with recover: GET_DEV_INFO,
- *   ADD_DEV (USER_RECOVERY[|REISSUE])     START_USER_RECOVERY (retried while
- *   SET_PARAMS from the engine's probe    the kernel is still quiescing)
+ *   GET_FEATURES, pick the data path      START_USER_RECOVERY (retried while
+ *   ADD_DEV (USER_RECOVERY[|REISSUE]      the kernel is still quiescing); the
+ *     + the data path's flag)             data path is the device's own
+ *   SET_PARAMS from the engine's probe
  *   open /dev/ublkcN, start one thread per queue; each submits its FETCHes
  *   START_DEV(pid)                     or END_USER_RECOVERY(pid)
  *   ready() -> the CLI reports the device and writes its state file
@@ -82,7 +84,7 @@ static unsigned int ilog2(unsigned int v)
 }
 
 static void fill_params(const struct aiol_dev_info *di, unsigned int buf_bytes,
-			struct ublk_params *p)
+			enum ublk_data_path dp, struct ublk_params *p)
 {
 	unsigned int lbs = ilog2(di->block_size);
 	unsigned int pbs = lbs < 12 ? 12 : lbs;
@@ -114,6 +116,16 @@ static void fill_params(const struct aiol_dev_info *di, unsigned int buf_bytes,
 			p->discard.max_write_zeroes_sectors = UINT32_MAX >> 9;
 		p->discard.max_discard_segments = 1;
 	}
+	if (dp == UBLK_DP_AUTO_BUF_REG || dp == UBLK_DP_ZERO_COPY) {
+		/* The backing's direct I/O reads and writes the request's own
+		 * pages: the block layer must align them as O_DIRECT needs
+		 * (6.15+, which zero copy implies). */
+		unsigned int a = di->dio_mem_align > 4 ? di->dio_mem_align : 4;
+
+		p->len = offsetof(struct ublk_params, dma) + sizeof(p->dma);
+		p->types |= UBLK_PARAM_TYPE_DMA_ALIGN;
+		p->dma.alignment = (a < 4096 ? a : 4096) - 1;
+	}
 }
 
 static int open_cdev(uint32_t dev_id, int *fd)
@@ -136,15 +148,18 @@ static int open_cdev(uint32_t dev_id, int *fd)
 
 /* Add the device (or take over a quiesced one).  Fills info. */
 static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct aiol_dev *dev,
-		      struct ublksrv_ctrl_dev_info *info)
+		      struct ublksrv_ctrl_dev_info *info, enum ublk_data_path *dp,
+		      uint64_t *features_out)
 {
 	const struct aiol_dev_info *di = aiol_dev_info(dev);
 	struct ublk_params params;
 	uint64_t features = 0;
 	bool have_features;
+	char why[160];
 	int ret;
 
 	have_features = ublk_ctrl_get_features(c, &features) == 0;
+	*features_out = have_features ? features : 0;
 	if (have_features)
 		aiol_debug("ublk: kernel features %#llx", (unsigned long long)features);
 	else
@@ -174,7 +189,16 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 				 strerror(-ret));
 			return ret;
 		}
+		*dp = ublk_data_path_of_flags(info->flags);
 		return 0;
+	}
+
+	ret = ublk_pick_data_path(o->data_path, have_features ? features : 0,
+				  ublk_kernel_at_least(6, 15),
+				  aiol_dev_fixed_buf_ok(dev, di->block_size), dp, why, sizeof(why));
+	if (ret < 0) {
+		aiol_err("ublk: data path %s: %s", ublk_data_path_name(o->data_path), why);
+		return ret;
 	}
 
 	memset(info, 0, sizeof(*info));
@@ -188,27 +212,39 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 		if (!have_features || (features & UBLK_F_USER_RECOVERY_REISSUE))
 			info->flags |= UBLK_F_USER_RECOVERY_REISSUE;
 	}
+	info->flags |= ublk_data_path_flag(*dp);
 	{
 		struct ublksrv_ctrl_dev_info req = *info;
 
 		ret = ublk_ctrl_add_dev(c, info);
-		if (ret == -EINVAL && req.flags) {
+		if (ret == -EINVAL && (req.flags & ~ublk_data_path_flag(*dp))) {
 			aiol_warn("ublk: ADD_DEV refused recovery flags; the device will not "
 				  "survive its daemon");
 			*info = req;
-			info->flags = 0;
+			info->flags = ublk_data_path_flag(*dp);
 			ret = ublk_ctrl_add_dev(c, info);
 		}
 	}
 	if (ret < 0) {
-		aiol_err("ublk: ADD_DEV: %s", strerror(-ret));
+		aiol_err("ublk: ADD_DEV (data path %s): %s", ublk_data_path_name(*dp),
+			 strerror(-ret));
 		return ret;
 	}
-	aiol_debug("ublk: device %u, %u queues of depth %u, flags %#llx, %s encoding", info->dev_id,
-		   info->nr_hw_queues, info->queue_depth, (unsigned long long)info->flags,
-		   ublk_ctrl_ioctl_encode(c) ? "ioctl" : "legacy");
+	if (ublk_data_path_of_flags(info->flags) != *dp) {
+		/* the kernel masked the flag: it is in copy mode now */
+		if (o->data_path != UBLK_DP_AUTO) {
+			aiol_err("ublk: the kernel refused data path %s", ublk_data_path_name(*dp));
+			ublk_ctrl_simple(c, UBLK_CMD_DEL_DEV, info->dev_id, 0);
+			return -EOPNOTSUPP;
+		}
+		*dp = ublk_data_path_of_flags(info->flags);
+	}
+	aiol_debug("ublk: device %u, %u queues of depth %u, flags %#llx, %s encoding, data path %s",
+		   info->dev_id, info->nr_hw_queues, info->queue_depth,
+		   (unsigned long long)info->flags, ublk_ctrl_ioctl_encode(c) ? "ioctl" : "legacy",
+		   ublk_data_path_name(*dp));
 
-	fill_params(di, info->max_io_buf_bytes, &params);
+	fill_params(di, info->max_io_buf_bytes, *dp, &params);
 	ret = ublk_ctrl_set_params(c, info->dev_id, &params);
 	if (ret < 0) {
 		aiol_err("ublk device %u: SET_PARAMS: %s", info->dev_id, strerror(-ret));
@@ -271,6 +307,8 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	struct ublk_queue **queues = NULL;
 	struct ublk_ctrl *c = NULL;
 	struct aiol_dev *dev = NULL;
+	enum ublk_data_path dp = UBLK_DP_COPY;
+	uint64_t features = 0;
 	unsigned int nq = 0, i;
 	int cdev = -1, ret, dev_id = o->dev_id;
 	bool created = false, readied = false;
@@ -283,7 +321,7 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 		aiol_err("%s: %s", UBLK_CONTROL_PATH, strerror(-ret));
 		goto fail;
 	}
-	ret = dev_create(c, o, dev, &info);
+	ret = dev_create(c, o, dev, &info, &dp, &features);
 	if (ret < 0)
 		goto fail;
 	created = !o->recover; /* a failed recovery leaves the device as it was */
@@ -304,6 +342,10 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 		    .q_id = i,
 		    .depth = info.queue_depth,
 		    .buf_bytes = info.max_io_buf_bytes,
+		    .data_path = dp,
+		    .poll_us = o->poll_us < 0 ? 0
+			       : o->poll_us   ? (unsigned int)o->poll_us
+					      : UBLK_DEFAULT_POLL_US,
 		    .ioctl_encode = ublk_ctrl_ioctl_encode(c),
 		    .started = q_started,
 		    .exited = q_exited,
@@ -333,6 +375,8 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 
 	created = true;
 	readied = true;
+	if (o->data_path_out)
+		*o->data_path_out = dp;
 	if (o->ready)
 		o->ready(o->arg, dev_id, aiol_dev_info(dev), 0);
 	wait_stop_signal(&st, nq);

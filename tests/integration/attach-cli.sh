@@ -23,6 +23,8 @@ t "--block-size 1000 is refused" 2 "$A" attach --block-size 1000 "$T/f.img"
 t "--queues 0 is refused" 2 "$A" attach --queues 0 "$T/f.img"
 t "--direct maybe is refused" 2 "$A" attach --direct maybe "$T/f.img"
 t "--engine nonsense is refused" 2 "$A" attach --engine nonsense "$T/f.img"
+t "--data-path nonsense is refused" 2 "$A" attach --data-path nonsense "$T/f.img"
+t "--poll -1 is refused" 2 "$A" attach --poll -1 "$T/f.img"
 t "a missing backing file is an error" 1 "$A" attach "$T/missing.img"
 
 if [ -e /dev/ublk-control ] || [ -e /dev/nbd0 ]; then

@@ -43,6 +43,7 @@ fs_host() {	# VER SCEN LOG
 	rm -f "$img"
 }
 host_ublk-fs() { fs_host "$@"; }
+host_ublk-datapath() { fs_host "$@"; }
 host_nbd-fs() { fs_host "$@"; }
 
 host_ublk-recover() { fs_host "$@"; }
