@@ -13,7 +13,9 @@
  *
  * detach sends the daemon SIGTERM (it flushes, stops and removes the
  * device) and waits until it is gone; a ublk device whose daemon died is
- * stopped and deleted directly.  list reads the state files.
+ * stopped and deleted directly.  list reads the state files.  resize leaves
+ * a request in STATE_DIR/NAME.resize and signals the daemon
+ * (ATTACH_SIG_CONTROL), which answers in NAME.resized.
  *
  * Thread model: the CLI is single-threaded; the daemon's main thread
  * becomes the device's control thread with SIGTERM, SIGINT, SIGHUP and
@@ -68,6 +70,7 @@ struct attach_ctx {
 	int pipe_fd;		       /* daemon -> CLI */
 	enum ublk_data_path data_path; /* ublk: asked, then the one in use */
 	int poll_us;
+	uint64_t resize_limit; /* the size limit of the resize in progress */
 };
 
 /* ---- state files ---- */
@@ -256,6 +259,58 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 	}
 }
 
+/* The daemon side of `aioloop resize`: the request is STATE_DIR/NAME.resize
+ * ("sizelimit=N", 0: re-read the backing), the answer NAME.resized ("OK
+ * SIZE" or "ERR why"), written whole with a rename. */
+static int resize_request(void *arg, uint64_t *sizelimit)
+{
+	struct attach_ctx *ctx = arg;
+	char path[PATH_MAX], line[64];
+	unsigned long long v;
+	FILE *f;
+	int ret = -ENOENT;
+
+	state_path(ctx->st.name, ".resize", path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -ENOENT;
+	if (fgets(line, sizeof(line), f) && sscanf(line, "sizelimit=%llu", &v) == 1) {
+		*sizelimit = v;
+		ctx->resize_limit = v;
+		ret = 0;
+	}
+	fclose(f);
+	unlink(path);
+	return ret;
+}
+
+static void resize_done(void *arg, int err, uint64_t size, const char *why)
+{
+	struct attach_ctx *ctx = arg;
+	struct att_state *s = &ctx->st;
+	char path[PATH_MAX], tmp[PATH_MAX];
+	FILE *f;
+
+	if (err == 0) {
+		s->size = size;
+		s->sizelimit = ctx->resize_limit ? ctx->resize_limit : s->sizelimit;
+		state_write(s);
+	}
+	state_path(s->name, ".resized", path, sizeof(path));
+	state_path(s->name, ".resized.tmp", tmp, sizeof(tmp));
+	f = fopen(tmp, "we");
+	if (!f) {
+		aiol_err("%s: %m", tmp);
+		return;
+	}
+	if (err == 0)
+		fprintf(f, "OK %" PRIu64 "\n", size);
+	else
+		fprintf(f, "ERR %s: %s\n", why ? why : "resize failed", strerror(-err));
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		aiol_err("%s: %m", path);
+}
+
 static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, bool recover)
 {
 	struct att_state *s = &ctx->st;
@@ -283,6 +338,8 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .data_path = ctx->data_path,
 		    .poll_us = ctx->poll_us,
 		    .data_path_out = &ctx->data_path,
+		    .resize_request = resize_request,
+		    .resize_done = resize_done,
 		    .ready = dev_ready,
 		    .arg = ctx,
 		};
@@ -431,8 +488,8 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 				snprintf(
 				    err->msg, sizeof(err->msg),
 				    "--data-path '%s': unknown (auto, zero-copy, zero-copy-auto, "
-					 "zero-copy-reg, user-copy or copy)",
-					 optarg);
+				    "zero-copy-reg, user-copy or copy)",
+				    optarg);
 				return -EINVAL;
 			}
 			cfg->data_path = (int)dp;
@@ -707,6 +764,95 @@ int cmd_detach(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		ret |= detach_one(dev_name(argv[i]));
 	return ret;
+}
+
+/* ---- resize ---- */
+
+#define RESIZE_WAIT_S 30
+
+int cmd_resize(int argc, char **argv)
+{
+	char path[PATH_MAX], line[256];
+	struct att_state s;
+	struct cli_err err;
+	uint64_t size = 0;
+	const char *name;
+	struct stat sb;
+	FILE *f;
+	int fd, i;
+
+	if (argc < 2 || argc > 3 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fprintf(argc < 2 || argc > 3 ? stderr : stdout,
+			"Usage: aioloop resize DEVICE [SIZE]\n"
+			"Tell the kernel the device's new size: without SIZE, what the backing\n"
+			"file has now (losetup -c); with SIZE, that many bytes (a backing file\n"
+			"that is shorter is extended).  ublk devices, Linux 6.16+.\n");
+		return argc < 2 || argc > 3 ? EXIT_USAGE : 0;
+	}
+	name = dev_name(argv[1]);
+	if (argc == 3 && cli_parse_size("SIZE", argv[2], 1, INT64_MAX, &size, &err) < 0) {
+		fprintf(stderr, "aioloop resize: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (state_read(name, &s) < 0) {
+		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", argv[1]);
+		return 1;
+	}
+	if (strcmp(s.type, "ublk")) {
+		fprintf(stderr,
+			"aioloop: %s: a kernel NBD device cannot be resized (the kernel client "
+			"takes the size when it connects); detach and attach again\n",
+			argv[1]);
+		return 1;
+	}
+	if (!pid_alive(s.pid)) {
+		fprintf(stderr, "aioloop: %s: its daemon (pid %d) is not running\n", argv[1],
+			(int)s.pid);
+		return 1;
+	}
+	if (size && stat(s.backing, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (uint64_t)sb.st_size < s.offset + size &&
+	    truncate(s.backing, (off_t)(s.offset + size)) < 0) {
+		fprintf(stderr, "aioloop: %s: extending to %" PRIu64 " bytes: %s\n", s.backing,
+			s.offset + size, strerror(errno));
+		return 1;
+	}
+	state_path(name, ".resized", path, sizeof(path));
+	unlink(path);
+	state_path(name, ".resize", path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || dprintf(fd, "sizelimit=%" PRIu64 "\n", size) < 0 || close(fd) < 0) {
+		fprintf(stderr, "aioloop: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (kill(s.pid, ATTACH_SIG_CONTROL) < 0) {
+		fprintf(stderr, "aioloop: %s: signal daemon %d: %s\n", argv[1], (int)s.pid,
+			strerror(errno));
+		return 1;
+	}
+	state_path(name, ".resized", path, sizeof(path));
+	for (i = 0; i < RESIZE_WAIT_S * 20; i++) {
+		f = fopen(path, "re");
+		if (f)
+			break;
+		usleep(50000);
+	}
+	if (!f) {
+		fprintf(stderr, "aioloop: %s: no answer from daemon %d in %d s\n", argv[1],
+			(int)s.pid, RESIZE_WAIT_S);
+		return 1;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	unlink(path);
+	line[strcspn(line, "\n")] = '\0';
+	if (strncmp(line, "OK ", 3)) {
+		fprintf(stderr, "aioloop: resize %s: %s\n", argv[1],
+			strncmp(line, "ERR ", 4) ? "no answer" : line + 4);
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- list ---- */

@@ -25,6 +25,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
 
 /* What a parse function found besides a config to run: help or version
  * asked.  A usage error is a negative errno with cli_err filled. */

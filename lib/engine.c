@@ -223,7 +223,8 @@ static int eng_validate(const struct aiol_queue *q, struct aiol_req *req)
 	}
 	if (writes && dev->info.read_only)
 		return -EPERM;
-	if (__builtin_add_overflow(req->off, req->len, &end) || end > dev->info.size)
+	if (__builtin_add_overflow(req->off, req->len, &end) ||
+	    end > __atomic_load_n(&dev->info.size, __ATOMIC_ACQUIRE))
 		return writes && req->op != AIOL_OP_DISCARD ? -ENOSPC : -EINVAL;
 	if (!req->len)
 		return 0;

@@ -70,6 +70,7 @@ struct aiol_dev {
 	uint32_t *stripes;	/* direct devs: ENG_STRIPES write-lock words (rmw.c) */
 	unsigned int threads;	/* threads engine: pool size */
 	unsigned int bdev_lbs;	/* logical block size of a block device backing, else 1 */
+	uint64_t sizelimit;	/* as opened (or last refreshed), 0: none */
 	char *path;
 };
 

@@ -390,6 +390,7 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 	dev->threads = o->threads ? o->threads : 4;
 	dev->info.path = dev->path;
 	dev->info.size = size;
+	dev->sizelimit = o->sizelimit;
 	dev->info.offset = o->offset;
 	dev->info.backing_size = backing;
 	dev->info.dio_align = off_align;
@@ -457,6 +458,41 @@ void aiol_dev_close(struct aiol_dev *dev)
 	free(dev->stripes);
 	free(dev->path);
 	free(dev);
+}
+
+int aiol_dev_refresh_size(struct aiol_dev *dev, uint64_t sizelimit, uint64_t *size_out)
+{
+	struct stat st;
+	uint64_t backing, size, limit = sizelimit ? sizelimit : dev->sizelimit;
+	unsigned int align = dev->info.direct ? dev->info.dio_align : 1;
+
+	if (fstat(dev->fd, &st) < 0) {
+		aiol_err("%s: %m", dev->path);
+		return -errno;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(dev->fd, BLKGETSIZE64, &backing) < 0) {
+			aiol_err("%s: BLKGETSIZE64: %m", dev->path);
+			return -errno;
+		}
+	} else {
+		backing = (uint64_t)st.st_size;
+	}
+	size = backing > dev->info.offset ? backing - dev->info.offset : 0;
+	if (limit && limit < size)
+		size = limit;
+	size = eng_align_down(size, align);
+	if (size == 0) {
+		aiol_err("%s: a backing of %llu bytes leaves nothing visible after offset %llu",
+			 dev->path, (unsigned long long)backing,
+			 (unsigned long long)dev->info.offset);
+		return -ENOSPC;
+	}
+	dev->sizelimit = limit;
+	__atomic_store_n(&dev->info.backing_size, backing, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->info.size, size, __ATOMIC_RELEASE);
+	*size_out = size;
+	return 0;
 }
 
 const struct aiol_dev_info *aiol_dev_info(const struct aiol_dev *dev)

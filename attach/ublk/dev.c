@@ -11,7 +11,8 @@
  *   open /dev/ublkcN, start one thread per queue; each submits its FETCHes
  *   START_DEV(pid)                     or END_USER_RECOVERY(pid)
  *   ready() -> the CLI reports the device and writes its state file
- *   sigwait(SIGTERM|SIGINT|SIGHUP|SIGUSR1: a queue thread ended)
+ *   sigwait(SIGTERM|SIGINT|SIGHUP|SIGUSR1: a queue thread ended;
+ *           ATTACH_SIG_CONTROL: resize, then wait again)
  *   STOP_DEV: the kernel drains and aborts the FETCHes, the queue threads
  *   end; flush the backing; close /dev/ublkcN; DEL_DEV.
  *
@@ -279,7 +280,53 @@ static bool wait_exited(struct run_state *st, unsigned int n, int seconds)
 	return done;
 }
 
-static void wait_stop_signal(struct run_state *st, unsigned int nq)
+/* What the control thread needs to serve requests while the device runs. */
+struct dev_ctl {
+	struct ublk_ctrl *c;
+	const struct ublk_dev_opts *o;
+	struct aiol_dev *dev;
+	uint32_t dev_id;
+	uint64_t features;
+};
+
+/*
+ * Online resize (ATTACH_SIG_CONTROL): the engine takes the new size first,
+ * so that no request the kernel sends after UPDATE_SIZE is refused, then
+ * the kernel (set_capacity_and_notify: a uevent, and a file system can
+ * grow into it).  Kernels before 6.16 have no UPDATE_SIZE.
+ */
+static void dev_resize(struct dev_ctl *ctl)
+{
+	const struct ublk_dev_opts *o = ctl->o;
+	const struct aiol_dev_info *di = aiol_dev_info(ctl->dev);
+	uint64_t limit = 0, size;
+	int ret;
+
+	if (!o->resize_request || o->resize_request(o->arg, &limit) < 0)
+		return;
+	if (!(ctl->features & UBLK_F_UPDATE_SIZE)) {
+		o->resize_done(o->arg, -EOPNOTSUPP, 0,
+			       "this kernel cannot resize a ublk device (UBLK_U_CMD_UPDATE_SIZE, "
+			       "Linux 6.16+)");
+		return;
+	}
+	ret = aiol_dev_refresh_size(ctl->dev, limit, &size);
+	if (ret < 0) {
+		o->resize_done(o->arg, ret, 0, "re-reading the size of the backing failed");
+		return;
+	}
+	size &= ~((uint64_t)di->block_size - 1);
+	ret = ublk_ctrl_simple(ctl->c, UBLK_CMD_UPDATE_SIZE, ctl->dev_id, size >> 9);
+	if (ret < 0) {
+		aiol_err("ublk device %u: UPDATE_SIZE: %s", ctl->dev_id, strerror(-ret));
+		o->resize_done(o->arg, ret, 0, "UBLK_U_CMD_UPDATE_SIZE failed");
+		return;
+	}
+	aiol_info("ublk device %u: resized to %llu bytes", ctl->dev_id, (unsigned long long)size);
+	o->resize_done(o->arg, 0, size, NULL);
+}
+
+static void wait_stop_signal(struct run_state *st, unsigned int nq, struct dev_ctl *ctl)
 {
 	sigset_t set;
 	int sig;
@@ -288,6 +335,10 @@ static void wait_stop_signal(struct run_state *st, unsigned int nq)
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
+		if (sig == ATTACH_SIG_CONTROL) {
+			dev_resize(ctl);
+			continue;
+		}
 		if (sig != SIGUSR1)
 			return;
 		pthread_mutex_lock(&st->lock);
@@ -379,7 +430,12 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 		*o->data_path_out = dp;
 	if (o->ready)
 		o->ready(o->arg, dev_id, aiol_dev_info(dev), 0);
-	wait_stop_signal(&st, nq);
+	{
+		struct dev_ctl ctl = {
+		    .c = c, .o = o, .dev = dev, .dev_id = info.dev_id, .features = features};
+
+		wait_stop_signal(&st, nq, &ctl);
+	}
 
 	/* Write back what the page cache holds for the disk (and FLUSH it)
 	 * while every queue still serves I/O. */

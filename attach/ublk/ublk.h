@@ -108,6 +108,12 @@ struct ublk_dev_opts {
 					* sleeping; 0: UBLK_DEFAULT_POLL_US, < 0: never */
 	/* Filled before ready(): the data path in use. */
 	enum ublk_data_path *data_path_out;
+	/* Online resize, asked with ATTACH_SIG_CONTROL: resize_request()
+	 * returns 0 with the new size limit (0: keep it, re-read the backing)
+	 * or -ENOENT when nothing is asked; resize_done() gets 0 and the new
+	 * size, or -errno and why.  Both on the control thread. */
+	int (*resize_request)(void *arg, uint64_t *sizelimit);
+	void (*resize_done)(void *arg, int err, uint64_t size, const char *why);
 	/* Called once on the control thread when the device is live (err 0),
 	 * or has failed to come up (err < 0, dev_id may be -1). */
 	void (*ready)(void *arg, int dev_id, const struct aiol_dev_info *info, int err);

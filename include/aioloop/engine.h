@@ -59,7 +59,8 @@ struct aiol_open_opts {
 
 struct aiol_dev_info {
 	const char *path;
-	uint64_t size;		/* visible size in bytes */
+	uint64_t size;		/* visible size in bytes (aiol_dev_refresh_size
+				 * changes it: read it with __atomic_load_n) */
 	uint64_t offset;	/* offset into the backing */
 	uint64_t backing_size;
 	unsigned int block_size;	/* logical block size */
@@ -83,6 +84,16 @@ void aiol_dev_close(struct aiol_dev *dev);
 const struct aiol_dev_info *aiol_dev_info(const struct aiol_dev *dev);
 /* fdatasync the backing (control path, blocking). */
 int aiol_dev_sync(struct aiol_dev *dev);
+/*
+ * Online resize: re-read the backing's size (a file's st_size, a block
+ * device's BLKGETSIZE64) and make the visible size what it leaves after the
+ * offset, at most the size limit (sizelimit non-zero: the new limit, kept
+ * for later calls; 0: the one in force), rounded down to the direct I/O
+ * alignment as at open.  Control path, any thread; requests validated after
+ * it returns see the new size.  0 with *size_out set, or -errno (-ENOSPC:
+ * nothing would be visible).  The backing is never changed.
+ */
+int aiol_dev_refresh_size(struct aiol_dev *dev, uint64_t sizelimit, uint64_t *size_out);
 /* Whether dev's queues can read and write a registered buffer they never
  * map (AIOL_F_FIXED_BUF): the io_uring engine, and no request whose offset
  * and length are multiples of len_align needs a read-modify-write (which

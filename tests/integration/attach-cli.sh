@@ -48,6 +48,9 @@ fi
 t "detach of a device not attached by aioloop fails" 1 "$A" detach /dev/ublkb4095
 t "detach without arguments is a usage error" 2 "$A" detach
 t "attach --recover of an unknown device fails" 1 "$A" attach --recover /dev/ublkb4095
+t "resize without a device is a usage error" 2 "$A" resize
+t "resize with a bad size is a usage error" 2 "$A" resize /dev/ublkb4095 12Q
+t "resize of an unknown device fails" 1 "$A" resize /dev/ublkb4095
 t "list" 0 "$A" list
 if "$A" list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d["aiodevices"], list)' 2>"$T/err"; then
 	echo "ok - list --json is valid JSON"
