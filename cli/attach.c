@@ -71,6 +71,7 @@ struct attach_ctx {
 	enum ublk_data_path data_path; /* ublk: asked, then the one in use */
 	int poll_us;
 	uint64_t resize_limit; /* the size limit of the resize in progress */
+	enum ublk_recovery recovery;
 };
 
 /* ---- state files ---- */
@@ -259,6 +260,29 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 	}
 }
 
+/* Answer a control request in STATE_DIR/NAME<suffix>: "OK DETAIL" or
+ * "ERR why: error", written whole with a rename. */
+static void control_answer(const char *name, const char *suffix, int err, const char *detail,
+			   const char *why)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+
+	state_path(name, suffix, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f) {
+		aiol_err("%s: %m", tmp);
+		return;
+	}
+	if (err == 0)
+		fprintf(f, "OK %s\n", detail ? detail : "");
+	else
+		fprintf(f, "ERR %s: %s\n", why ? why : "failed", strerror(-err));
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		aiol_err("%s: %m", path);
+}
+
 /* The daemon side of `aioloop resize`: the request is STATE_DIR/NAME.resize
  * ("sizelimit=N", 0: re-read the backing), the answer NAME.resized ("OK
  * SIZE" or "ERR why"), written whole with a rename. */
@@ -288,27 +312,33 @@ static void resize_done(void *arg, int err, uint64_t size, const char *why)
 {
 	struct attach_ctx *ctx = arg;
 	struct att_state *s = &ctx->st;
-	char path[PATH_MAX], tmp[PATH_MAX];
-	FILE *f;
+	char detail[32];
 
 	if (err == 0) {
 		s->size = size;
 		s->sizelimit = ctx->resize_limit ? ctx->resize_limit : s->sizelimit;
 		state_write(s);
 	}
-	state_path(s->name, ".resized", path, sizeof(path));
-	state_path(s->name, ".resized.tmp", tmp, sizeof(tmp));
-	f = fopen(tmp, "we");
-	if (!f) {
-		aiol_err("%s: %m", tmp);
-		return;
-	}
-	if (err == 0)
-		fprintf(f, "OK %" PRIu64 "\n", size);
-	else
-		fprintf(f, "ERR %s: %s\n", why ? why : "resize failed", strerror(-err));
-	if (fclose(f) != 0 || rename(tmp, path) < 0)
-		aiol_err("%s: %m", path);
+	snprintf(detail, sizeof(detail), "%" PRIu64, size);
+	control_answer(s->name, ".resized", err, detail, why);
+}
+
+/* The daemon side of `aioloop upgrade`: STATE_DIR/NAME.upgrade asks, the
+ * answer is NAME.upgraded. */
+static int upgrade_request(void *arg)
+{
+	struct attach_ctx *ctx = arg;
+	char path[PATH_MAX];
+
+	state_path(ctx->st.name, ".upgrade", path, sizeof(path));
+	return unlink(path) == 0 ? 0 : -ENOENT;
+}
+
+static void upgrade_done(void *arg, int err, const char *why)
+{
+	struct attach_ctx *ctx = arg;
+
+	control_answer(ctx->st.name, ".upgraded", err, NULL, why);
 }
 
 static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, bool recover)
@@ -340,6 +370,9 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .data_path_out = &ctx->data_path,
 		    .resize_request = resize_request,
 		    .resize_done = resize_done,
+		    .recovery = ctx->recovery,
+		    .upgrade_request = upgrade_request,
+		    .upgrade_done = upgrade_done,
 		    .ready = dev_ready,
 		    .arg = ctx,
 		};
@@ -355,6 +388,11 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		};
 
 		ret = nbd_attach_run(&no);
+	}
+	if (ret == UBLK_DEV_HANDED_OVER) {
+		/* the next daemon takes the state over */
+		aiol_info("%s: handed over to the next daemon", s->device);
+		return 0;
 	}
 	if (ctx->pipe_fd < 0 && s->name[0]) {
 		state_remove(s->name);
@@ -387,6 +425,9 @@ static void attach_usage(FILE *f)
 		   "                         zero-copy-reg, user-copy or copy\n"
 		   "      --poll USEC        ublk: a queue thread polls this long before it\n"
 		   "                         sleeps (default 500, 0: never)\n"
+		   "      --recovery R       ublk, when no daemon runs: reissue (default: I/O\n"
+		   "                         waits), fail-io (I/O fails) or none (the device\n"
+		   "                         goes with its daemon)\n"
 		   "      --recover DEVICE   serve a ublk device whose daemon died\n"
 		   "  -f, --foreground       stay in the foreground (for debugging)\n"
 		   "  -v, --verbose          debug messages\n");
@@ -412,6 +453,7 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 					      {"recover", required_argument, NULL, 'R'},
 					      {"data-path", required_argument, NULL, 'P'},
 					      {"poll", required_argument, NULL, 'W'},
+					      {"recovery", required_argument, NULL, 'C'},
 					      {"foreground", no_argument, NULL, 'f'},
 					      {"verbose", no_argument, NULL, 'v'},
 					      {"help", no_argument, NULL, 'h'},
@@ -495,6 +537,20 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 			cfg->data_path = (int)dp;
 			break;
 		}
+		case 'C':
+			if (!strcmp(optarg, "reissue")) {
+				cfg->recovery = UBLK_REC_REISSUE;
+			} else if (!strcmp(optarg, "fail-io")) {
+				cfg->recovery = UBLK_REC_FAIL_IO;
+			} else if (!strcmp(optarg, "none")) {
+				cfg->recovery = UBLK_REC_NONE;
+			} else {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--recovery '%s': unknown (reissue, fail-io or none)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'W': {
 			uint64_t v;
 
@@ -567,6 +623,7 @@ int cmd_attach(int argc, char **argv)
 	s->queues = cfg.queues;
 	s->depth = cfg.depth;
 	ctx.data_path = (enum ublk_data_path)cfg.data_path;
+	ctx.recovery = (enum ublk_recovery)cfg.recovery;
 	ctx.poll_us = cfg.poll_us;
 	snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", cfg.direct_opt);
 
@@ -622,8 +679,8 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "aioloop: cannot attach with the kernel NBD client: %s\n", why_n);
 		return 1;
 	}
-	if (fe == ATTACH_NBD && ctx.data_path != UBLK_DP_AUTO) {
-		fprintf(stderr, "aioloop: --data-path is for ublk devices\n");
+	if (fe == ATTACH_NBD && (ctx.data_path != UBLK_DP_AUTO || cfg.recovery)) {
+		fprintf(stderr, "aioloop: --data-path and --recovery are for ublk devices\n");
 		return EXIT_USAGE;
 	}
 	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
@@ -685,13 +742,53 @@ int cmd_attach(int argc, char **argv)
 
 /* ---- detach ---- */
 
-static int detach_one(const char *name)
+/*
+ * Whether a device is in use: mounted or held open exclusively (an O_EXCL
+ * open fails with EBUSY), or with holders stacked on it (dm, md).  A plain
+ * open by a program is not seen.  why says which.
+ */
+static bool dev_in_use(const struct att_state *s, char *why, size_t len)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	fd = open(s->device, O_RDONLY | O_EXCL | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == EBUSY) {
+		snprintf(why, len, "mounted or held open exclusively");
+		return true;
+	}
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "/sys/block/%s/holders", s->name);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(why, len, "in use by %s", e->d_name);
+		closedir(d);
+		return true;
+	}
+	closedir(d);
+	return false;
+}
+
+static int detach_one(const char *name, bool force)
 {
 	struct att_state s;
+	char why[300];
 	int i;
 
 	if (state_read(name, &s) < 0) {
 		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", name);
+		return 1;
+	}
+	if (!force && dev_in_use(&s, why, sizeof(why))) {
+		fprintf(stderr, "aioloop: %s: %s; not detached (--force detaches anyway)\n",
+			s.device, why);
 		return 1;
 	}
 	if (pid_alive(s.pid)) {
@@ -745,41 +842,126 @@ static int for_each_state(int (*fn)(const char *name, void *arg), void *arg)
 
 static int detach_cb(const char *name, void *arg)
 {
-	(void)arg;
-	return detach_one(name);
+	return detach_one(name, *(bool *)arg);
 }
 
 int cmd_detach(int argc, char **argv)
 {
-	int ret = 0;
+	bool force = false, all = false;
+	int ret = 0, ndev = 0;
 
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fprintf(argc < 2 ? stderr : stdout,
-			"Usage: aioloop detach DEVICE...\n       aioloop detach -a\n"
-			"Flush, stop and remove devices attached by aioloop.\n");
-		return argc < 2 ? EXIT_USAGE : 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf(
+			    "Usage: aioloop detach [--force] DEVICE...\n"
+			    "       aioloop detach [--force] -a\n"
+			    "Flush, stop and remove devices attached by aioloop.  A device that\n"
+			    "is mounted or in use is left alone unless --force.\n");
+			return 0;
+		}
+		if (!strcmp(argv[i], "--force"))
+			force = true;
+		else if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--all"))
+			all = true;
+		else
+			ndev++;
 	}
-	if (!strcmp(argv[1], "-a") || !strcmp(argv[1], "--all"))
-		return for_each_state(detach_cb, NULL);
+	if (all == (ndev > 0)) {
+		fprintf(stderr, "Usage: aioloop detach [--force] DEVICE... | -a\n");
+		return EXIT_USAGE;
+	}
+	if (all)
+		return for_each_state(detach_cb, &force);
 	for (int i = 1; i < argc; i++)
-		ret |= detach_one(dev_name(argv[i]));
+		if (argv[i][0] != '-')
+			ret |= detach_one(dev_name(argv[i]), force);
 	return ret;
 }
 
-/* ---- resize ---- */
+/* ---- resize, upgrade: requests to a running daemon ---- */
 
-#define RESIZE_WAIT_S 30
+#define CONTROL_WAIT_S 60
+
+/*
+ * Leave a request (content, in STATE_DIR/NAME<req>) for the daemon of s,
+ * signal it and wait for its answer in NAME<ans>.  0 when it answered OK;
+ * otherwise 1 with the reason printed (what names the command).
+ */
+static int control_request(const struct att_state *s, const char *what, const char *req,
+			   const char *content, const char *ans)
+{
+	char path[PATH_MAX], line[256];
+	FILE *f = NULL;
+	int fd;
+
+	state_path(s->name, ans, path, sizeof(path));
+	unlink(path);
+	state_path(s->name, req, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || dprintf(fd, "%s\n", content) < 0 || close(fd) < 0) {
+		fprintf(stderr, "aioloop: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (kill(s->pid, ATTACH_SIG_CONTROL) < 0) {
+		fprintf(stderr, "aioloop: %s: signal daemon %d: %s\n", s->device, (int)s->pid,
+			strerror(errno));
+		unlink(path);
+		return 1;
+	}
+	state_path(s->name, ans, path, sizeof(path));
+	for (int i = 0; i < CONTROL_WAIT_S * 20 && !f; i++) {
+		f = fopen(path, "re");
+		if (!f)
+			usleep(50000);
+	}
+	if (!f) {
+		fprintf(stderr, "aioloop: %s %s: no answer from daemon %d in %d s\n", what,
+			s->device, (int)s->pid, CONTROL_WAIT_S);
+		return 1;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	unlink(path);
+	line[strcspn(line, "\n")] = '\0';
+	if (strncmp(line, "OK", 2)) {
+		fprintf(stderr, "aioloop: %s %s: %s\n", what, s->device,
+			strncmp(line, "ERR ", 4) ? "no answer" : line + 4);
+		return 1;
+	}
+	return 0;
+}
+
+/* The state of a ublk device whose daemon runs, for resize and upgrade;
+ * 1 (printed why) when there is none. */
+static int running_ublk(const char *arg, const char *what, struct att_state *s)
+{
+	if (state_read(dev_name(arg), s) < 0) {
+		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", arg);
+		return 1;
+	}
+	if (strcmp(s->type, "ublk")) {
+		fprintf(stderr,
+			"aioloop: %s: a kernel NBD device cannot be %s (the kernel client takes "
+			"its size and server when it connects); detach and attach again\n",
+			arg, what);
+		return 1;
+	}
+	if (!pid_alive(s->pid)) {
+		fprintf(stderr, "aioloop: %s: its daemon (pid %d) is not running\n", arg,
+			(int)s->pid);
+		return 1;
+	}
+	return 0;
+}
 
 int cmd_resize(int argc, char **argv)
 {
-	char path[PATH_MAX], line[256];
 	struct att_state s;
 	struct cli_err err;
 	uint64_t size = 0;
-	const char *name;
 	struct stat sb;
-	FILE *f;
-	int fd, i;
+	char req[48];
 
 	if (argc < 2 || argc > 3 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fprintf(argc < 2 || argc > 3 ? stderr : stdout,
@@ -789,27 +971,12 @@ int cmd_resize(int argc, char **argv)
 			"that is shorter is extended).  ublk devices, Linux 6.16+.\n");
 		return argc < 2 || argc > 3 ? EXIT_USAGE : 0;
 	}
-	name = dev_name(argv[1]);
 	if (argc == 3 && cli_parse_size("SIZE", argv[2], 1, INT64_MAX, &size, &err) < 0) {
 		fprintf(stderr, "aioloop resize: %s\n", err.msg);
 		return EXIT_USAGE;
 	}
-	if (state_read(name, &s) < 0) {
-		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", argv[1]);
+	if (running_ublk(argv[1], "resized", &s))
 		return 1;
-	}
-	if (strcmp(s.type, "ublk")) {
-		fprintf(stderr,
-			"aioloop: %s: a kernel NBD device cannot be resized (the kernel client "
-			"takes the size when it connects); detach and attach again\n",
-			argv[1]);
-		return 1;
-	}
-	if (!pid_alive(s.pid)) {
-		fprintf(stderr, "aioloop: %s: its daemon (pid %d) is not running\n", argv[1],
-			(int)s.pid);
-		return 1;
-	}
 	if (size && stat(s.backing, &sb) == 0 && S_ISREG(sb.st_mode) &&
 	    (uint64_t)sb.st_size < s.offset + size &&
 	    truncate(s.backing, (off_t)(s.offset + size)) < 0) {
@@ -817,42 +984,45 @@ int cmd_resize(int argc, char **argv)
 			s.offset + size, strerror(errno));
 		return 1;
 	}
-	state_path(name, ".resized", path, sizeof(path));
-	unlink(path);
-	state_path(name, ".resize", path, sizeof(path));
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || dprintf(fd, "sizelimit=%" PRIu64 "\n", size) < 0 || close(fd) < 0) {
-		fprintf(stderr, "aioloop: %s: %s\n", path, strerror(errno));
-		return 1;
+	snprintf(req, sizeof(req), "sizelimit=%" PRIu64, size);
+	return control_request(&s, "resize", ".resize", req, ".resized");
+}
+
+#define UPGRADE_EXIT_WAIT_S 60
+
+/*
+ * aioloop upgrade DEVICE: the running daemon quiesces the device (I/O waits
+ * in the kernel) and lets go of it; this program, the binary installed now,
+ * then recovers it with a new daemon, as attach --recover does.
+ */
+int cmd_upgrade(int argc, char **argv)
+{
+	char *rargv[] = {"attach", "--recover", NULL, NULL};
+	struct att_state s;
+
+	if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fprintf(argc != 2 ? stderr : stdout,
+			"Usage: aioloop upgrade DEVICE\n"
+			"Hand a ublk device to a new daemon (this aioloop binary) without failing\n"
+			"its I/O: the old daemon quiesces the device and exits, the new one\n"
+			"recovers it.  Linux 6.16+ (UBLK_F_QUIESCE).\n");
+		return argc != 2 ? EXIT_USAGE : 0;
 	}
-	if (kill(s.pid, ATTACH_SIG_CONTROL) < 0) {
-		fprintf(stderr, "aioloop: %s: signal daemon %d: %s\n", argv[1], (int)s.pid,
-			strerror(errno));
+	if (running_ublk(argv[1], "upgraded", &s))
 		return 1;
-	}
-	state_path(name, ".resized", path, sizeof(path));
-	for (i = 0; i < RESIZE_WAIT_S * 20; i++) {
-		f = fopen(path, "re");
-		if (f)
-			break;
+	if (control_request(&s, "upgrade", ".upgrade", "upgrade", ".upgraded"))
+		return 1;
+	for (int i = 0; i < UPGRADE_EXIT_WAIT_S * 20 && pid_alive(s.pid); i++)
 		usleep(50000);
-	}
-	if (!f) {
-		fprintf(stderr, "aioloop: %s: no answer from daemon %d in %d s\n", argv[1],
-			(int)s.pid, RESIZE_WAIT_S);
+	if (pid_alive(s.pid)) {
+		fprintf(stderr,
+			"aioloop: upgrade %s: daemon %d still running %d s after the device was "
+			"quiesced\n",
+			s.device, (int)s.pid, UPGRADE_EXIT_WAIT_S);
 		return 1;
 	}
-	if (!fgets(line, sizeof(line), f))
-		line[0] = '\0';
-	fclose(f);
-	unlink(path);
-	line[strcspn(line, "\n")] = '\0';
-	if (strncmp(line, "OK ", 3)) {
-		fprintf(stderr, "aioloop: resize %s: %s\n", argv[1],
-			strncmp(line, "ERR ", 4) ? "no answer" : line + 4);
-		return 1;
-	}
-	return 0;
+	rargv[2] = s.device;
+	return cmd_attach(3, rargv);
 }
 
 /* ---- list ---- */

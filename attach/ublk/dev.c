@@ -12,7 +12,8 @@
  *   START_DEV(pid)                     or END_USER_RECOVERY(pid)
  *   ready() -> the CLI reports the device and writes its state file
  *   sigwait(SIGTERM|SIGINT|SIGHUP|SIGUSR1: a queue thread ended;
- *           ATTACH_SIG_CONTROL: resize, then wait again)
+ *           ATTACH_SIG_CONTROL: resize, then wait again, or upgrade:
+ *           QUIESCE_DEV, then let go of the device without STOP/DEL)
  *   STOP_DEV: the kernel drains and aborts the FETCHes, the queue threads
  *   end; flush the backing; close /dev/ublkcN; DEL_DEV.
  *
@@ -41,6 +42,7 @@
 
 #define UBLK_BUF_BYTES (512u << 10) /* max_io_buf_bytes: 1024 sectors per request */
 #define STOP_GRACE_S 10
+#define UBLK_QUIESCE_TIMEOUT_MS 30000
 
 struct run_state {
 	pthread_mutex_t lock;
@@ -208,10 +210,20 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 	info->max_io_buf_bytes = UBLK_BUF_BYTES;
 	info->dev_id = o->dev_id < 0 ? (uint32_t)-1 : (uint32_t)o->dev_id;
 	info->ublksrv_pid = getpid();
-	if (!have_features || (features & UBLK_F_USER_RECOVERY)) {
+	if (o->recovery == UBLK_REC_FAIL_IO && !(features & UBLK_F_USER_RECOVERY_FAIL_IO)) {
+		aiol_err("ublk: --recovery fail-io: the kernel has no UBLK_F_USER_RECOVERY_FAIL_IO "
+			 "(Linux 6.13+)");
+		return -EOPNOTSUPP;
+	}
+	if (o->recovery != UBLK_REC_NONE && (!have_features || (features & UBLK_F_USER_RECOVERY))) {
 		info->flags |= UBLK_F_USER_RECOVERY;
-		if (!have_features || (features & UBLK_F_USER_RECOVERY_REISSUE))
+		if (o->recovery == UBLK_REC_FAIL_IO)
+			info->flags |= UBLK_F_USER_RECOVERY_FAIL_IO;
+		else if (!have_features || (features & UBLK_F_USER_RECOVERY_REISSUE))
 			info->flags |= UBLK_F_USER_RECOVERY_REISSUE;
+		/* a daemon can hand the device over (upgrade) */
+		if (features & UBLK_F_QUIESCE)
+			info->flags |= UBLK_F_QUIESCE;
 	}
 	info->flags |= ublk_data_path_flag(*dp);
 	{
@@ -287,6 +299,7 @@ struct dev_ctl {
 	struct aiol_dev *dev;
 	uint32_t dev_id;
 	uint64_t features;
+	uint64_t dev_flags; /* the device's, as ADD_DEV or GET_DEV_INFO said */
 };
 
 /*
@@ -326,7 +339,41 @@ static void dev_resize(struct dev_ctl *ctl)
 	o->resize_done(o->arg, 0, size, NULL);
 }
 
-static void wait_stop_signal(struct run_state *st, unsigned int nq, struct dev_ctl *ctl)
+/*
+ * Upgrade (ATTACH_SIG_CONTROL): QUIESCE_DEV waits until every queue has a
+ * FETCH with the kernel, stops dispatching (requests wait in the kernel)
+ * and aborts the FETCHes; the queue threads then end and this daemon lets
+ * go of the device, which stays quiesced until the next daemon recovers
+ * it (START/END_USER_RECOVERY).  Returns true when the device is handed
+ * over.
+ */
+static bool dev_upgrade(struct dev_ctl *ctl)
+{
+	const struct ublk_dev_opts *o = ctl->o;
+	int ret;
+
+	if (!o->upgrade_request || o->upgrade_request(o->arg) < 0)
+		return false;
+	if (!(ctl->dev_flags & UBLK_F_QUIESCE)) {
+		o->upgrade_done(o->arg, -EOPNOTSUPP,
+				"the device was not created with UBLK_F_QUIESCE and user recovery "
+				"(Linux 6.16+, --recovery reissue or fail-io)");
+		return false;
+	}
+	ret = ublk_ctrl_simple(ctl->c, UBLK_CMD_QUIESCE_DEV, ctl->dev_id, UBLK_QUIESCE_TIMEOUT_MS);
+	if (ret < 0) {
+		aiol_err("ublk device %u: QUIESCE_DEV: %s", ctl->dev_id, strerror(-ret));
+		o->upgrade_done(o->arg, ret, "UBLK_U_CMD_QUIESCE_DEV failed");
+		return false;
+	}
+	aiol_info("ublk device %u: quiesced for the next daemon", ctl->dev_id);
+	o->upgrade_done(o->arg, 0, NULL);
+	return true;
+}
+
+/* Serve control requests until asked to stop; true when the device was
+ * handed over (upgrade) instead. */
+static bool wait_stop_signal(struct run_state *st, unsigned int nq, struct dev_ctl *ctl)
 {
 	sigset_t set;
 	int sig;
@@ -337,15 +384,17 @@ static void wait_stop_signal(struct run_state *st, unsigned int nq, struct dev_c
 			continue;
 		if (sig == ATTACH_SIG_CONTROL) {
 			dev_resize(ctl);
+			if (dev_upgrade(ctl))
+				return true;
 			continue;
 		}
 		if (sig != SIGUSR1)
-			return;
+			return false;
 		pthread_mutex_lock(&st->lock);
 		if (st->exited) {
 			pthread_mutex_unlock(&st->lock);
 			aiol_err("ublk: a queue thread ended; stopping the device (%u queues)", nq);
-			return;
+			return false;
 		}
 		pthread_mutex_unlock(&st->lock);
 	}
@@ -362,7 +411,7 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	uint64_t features = 0;
 	unsigned int nq = 0, i;
 	int cdev = -1, ret, dev_id = o->dev_id;
-	bool created = false, readied = false;
+	bool created = false, readied = false, handed_over = false;
 
 	ret = aiol_dev_open(o->path, &o->open, &dev);
 	if (ret < 0)
@@ -431,10 +480,14 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	if (o->ready)
 		o->ready(o->arg, dev_id, aiol_dev_info(dev), 0);
 	{
-		struct dev_ctl ctl = {
-		    .c = c, .o = o, .dev = dev, .dev_id = info.dev_id, .features = features};
+		struct dev_ctl ctl = {.c = c,
+				      .o = o,
+				      .dev = dev,
+				      .dev_id = info.dev_id,
+				      .features = features,
+				      .dev_flags = info.flags};
 
-		wait_stop_signal(&st, nq, &ctl);
+		handed_over = wait_stop_signal(&st, nq, &ctl);
 	}
 
 	/* Write back what the page cache holds for the disk (and FLUSH it)
@@ -442,7 +495,9 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	pthread_mutex_lock(&st.lock);
 	i = st.exited;
 	pthread_mutex_unlock(&st.lock);
-	if (i == 0)
+	if (handed_over)
+		created = false; /* the next daemon's: neither stop nor delete it */
+	else if (i == 0)
 		attach_flush_device("/dev/ublkb", info.dev_id);
 
 stop:
@@ -453,9 +508,11 @@ stop:
 		if (r < 0)
 			aiol_debug("ublk device %u: STOP_DEV: %s", info.dev_id, strerror(-r));
 	}
+	/* Handed over: the FETCHes come back aborted, requests still with the
+	 * engine are committed first. */
 	for (i = 0; i < nq; i++)
-		ublk_queue_stop(queues[i], !created);
-	if (!wait_exited(&st, nq, created ? STOP_GRACE_S : 1)) {
+		ublk_queue_stop(queues[i], !created && !handed_over);
+	if (!wait_exited(&st, nq, created || handed_over ? STOP_GRACE_S : 1)) {
 		aiol_warn("ublk device %u: queues still busy after %d s; tearing them down",
 			  info.dev_id, STOP_GRACE_S);
 		for (i = 0; i < nq; i++)
@@ -492,7 +549,7 @@ fail:
 		o->ready(o->arg, dev_id, NULL, ret < 0 ? ret : -EIO);
 	ublk_ctrl_close(c);
 	aiol_dev_close(dev);
-	return ret;
+	return ret == 0 && handed_over ? UBLK_DEV_HANDED_OVER : ret;
 }
 
 int ublk_dev_remove(uint32_t dev_id)

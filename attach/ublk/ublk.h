@@ -96,6 +96,17 @@ bool ublk_kernel_at_least(unsigned int major, unsigned int minor);
 
 /* ---- a device (dev.c) ---- */
 
+/* What the kernel does with a device whose daemon is gone (--recovery). */
+enum ublk_recovery {
+	UBLK_REC_REISSUE = 0, /* I/O waits for the next daemon, in-flight I/O re-sent (6.1) */
+	UBLK_REC_FAIL_IO,     /* recoverable, but I/O fails while no daemon runs (6.13) */
+	UBLK_REC_NONE,	      /* the device goes with its daemon */
+};
+
+/* ublk_dev_run()'s result when the device was handed to the next daemon
+ * (upgrade): it is left quiesced, neither stopped nor deleted. */
+#define UBLK_DEV_HANDED_OVER 1
+
 struct ublk_dev_opts {
 	const char *path;	       /* backing file */
 	struct aiol_open_opts open;    /* engine options */
@@ -104,6 +115,7 @@ struct ublk_dev_opts {
 	int dev_id;		       /* -1: the kernel picks */
 	bool recover;		       /* dev_id exists, its daemon died */
 	enum ublk_data_path data_path; /* asked; ignored with recover */
+	enum ublk_recovery recovery;   /* ignored with recover */
 	int poll_us;		       /* queue threads poll their ring this long before
 					* sleeping; 0: UBLK_DEFAULT_POLL_US, < 0: never */
 	/* Filled before ready(): the data path in use. */
@@ -114,6 +126,12 @@ struct ublk_dev_opts {
 	 * size, or -errno and why.  Both on the control thread. */
 	int (*resize_request)(void *arg, uint64_t *sizelimit);
 	void (*resize_done)(void *arg, int err, uint64_t size, const char *why);
+	/* Upgrade, asked the same way: upgrade_request() returns 0 when one
+	 * is asked; upgrade_done() gets 0 once the device is quiesced (the
+	 * daemon then lets go of it and ublk_dev_run returns
+	 * UBLK_DEV_HANDED_OVER), or -errno and why (it keeps serving). */
+	int (*upgrade_request)(void *arg);
+	void (*upgrade_done)(void *arg, int err, const char *why);
 	/* Called once on the control thread when the device is live (err 0),
 	 * or has failed to come up (err < 0, dev_id may be -1). */
 	void (*ready)(void *arg, int dev_id, const struct aiol_dev_info *info, int err);
@@ -123,8 +141,8 @@ struct ublk_dev_opts {
 /*
  * Run a device until SIGTERM/SIGINT (blocked in every thread by the
  * caller's thread) or a queue failure, then stop and delete it.  Called on
- * the process's main thread, which becomes the control thread.  Returns 0
- * or -errno.  After a recovery-capable device's daemon is killed the
+ * the process's main thread, which becomes the control thread.  Returns 0,
+ * UBLK_DEV_HANDED_OVER (upgrade) or -errno.  After a recovery-capable device's daemon is killed the
  * device stays (quiesced) until `ublk_dev_recover`-mode runs again or
  * ublk_dev_remove() deletes it.
  */

@@ -51,6 +51,10 @@ t "attach --recover of an unknown device fails" 1 "$A" attach --recover /dev/ubl
 t "resize without a device is a usage error" 2 "$A" resize
 t "resize with a bad size is a usage error" 2 "$A" resize /dev/ublkb4095 12Q
 t "resize of an unknown device fails" 1 "$A" resize /dev/ublkb4095
+t "upgrade without a device is a usage error" 2 "$A" upgrade
+t "upgrade of an unknown device fails" 1 "$A" upgrade /dev/ublkb4095
+t "--recovery sometimes is refused" 2 "$A" attach --recovery sometimes "$T/f.img"
+t "detach with both -a and a device is a usage error" 2 "$A" detach -a /dev/ublkb4095
 t "list" 0 "$A" list
 if "$A" list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d["aiodevices"], list)' 2>"$T/err"; then
 	echo "ok - list --json is valid JSON"
