@@ -54,7 +54,12 @@ t "resize of an unknown device fails" 1 "$A" resize /dev/ublkb4095
 t "upgrade without a device is a usage error" 2 "$A" upgrade
 t "upgrade of an unknown device fails" 1 "$A" upgrade /dev/ublkb4095
 t "--recovery sometimes is refused" 2 "$A" attach --recovery sometimes "$T/f.img"
+t "--show is accepted" 0 "$A" attach --show --help
 t "detach with both -a and a device is a usage error" 2 "$A" detach -a /dev/ublkb4095
+t "list -O with an unknown column is a usage error" 2 "$A" list -O NAME,NOPE
+t "list -j of a missing file fails" 1 "$A" list -j "$T/missing.img"
+t "list -n --raw -O every losetup column" 0 "$A" list -n --raw \
+	-O NAME,BACK-FILE,BACK-INO,BACK-MAJ:MIN,MAJ:MIN,OFFSET,SIZELIMIT,RO,DIO,LOG-SEC,PARTSCAN
 t "list" 0 "$A" list
 if "$A" list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d["aiodevices"], list)' 2>"$T/err"; then
 	echo "ok - list --json is valid JSON"
