@@ -22,6 +22,8 @@ static const struct {
 	{ "attach", cmd_attach, "attach a file as a kernel block device (ublk or NBD)" },
 	{ "detach", cmd_detach, "detach a device attached by aioloop" },
 	{ "list", cmd_list, "list devices attached by aioloop" },
+	{ "resize", cmd_resize, "tell the kernel a device's new size (ublk, Linux 6.16+)" },
+	{ "upgrade", cmd_upgrade, "hand a ublk device to a new daemon without failing I/O" },
 	{ "bench", cmd_bench, "benchmark the engine on a file" },
 };
 
