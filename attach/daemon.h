@@ -2,8 +2,10 @@
 /*
  * What every attach daemon (ublk or kernel NBD) agrees on.  Signals:
  * SIGTERM, SIGINT and SIGHUP ask it to stop; SIGUSR1 is its internal wake-up
- * (a queue thread ended, the kernel dropped every connection).  They are
- * blocked in every thread and taken by the control thread with sigwait().
+ * (a queue thread ended, the kernel dropped every connection); SIGUSR2
+ * (ATTACH_SIG_CONTROL) says a request (resize) waits for the daemon in the
+ * state directory.  They are blocked in every thread and taken by the
+ * control thread with sigwait().
  * And the device is flushed through the block layer before it is stopped.
  */
 #ifndef AIOLOOP_UBLK_DAEMON_H
@@ -16,6 +18,8 @@
 
 #include "aioloop/log.h"
 
+#define ATTACH_SIG_CONTROL SIGUSR2
+
 static inline void attach_daemon_sigset(sigset_t *set)
 {
 	sigemptyset(set);
@@ -23,6 +27,7 @@ static inline void attach_daemon_sigset(sigset_t *set)
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
 	sigaddset(set, SIGUSR1);
+	sigaddset(set, ATTACH_SIG_CONTROL);
 }
 
 /* Before the device is stopped, while its daemon still serves it: write

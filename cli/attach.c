@@ -13,7 +13,9 @@
  *
  * detach sends the daemon SIGTERM (it flushes, stops and removes the
  * device) and waits until it is gone; a ublk device whose daemon died is
- * stopped and deleted directly.  list reads the state files.
+ * stopped and deleted directly.  list reads the state files.  resize leaves
+ * a request in STATE_DIR/NAME.resize and signals the daemon
+ * (ATTACH_SIG_CONTROL), which answers in NAME.resized.
  *
  * Thread model: the CLI is single-threaded; the daemon's main thread
  * becomes the device's control thread with SIGTERM, SIGINT, SIGHUP and
@@ -30,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -59,6 +63,7 @@ struct att_state {
 	bool ro, direct;
 	char direct_opt[8]; /* auto | on | off, as asked */
 	char engine[16];
+	char data_path[16]; /* ublk: auto-buf-reg, zero-copy, user-copy, copy */
 	pid_t pid;
 };
 
@@ -72,6 +77,10 @@ struct attach_ctx {
 	const struct cli_metrics_addr *metrics_addr;
 	struct cli_ctl *ctl;
 	struct cli_metrics *metrics;
+	enum ublk_data_path data_path; /* ublk: asked, then the one in use */
+	int poll_us;
+	uint64_t resize_limit; /* the size limit of the resize in progress */
+	enum ublk_recovery recovery;
 };
 
 /* ---- state files ---- */
@@ -100,10 +109,10 @@ static int state_write(const struct att_state *s)
 	fprintf(f,
 		"device=%s\ntype=%s\ndev_id=%d\nbacking=%s\noffset=%" PRIu64 "\nsizelimit=%" PRIu64
 		"\nsize=%" PRIu64 "\nblock_size=%u\nro=%d\ndirect=%d\n"
-		"direct_opt=%s\nengine=%s\nqueues=%u\ndepth=%u\npid=%d\n",
+		"direct_opt=%s\nengine=%s\ndata_path=%s\nqueues=%u\ndepth=%u\npid=%d\n",
 		s->device, s->type, s->dev_id, s->backing, s->offset, s->sizelimit, s->size,
-		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->queues, s->depth,
-		(int)s->pid);
+		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->data_path, s->queues,
+		s->depth, (int)s->pid);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		aiol_err("%s: %m", path);
 		unlink(tmp);
@@ -154,6 +163,8 @@ static int state_read(const char *name, struct att_state *s)
 			snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", v);
 		else if (!strcmp(line, "engine"))
 			snprintf(s->engine, sizeof(s->engine), "%s", v);
+		else if (!strcmp(line, "data_path"))
+			snprintf(s->data_path, sizeof(s->data_path), "%s", v);
 		else if (!strcmp(line, "queues"))
 			s->queues = (unsigned int)atoi(v);
 		else if (!strcmp(line, "depth"))
@@ -233,6 +244,8 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 		s->ro = di->read_only;
 		s->direct = di->direct;
 		snprintf(s->engine, sizeof(s->engine), "%s", aiol_engine_name(di->engine));
+		snprintf(s->data_path, sizeof(s->data_path), "%s",
+			 strcmp(s->type, "ublk") ? "-" : ublk_data_path_name(ctx->data_path));
 		err = state_write(s);
 	}
 	if (err == 0 && !cli_stderr_is_journal()) {
@@ -270,6 +283,87 @@ static void dev_ready(void *arg, int dev_id, const struct aiol_dev_info *di, int
 	}
 }
 
+/* Answer a control request in STATE_DIR/NAME<suffix>: "OK DETAIL" or
+ * "ERR why: error", written whole with a rename. */
+static void control_answer(const char *name, const char *suffix, int err, const char *detail,
+			   const char *why)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+
+	state_path(name, suffix, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f) {
+		aiol_err("%s: %m", tmp);
+		return;
+	}
+	if (err == 0)
+		fprintf(f, "OK %s\n", detail ? detail : "");
+	else
+		fprintf(f, "ERR %s: %s\n", why ? why : "failed", strerror(-err));
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		aiol_err("%s: %m", path);
+}
+
+/* The daemon side of `aioloop resize`: the request is STATE_DIR/NAME.resize
+ * ("sizelimit=N", 0: re-read the backing), the answer NAME.resized ("OK
+ * SIZE" or "ERR why"), written whole with a rename. */
+static int resize_request(void *arg, uint64_t *sizelimit)
+{
+	struct attach_ctx *ctx = arg;
+	char path[PATH_MAX], line[64];
+	unsigned long long v;
+	FILE *f;
+	int ret = -ENOENT;
+
+	state_path(ctx->st.name, ".resize", path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -ENOENT;
+	if (fgets(line, sizeof(line), f) && sscanf(line, "sizelimit=%llu", &v) == 1) {
+		*sizelimit = v;
+		ctx->resize_limit = v;
+		ret = 0;
+	}
+	fclose(f);
+	unlink(path);
+	return ret;
+}
+
+static void resize_done(void *arg, int err, uint64_t size, const char *why)
+{
+	struct attach_ctx *ctx = arg;
+	struct att_state *s = &ctx->st;
+	char detail[32];
+
+	if (err == 0) {
+		s->size = size;
+		s->sizelimit = ctx->resize_limit ? ctx->resize_limit : s->sizelimit;
+		state_write(s);
+	}
+	snprintf(detail, sizeof(detail), "%" PRIu64, size);
+	control_answer(s->name, ".resized", err, detail, why);
+}
+
+/* The daemon side of `aioloop upgrade`: STATE_DIR/NAME.upgrade asks, the
+ * answer is NAME.upgraded. */
+static int upgrade_request(void *arg)
+{
+	struct attach_ctx *ctx = arg;
+	char path[PATH_MAX];
+
+	state_path(ctx->st.name, ".upgrade", path, sizeof(path));
+	return unlink(path) == 0 ? 0 : -ENOENT;
+}
+
+static void upgrade_done(void *arg, int err, const char *why)
+{
+	struct attach_ctx *ctx = arg;
+
+	control_answer(ctx->st.name, ".upgraded", err, NULL, why);
+}
+
 static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, bool recover)
 {
 	struct att_state *s = &ctx->st;
@@ -295,6 +389,14 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .depth = s->depth,
 		    .dev_id = recover ? s->dev_id : -1,
 		    .recover = recover,
+		    .data_path = ctx->data_path,
+		    .poll_us = ctx->poll_us,
+		    .data_path_out = &ctx->data_path,
+		    .resize_request = resize_request,
+		    .resize_done = resize_done,
+		    .recovery = ctx->recovery,
+		    .upgrade_request = upgrade_request,
+		    .upgrade_done = upgrade_done,
 		    .ready = dev_ready,
 		    .arg = ctx,
 		    .stats = &ctx->stats,
@@ -316,6 +418,11 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 	cli_notify("STOPPING=1\nSTATUS=%s: stopped", s->device[0] ? s->device : s->backing);
 	cli_metrics_stop(ctx->metrics);
 	cli_ctl_stop(ctx->ctl);
+	if (ret == UBLK_DEV_HANDED_OVER) {
+		/* the next daemon takes the state over */
+		aiol_info("%s: handed over to the next daemon", s->device);
+		return 0;
+	}
 	if (ctx->pipe_fd < 0 && s->name[0]) {
 		state_remove(s->name);
 		if (ret == 0)
@@ -328,29 +435,38 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 
 static void attach_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: aioloop attach [OPTIONS] FILE\n"
-		"       aioloop attach --recover DEVICE\n"
-		"Attach FILE as a kernel block device served by a daemon (ublk, or the\n"
-		"kernel NBD client) and print the device's path.\n\n"
-		"  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
-		"                         else the kernel NBD client)\n"
-		"  -r, --read-only        read-only device\n"
-		"  -o, --offset N         start N bytes into FILE\n"
-		"      --sizelimit N      expose at most N bytes\n"
-		"  -b, --block-size N     logical block size, 512 or 4096\n"
-		"      --direct auto|on|off  O_DIRECT on the backing (default auto)\n"
-		"      --engine E         uring, aio, threads or sync (default uring)\n"
-		"      --queues N         ublk hardware queues / NBD connections (default 1)\n"
-		"      --depth N          requests in flight per queue (default 64)\n"
-		"      --recover DEVICE   serve a ublk device whose daemon died\n"
-		"  -f, --foreground       stay in the foreground (for debugging, and systemd)\n"
-		"      --control PATH     control socket for 'aioloop stats' (default\n"
-		"                         " CLI_RUN_DIR "/DEV.ctl; 'none': no socket)\n"
-		"      --metrics ADDR     Prometheus metrics at http://ADDR/metrics (a loopback\n"
-		"                         HOST:PORT, or unix:PATH)\n"
-		"      --config FILE      options from FILE, one 'key = value' a line\n"
-		"  -v, --verbose          debug messages\n");
+	fprintf(f, "Usage: aioloop attach [OPTIONS] FILE\n"
+		   "       aioloop attach --recover DEVICE\n"
+		   "Attach FILE as a kernel block device served by a daemon (ublk, or the\n"
+		   "kernel NBD client) and print the device's path.\n\n"
+		   "  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
+		   "                         else the kernel NBD client)\n"
+		   "  -r, --read-only        read-only device\n"
+		   "  -o, --offset N         start N bytes into FILE\n"
+		   "      --sizelimit N      expose at most N bytes\n"
+		   "  -b, --block-size N     logical block size, 512 or 4096\n"
+		   "      --direct auto|on|off  O_DIRECT on the backing (default auto)\n"
+		   "      --engine E         uring, aio, threads or sync (default uring)\n"
+		   "      --queues N         ublk hardware queues / NBD connections (default 1)\n"
+		   "      --depth N          requests in flight per queue (default 64)\n"
+		   "      --data-path P      ublk: auto (default: the best the kernel allows),\n"
+		   "                         zero-copy (zero-copy-auto or -reg), zero-copy-auto,\n"
+		   "                         zero-copy-reg, user-copy or copy\n"
+		   "      --poll USEC        ublk: a queue thread polls this long before it\n"
+		   "                         sleeps (default 500, 0: never)\n"
+		   "      --recovery R       ublk, when no daemon runs: reissue (default: I/O\n"
+		   "                         waits), fail-io (I/O fails) or none (the device\n"
+		   "                         goes with its daemon)\n"
+		   "      --recover DEVICE   serve a ublk device whose daemon died\n"
+		   "      --show             accepted for losetup's sake: the device is always\n"
+		   "                         printed\n"
+		   "  -f, --foreground       stay in the foreground (for debugging, and systemd)\n"
+		   "      --control PATH     control socket for 'aioloop stats' (default\n"
+		   "                         " CLI_RUN_DIR "/DEV.ctl; 'none': no socket)\n"
+		   "      --metrics ADDR     Prometheus metrics at http://ADDR/metrics (a loopback\n"
+		   "                         HOST:PORT, or unix:PATH)\n"
+		   "      --config FILE      options from FILE, one 'key = value' a line\n"
+		   "  -v, --verbose          debug messages\n");
 }
 
 static bool nbd_usable(char *why, size_t len)
@@ -369,6 +485,10 @@ const struct option attach_longopts[] = {{"ublk", no_argument, NULL, 'U'},
 					 {"queues", required_argument, NULL, 'Q'},
 					 {"depth", required_argument, NULL, 'd'},
 					 {"recover", required_argument, NULL, 'R'},
+					 {"data-path", required_argument, NULL, 'P'},
+					 {"poll", required_argument, NULL, 'W'},
+					 {"recovery", required_argument, NULL, 'Y'},
+					 {"show", no_argument, NULL, 'w'},
 					 {"foreground", no_argument, NULL, 'f'},
 					 {"control", required_argument, NULL, 'C'},
 					 {"metrics", required_argument, NULL, 'M'},
@@ -443,6 +563,44 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		case 'R':
 			cfg->recover = optarg;
 			break;
+		case 'P': {
+			enum ublk_data_path dp;
+
+			if (ublk_data_path_parse(optarg, &dp) < 0) {
+				snprintf(
+				    err->msg, sizeof(err->msg),
+				    "--data-path '%s': unknown (auto, zero-copy, zero-copy-auto, "
+				    "zero-copy-reg, user-copy or copy)",
+				    optarg);
+				return -EINVAL;
+			}
+			cfg->data_path = (int)dp;
+			break;
+		}
+		case 'w':
+			break; /* losetup --show: attach always prints the device */
+		case 'Y':
+			if (!strcmp(optarg, "reissue")) {
+				cfg->recovery = UBLK_REC_REISSUE;
+			} else if (!strcmp(optarg, "fail-io")) {
+				cfg->recovery = UBLK_REC_FAIL_IO;
+			} else if (!strcmp(optarg, "none")) {
+				cfg->recovery = UBLK_REC_NONE;
+			} else {
+				snprintf(err->msg, sizeof(err->msg),
+					 "--recovery '%s': unknown (reissue, fail-io or none)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'W': {
+			uint64_t v;
+
+			if (cli_parse_uint("--poll", optarg, 0, 1000000, &v, err) < 0)
+				return -EINVAL;
+			cfg->poll_us = v ? (int)v : -1;
+			break;
+		}
 		case 'f':
 			cfg->foreground = true;
 			break;
@@ -520,6 +678,9 @@ int cmd_attach(int argc, char **argv)
 	s->depth = cfg.depth;
 	ctx.control = cfg.control;
 	ctx.metrics_addr = cfg.metrics_on ? &cfg.metrics : NULL;
+	ctx.data_path = (enum ublk_data_path)cfg.data_path;
+	ctx.recovery = (enum ublk_recovery)cfg.recovery;
+	ctx.poll_us = cfg.poll_us;
 	snprintf(s->direct_opt, sizeof(s->direct_opt), "%s", cfg.direct_opt);
 
 	if (recover) {
@@ -573,6 +734,10 @@ int cmd_attach(int argc, char **argv)
 	} else if (fe == ATTACH_NBD && !nbd_usable(why_n, sizeof(why_n))) {
 		fprintf(stderr, "aioloop: cannot attach with the kernel NBD client: %s\n", why_n);
 		return 1;
+	}
+	if (fe == ATTACH_NBD && (ctx.data_path != UBLK_DP_AUTO || cfg.recovery)) {
+		fprintf(stderr, "aioloop: --data-path and --recovery are for ublk devices\n");
+		return EXIT_USAGE;
 	}
 	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
 
@@ -633,13 +798,53 @@ int cmd_attach(int argc, char **argv)
 
 /* ---- detach ---- */
 
-static int detach_one(const char *name)
+/*
+ * Whether a device is in use: mounted or held open exclusively (an O_EXCL
+ * open fails with EBUSY), or with holders stacked on it (dm, md).  A plain
+ * open by a program is not seen.  why says which.
+ */
+static bool dev_in_use(const struct att_state *s, char *why, size_t len)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	fd = open(s->device, O_RDONLY | O_EXCL | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == EBUSY) {
+		snprintf(why, len, "mounted or held open exclusively");
+		return true;
+	}
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "/sys/block/%s/holders", s->name);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(why, len, "in use by %s", e->d_name);
+		closedir(d);
+		return true;
+	}
+	closedir(d);
+	return false;
+}
+
+static int detach_one(const char *name, bool force)
 {
 	struct att_state s;
+	char why[300];
 	int i;
 
 	if (state_read(name, &s) < 0) {
 		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", name);
+		return 1;
+	}
+	if (!force && dev_in_use(&s, why, sizeof(why))) {
+		fprintf(stderr, "aioloop: %s: %s; not detached (--force detaches anyway)\n",
+			s.device, why);
 		return 1;
 	}
 	if (pid_alive(s.pid)) {
@@ -693,59 +898,438 @@ static int for_each_state(int (*fn)(const char *name, void *arg), void *arg)
 
 static int detach_cb(const char *name, void *arg)
 {
-	(void)arg;
-	return detach_one(name);
+	return detach_one(name, *(bool *)arg);
 }
 
 int cmd_detach(int argc, char **argv)
 {
-	int ret = 0;
+	bool force = false, all = false;
+	int ret = 0, ndev = 0;
 
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fprintf(argc < 2 ? stderr : stdout,
-			"Usage: aioloop detach DEVICE...\n       aioloop detach -a\n"
-			"Flush, stop and remove devices attached by aioloop.\n");
-		return argc < 2 ? EXIT_USAGE : 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf(
+			    "Usage: aioloop detach [--force] DEVICE...\n"
+			    "       aioloop detach [--force] -a\n"
+			    "Flush, stop and remove devices attached by aioloop.  A device that\n"
+			    "is mounted or in use is left alone unless --force.\n");
+			return 0;
+		}
+		if (!strcmp(argv[i], "--force"))
+			force = true;
+		else if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--all"))
+			all = true;
+		else
+			ndev++;
 	}
-	if (!strcmp(argv[1], "-a") || !strcmp(argv[1], "--all"))
-		return for_each_state(detach_cb, NULL);
+	if (all == (ndev > 0)) {
+		fprintf(stderr, "Usage: aioloop detach [--force] DEVICE... | -a\n");
+		return EXIT_USAGE;
+	}
+	if (all)
+		return for_each_state(detach_cb, &force);
 	for (int i = 1; i < argc; i++)
-		ret |= detach_one(dev_name(argv[i]));
+		if (argv[i][0] != '-')
+			ret |= detach_one(dev_name(argv[i]), force);
 	return ret;
+}
+
+/* ---- resize, upgrade: requests to a running daemon ---- */
+
+#define CONTROL_WAIT_S 60
+
+/*
+ * Leave a request (content, in STATE_DIR/NAME<req>) for the daemon of s,
+ * signal it and wait for its answer in NAME<ans>.  0 when it answered OK;
+ * otherwise 1 with the reason printed (what names the command).
+ */
+static int control_request(const struct att_state *s, const char *what, const char *req,
+			   const char *content, const char *ans)
+{
+	char path[PATH_MAX], line[256];
+	FILE *f = NULL;
+	int fd;
+
+	state_path(s->name, ans, path, sizeof(path));
+	unlink(path);
+	state_path(s->name, req, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || dprintf(fd, "%s\n", content) < 0 || close(fd) < 0) {
+		fprintf(stderr, "aioloop: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (kill(s->pid, ATTACH_SIG_CONTROL) < 0) {
+		fprintf(stderr, "aioloop: %s: signal daemon %d: %s\n", s->device, (int)s->pid,
+			strerror(errno));
+		unlink(path);
+		return 1;
+	}
+	state_path(s->name, ans, path, sizeof(path));
+	for (int i = 0; i < CONTROL_WAIT_S * 20 && !f; i++) {
+		f = fopen(path, "re");
+		if (!f)
+			usleep(50000);
+	}
+	if (!f) {
+		fprintf(stderr, "aioloop: %s %s: no answer from daemon %d in %d s\n", what,
+			s->device, (int)s->pid, CONTROL_WAIT_S);
+		return 1;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	unlink(path);
+	line[strcspn(line, "\n")] = '\0';
+	if (strncmp(line, "OK", 2)) {
+		fprintf(stderr, "aioloop: %s %s: %s\n", what, s->device,
+			strncmp(line, "ERR ", 4) ? "no answer" : line + 4);
+		return 1;
+	}
+	return 0;
+}
+
+/* The state of a ublk device whose daemon runs, for resize and upgrade;
+ * 1 (printed why) when there is none. */
+static int running_ublk(const char *arg, const char *what, struct att_state *s)
+{
+	if (state_read(dev_name(arg), s) < 0) {
+		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", arg);
+		return 1;
+	}
+	if (strcmp(s->type, "ublk")) {
+		fprintf(stderr,
+			"aioloop: %s: a kernel NBD device cannot be %s (the kernel client takes "
+			"its size and server when it connects); detach and attach again\n",
+			arg, what);
+		return 1;
+	}
+	if (!pid_alive(s->pid)) {
+		fprintf(stderr, "aioloop: %s: its daemon (pid %d) is not running\n", arg,
+			(int)s->pid);
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_resize(int argc, char **argv)
+{
+	struct att_state s;
+	struct cli_err err;
+	uint64_t size = 0;
+	struct stat sb;
+	char req[48];
+
+	if (argc < 2 || argc > 3 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fprintf(argc < 2 || argc > 3 ? stderr : stdout,
+			"Usage: aioloop resize DEVICE [SIZE]\n"
+			"Tell the kernel the device's new size: without SIZE, what the backing\n"
+			"file has now (losetup -c); with SIZE, that many bytes (a backing file\n"
+			"that is shorter is extended).  ublk devices, Linux 6.16+.\n");
+		return argc < 2 || argc > 3 ? EXIT_USAGE : 0;
+	}
+	if (argc == 3 && cli_parse_size("SIZE", argv[2], 1, INT64_MAX, &size, &err) < 0) {
+		fprintf(stderr, "aioloop resize: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (running_ublk(argv[1], "resized", &s))
+		return 1;
+	if (size && stat(s.backing, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (uint64_t)sb.st_size < s.offset + size &&
+	    truncate(s.backing, (off_t)(s.offset + size)) < 0) {
+		fprintf(stderr, "aioloop: %s: extending to %" PRIu64 " bytes: %s\n", s.backing,
+			s.offset + size, strerror(errno));
+		return 1;
+	}
+	snprintf(req, sizeof(req), "sizelimit=%" PRIu64, size);
+	return control_request(&s, "resize", ".resize", req, ".resized");
+}
+
+#define UPGRADE_EXIT_WAIT_S 60
+
+/*
+ * aioloop upgrade DEVICE: the running daemon quiesces the device (I/O waits
+ * in the kernel) and lets go of it; this program, the binary installed now,
+ * then recovers it with a new daemon, as attach --recover does.
+ */
+int cmd_upgrade(int argc, char **argv)
+{
+	char *rargv[] = {"attach", "--recover", NULL, NULL};
+	struct att_state s;
+
+	if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fprintf(argc != 2 ? stderr : stdout,
+			"Usage: aioloop upgrade DEVICE\n"
+			"Hand a ublk device to a new daemon (this aioloop binary) without failing\n"
+			"its I/O: the old daemon quiesces the device and exits, the new one\n"
+			"recovers it.  Linux 6.16+ (UBLK_F_QUIESCE).\n");
+		return argc != 2 ? EXIT_USAGE : 0;
+	}
+	if (running_ublk(argv[1], "upgraded", &s))
+		return 1;
+	if (control_request(&s, "upgrade", ".upgrade", "upgrade", ".upgraded"))
+		return 1;
+	for (int i = 0; i < UPGRADE_EXIT_WAIT_S * 20 && pid_alive(s.pid); i++)
+		usleep(50000);
+	if (pid_alive(s.pid)) {
+		fprintf(stderr,
+			"aioloop: upgrade %s: daemon %d still running %d s after the device was "
+			"quiesced\n",
+			s.device, (int)s.pid, UPGRADE_EXIT_WAIT_S);
+		return 1;
+	}
+	rargv[2] = s.device;
+	return cmd_attach(3, rargv);
 }
 
 /* ---- list ---- */
 
+/*
+ * Columns: losetup's names for what losetup shows, then ours.  The JSON
+ * keys are the names in lower case, as losetup --json writes them.
+ */
+enum col_id {
+	COL_NAME,
+	COL_BACK_FILE,
+	COL_BACK_INO,
+	COL_BACK_MAJMIN,
+	COL_MAJMIN,
+	COL_OFFSET,
+	COL_SIZELIMIT,
+	COL_RO,
+	COL_DIO,
+	COL_LOG_SEC,
+	COL_PARTSCAN,
+	COL_TYPE,
+	COL_SIZE,
+	COL_ENGINE,
+	COL_STORE,
+	COL_DATA_PATH,
+	COL_QUEUES,
+	COL_PID,
+	COL_RUNNING,
+	COL_COUNT,
+};
+
+enum col_kind { K_STR, K_NUM, K_BOOL };
+
+static const struct list_col {
+	const char *name;
+	int width; /* text output; < 0: left-aligned */
+	enum col_kind kind;
+} list_cols[COL_COUNT] = {
+    [COL_NAME] = {"NAME", -12, K_STR},
+    [COL_BACK_FILE] = {"BACK-FILE", 0, K_STR},
+    [COL_BACK_INO] = {"BACK-INO", 9, K_NUM},
+    [COL_BACK_MAJMIN] = {"BACK-MAJ:MIN", -12, K_STR},
+    [COL_MAJMIN] = {"MAJ:MIN", -7, K_STR},
+    [COL_OFFSET] = {"OFFSET", 10, K_NUM},
+    [COL_SIZELIMIT] = {"SIZELIMIT", 10, K_NUM},
+    [COL_RO] = {"RO", 2, K_BOOL},
+    [COL_DIO] = {"DIO", 3, K_BOOL},
+    [COL_LOG_SEC] = {"LOG-SEC", 7, K_NUM},
+    [COL_PARTSCAN] = {"PARTSCAN", 8, K_BOOL},
+    [COL_TYPE] = {"TYPE", -4, K_STR},
+    [COL_SIZE] = {"SIZE", 12, K_NUM},
+    [COL_ENGINE] = {"ENGINE", -7, K_STR},
+    [COL_STORE] = {"STORE", -8, K_STR},
+    [COL_DATA_PATH] = {"DATA-PATH", -14, K_STR},
+    [COL_QUEUES] = {"QUEUES", 6, K_NUM},
+    [COL_PID] = {"PID", 8, K_STR},
+    [COL_RUNNING] = {"RUNNING", 7, K_BOOL},
+};
+
+static const enum col_id list_default[] = {COL_NAME, COL_TYPE,	   COL_OFFSET, COL_SIZELIMIT,
+					   COL_RO,   COL_DIO,	   COL_ENGINE, COL_DATA_PATH,
+					   COL_PID,  COL_BACK_FILE};
+
 struct list_ctx {
-	bool json;
+	bool json, raw, noheadings;
+	enum col_id cols[COL_COUNT];
+	unsigned int ncols;
+	bool filter; /* -j: only devices backed by this file */
+	dev_t f_dev;
+	ino_t f_ino;
+	const char *f_path;
 	int count;
 };
+
+/* Parse -O's comma-separated column names (any case); -EINVAL if unknown. */
+static int list_parse_cols(const char *arg, struct list_ctx *l, char *bad, size_t len)
+{
+	char buf[512], *save = NULL, *tok;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	l->ncols = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		unsigned int c;
+
+		for (c = 0; c < COL_COUNT; c++)
+			if (!strcasecmp(tok, list_cols[c].name))
+				break;
+		if (c == COL_COUNT || l->ncols == COL_COUNT) {
+			snprintf(bad, len, "%s", tok);
+			return -EINVAL;
+		}
+		l->cols[l->ncols++] = (enum col_id)c;
+	}
+	return l->ncols ? 0 : -EINVAL;
+}
+
+/* The value of column c for s, as text (for JSON: a number, true/false or
+ * a string to quote, by the column's kind). */
+static void list_value(const struct att_state *s, enum col_id c, bool alive, char *v, size_t len)
+{
+	struct stat sb;
+	char path[96];
+	FILE *f;
+	int n = 0;
+
+	switch (c) {
+	case COL_NAME:
+		snprintf(v, len, "%s", s->device);
+		break;
+	case COL_BACK_FILE:
+		snprintf(v, len, "%s", s->backing);
+		break;
+	case COL_BACK_INO:
+		snprintf(v, len, "%llu",
+			 stat(s->backing, &sb) == 0 ? (unsigned long long)sb.st_ino : 0ULL);
+		break;
+	case COL_BACK_MAJMIN:
+		if (stat(s->backing, &sb) == 0)
+			snprintf(v, len, "%u:%u", major(sb.st_dev), minor(sb.st_dev));
+		else
+			snprintf(v, len, "-");
+		break;
+	case COL_MAJMIN:
+		if (stat(s->device, &sb) == 0 && S_ISBLK(sb.st_mode))
+			snprintf(v, len, "%u:%u", major(sb.st_rdev), minor(sb.st_rdev));
+		else
+			snprintf(v, len, "-");
+		break;
+	case COL_OFFSET:
+		snprintf(v, len, "%" PRIu64, s->offset);
+		break;
+	case COL_SIZELIMIT:
+		snprintf(v, len, "%" PRIu64, s->sizelimit);
+		break;
+	case COL_RO:
+		snprintf(v, len, "%d", s->ro);
+		break;
+	case COL_DIO:
+		snprintf(v, len, "%d", s->direct);
+		break;
+	case COL_LOG_SEC:
+		snprintf(v, len, "%u", s->block_size);
+		break;
+	case COL_PARTSCAN:
+		/* the disk takes partitions, which the kernel scans */
+		snprintf(path, sizeof(path), "/sys/block/%s/ext_range", s->name);
+		f = fopen(path, "re");
+		if (f) {
+			if (fscanf(f, "%d", &n) != 1)
+				n = 0;
+			fclose(f);
+		}
+		snprintf(v, len, "%d", n > 1);
+		break;
+	case COL_TYPE:
+		snprintf(v, len, "%s", s->type);
+		break;
+	case COL_SIZE:
+		snprintf(v, len, "%" PRIu64, s->size);
+		break;
+	case COL_ENGINE:
+		snprintf(v, len, "%s", s->engine);
+		break;
+	case COL_STORE:
+		snprintf(v, len, "%s",
+			 stat(s->backing, &sb) < 0 ? "-"
+			 : S_ISBLK(sb.st_mode)	   ? "blockdev"
+						   : "file");
+		break;
+	case COL_DATA_PATH:
+		snprintf(v, len, "%s", s->data_path[0] ? s->data_path : "-");
+		break;
+	case COL_QUEUES:
+		snprintf(v, len, "%u", s->queues);
+		break;
+	case COL_PID:
+		/* a '!' after the pid: the daemon is not running */
+		snprintf(v, len, "%d%s", (int)s->pid, alive ? "" : "!");
+		break;
+	case COL_RUNNING:
+	default:
+		snprintf(v, len, "%d", alive);
+		break;
+	}
+}
+
+static void list_text(const struct list_ctx *l, const char *const *v)
+{
+	for (unsigned int i = 0; i < l->ncols; i++) {
+		int w = list_cols[l->cols[i]].width;
+		bool last = i + 1 == l->ncols;
+
+		if (l->raw || (last && w < 0))
+			printf("%s%s", v[i], last ? "" : " ");
+		else
+			printf("%*s%s", w, v[i], last ? "" : " ");
+	}
+	printf("\n");
+}
 
 static int list_cb(const char *name, void *arg)
 {
 	struct list_ctx *l = arg;
+	char vals[COL_COUNT][PATH_MAX];
+	const char *v[COL_COUNT];
 	struct att_state s;
+	struct stat sb;
 	bool alive;
 
 	if (state_read(name, &s) < 0)
 		return 0;
-	alive = pid_alive(s.pid);
-	if (l->json) {
-		printf("%s\n      {\"name\": ", l->count ? "," : "");
-		cli_json_string(stdout, s.device);
-		printf(", \"type\": \"%s\", \"back-file\": ", s.type);
-		cli_json_string(stdout, s.backing);
-		printf(", \"offset\": %" PRIu64 ", \"sizelimit\": %" PRIu64 ", \"size\": %" PRIu64
-		       ", \"ro\": %s, \"dio\": %s, \"log-sec\": %u, \"engine\": \"%s\", \"pid\": %d"
-		       ", \"running\": %s}",
-		       s.offset, s.sizelimit, s.size, s.ro ? "true" : "false",
-		       s.direct ? "true" : "false", s.block_size, s.engine, (int)s.pid,
-		       alive ? "true" : "false");
-	} else {
-		printf("%-12s %-4s %10" PRIu64 " %10" PRIu64 " %2d %3d %-7s %7d%s %s\n", s.device,
-		       s.type, s.offset, s.sizelimit, s.ro, s.direct, s.engine, (int)s.pid,
-		       alive ? " " : "!", s.backing);
+	if (l->filter) {
+		bool same = stat(s.backing, &sb) == 0
+				? sb.st_dev == l->f_dev && sb.st_ino == l->f_ino
+				: !strcmp(s.backing, l->f_path);
+
+		if (!same)
+			return 0;
 	}
+	alive = pid_alive(s.pid);
+	for (unsigned int i = 0; i < l->ncols; i++) {
+		list_value(&s, l->cols[i], alive, vals[i], sizeof(vals[i]));
+		v[i] = vals[i];
+	}
+	if (!l->json) {
+		list_text(l, v);
+		l->count++;
+		return 0;
+	}
+	printf("%s\n      {", l->count ? "," : "");
+	for (unsigned int i = 0; i < l->ncols; i++) {
+		const struct list_col *c = &list_cols[l->cols[i]];
+		char key[32];
+
+		for (unsigned int k = 0; k < sizeof(key) - 1; k++) {
+			key[k] = (char)tolower((unsigned char)c->name[k]);
+			if (!c->name[k])
+				break;
+		}
+		key[sizeof(key) - 1] = '\0';
+		printf("%s\"%s\": ", i ? ", " : "", key);
+		if (c->kind == K_BOOL)
+			printf("%s", strcmp(v[i], "0") ? "true" : "false");
+		else if (c->kind == K_NUM)
+			printf("%s", v[i]);
+		else if (l->cols[i] == COL_PID)
+			printf("%d", (int)s.pid);
+		else
+			cli_json_string(stdout, v[i]);
+	}
+	printf("}");
 	l->count++;
 	return 0;
 }
@@ -795,32 +1379,107 @@ static void list_servers(bool json, const char *control)
 	cli_stats_free_all(ps, n);
 }
 
+static void list_usage(FILE *f)
+{
+	fprintf(f, "Usage: aioloop list [--json] [-n] [--raw] [-O COL,...] [-j FILE] [--control PATH]\n"
+		   "List devices attached by aioloop, with losetup's column names, then the\n"
+		   "exports of running 'aioloop serve' processes (through their control\n"
+		   "sockets: every " CLI_RUN_DIR "/*.ctl, or PATH).\n\n"
+		   "  -J, --json           JSON, keys as the column names in lower case\n"
+		   "  -n, --noheadings     no heading line\n"
+		   "      --raw            values separated by one space, not aligned\n"
+		   "  -O, --output COLS    these columns (default NAME,TYPE,OFFSET,SIZELIMIT,\n"
+		   "                       RO,DIO,ENGINE,DATA-PATH,PID,BACK-FILE; --json: all)\n"
+		   "  -j, --associated F   only devices backed by file F\n"
+		   "      --control PATH   the control socket of one server\n\n"
+		   "Columns: NAME BACK-FILE BACK-INO BACK-MAJ:MIN MAJ:MIN OFFSET SIZELIMIT RO\n"
+		   "DIO LOG-SEC PARTSCAN (as losetup), TYPE SIZE ENGINE STORE DATA-PATH QUEUES\n"
+		   "PID RUNNING.  A '!' after the pid: the daemon is not running.\n");
+}
+
 int cmd_list(int argc, char **argv)
 {
+	static const struct option lopts[] = {{"json", no_argument, NULL, 'J'},
+					      {"noheadings", no_argument, NULL, 'n'},
+					      {"raw", no_argument, NULL, 'r'},
+					      {"output", required_argument, NULL, 'O'},
+					      {"associated", required_argument, NULL, 'j'},
+					      {"control", required_argument, NULL, 'C'},
+					      {"help", no_argument, NULL, 'h'},
+					      {0}};
 	struct list_ctx l = {0};
 	const char *control = NULL;
+	const char *output = NULL;
+	char bad[64];
+	struct stat sb;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-J")) {
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":JnO:j:h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'J':
 			l.json = true;
-		} else if (!strcmp(argv[i], "--control") && i + 1 < argc) {
-			control = argv[++i];
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("Usage: aioloop list [--json] [--control PATH]\n"
-			       "List devices attached by aioloop (a '!' after the pid: daemon not "
-			       "running),\nthen the exports of running 'aioloop serve' processes "
-			       "(their control sockets: every " CLI_RUN_DIR "/*.ctl, or PATH).\n");
+			break;
+		case 'n':
+			l.noheadings = true;
+			break;
+		case 'r':
+			l.raw = true;
+			break;
+		case 'O':
+			output = optarg;
+			break;
+		case 'j':
+			l.filter = true;
+			l.f_path = optarg;
+			break;
+		case 'C':
+			control = optarg;
+			break;
+		case 'h':
+			list_usage(stdout);
 			return 0;
-		} else {
-			fprintf(stderr, "aioloop: list: unknown option '%s'\n", argv[i]);
+		default:
+			fprintf(stderr, "aioloop: list: %s '%s'\n",
+				c == ':' ? "missing value for" : "unknown option",
+				argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
-	if (l.json)
+	if (optind != argc) {
+		fprintf(stderr, "aioloop: list: unexpected '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (output) {
+		if (list_parse_cols(output, &l, bad, sizeof(bad)) < 0) {
+			fprintf(stderr, "aioloop: list: -O: unknown column '%s'\n", bad);
+			return EXIT_USAGE;
+		}
+	} else if (l.json) {
+		for (l.ncols = 0; l.ncols < COL_COUNT; l.ncols++)
+			l.cols[l.ncols] = (enum col_id)l.ncols;
+	} else {
+		l.ncols = sizeof(list_default) / sizeof(list_default[0]);
+		memcpy(l.cols, list_default, sizeof(list_default));
+	}
+	if (l.filter) {
+		if (stat(l.f_path, &sb) < 0) {
+			fprintf(stderr, "aioloop: list: %s: %s\n", l.f_path, strerror(errno));
+			return 1;
+		}
+		l.f_dev = sb.st_dev;
+		l.f_ino = sb.st_ino;
+	}
+	if (l.json) {
 		printf("{\n   \"aiodevices\": [");
-	else
-		printf("%-12s %-4s %10s %10s %2s %3s %-7s %7s  %s\n", "NAME", "TYPE", "OFFSET",
-		       "SIZELIMIT", "RO", "DIO", "ENGINE", "PID", "BACK-FILE");
+	} else if (!l.noheadings) {
+		const char *h[COL_COUNT];
+
+		for (unsigned int i = 0; i < l.ncols; i++)
+			h[i] = list_cols[l.cols[i]].name;
+		list_text(&l, h);
+	}
 	for_each_state(list_cb, &l);
 	if (l.json)
 		printf("%s]", l.count ? "\n   " : "");

@@ -26,6 +26,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
 
 /* What a parse function found besides a config to run: help or version
  * asked.  A usage error is a negative errno with cli_err filled. */
@@ -218,6 +220,9 @@ struct attach_config {
 	const char *control; /* control socket; NULL: CLI_RUN_DIR/DEV.ctl; "none" */
 	struct cli_metrics_addr metrics;
 	bool metrics_on;
+	int data_path;	     /* enum ublk_data_path: --data-path */
+	int recovery;	     /* enum ublk_recovery: --recovery */
+	int poll_us;	     /* --poll: 0 default, < 0 never */
 	bool foreground, verbose;
 };
 

@@ -23,6 +23,8 @@ static const struct {
 	{ "detach", cmd_detach, "detach a device attached by aioloop" },
 	{ "list", cmd_list, "list devices attached by aioloop, and running servers" },
 	{ "stats", cmd_stats, "request statistics of running servers and devices" },
+	{ "resize", cmd_resize, "tell the kernel a device's new size (ublk, Linux 6.16+)" },
+	{ "upgrade", cmd_upgrade, "hand a ublk device to a new daemon without failing I/O" },
 	{ "bench", cmd_bench, "benchmark the engine on a file" },
 };
 

@@ -172,6 +172,27 @@ int aiol_dev_sync(struct aiol_dev *dev)
 	return dev->store->ops->sync(dev->store);
 }
 
+int aiol_dev_refresh_size(struct aiol_dev *dev, uint64_t sizelimit, uint64_t *size_out)
+{
+	struct aiol_store *st = dev->store;
+	uint64_t size;
+	int ret;
+
+	if (!st->ops->refresh_size) {
+		aiol_err("%s: the %s store cannot change its size", dev->info.path, st->ops->name);
+		return -EOPNOTSUPP;
+	}
+	ret = st->ops->refresh_size(st, sizelimit, &size);
+	if (ret < 0)
+		return ret;
+	__atomic_store_n(&dev->info.backing_size,
+			 __atomic_load_n(&st->info.backing_size, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+	/* Validation reads it with acquire (eng_validate). */
+	__atomic_store_n(&dev->info.size, size, __ATOMIC_RELEASE);
+	*size_out = size;
+	return 0;
+}
+
 /* ---- queues ---- */
 
 static void eng_release_held(struct aiol_store_queue *sq);
@@ -254,7 +275,17 @@ unsigned int aiol_queue_inflight(const struct aiol_queue *q)
 	return q->outstanding;
 }
 
+bool aiol_dev_fixed_buf_ok(const struct aiol_dev *dev, unsigned int len_align)
+{
+	if (!(aiol_store_caps(dev->store) & AIOL_STORE_FIXED_BUF) || !len_align)
+		return false;
+	/* Nothing aligned to len_align may need a read-modify-write. */
+	return len_align % dev->info.dio_align == 0;
+}
+
 /* ---- validation ---- */
+
+static bool eng_rmw_needed(const struct aiol_queue *q, const struct aiol_req *req);
 
 /*
  * The one validator.  Returns 1 to go on, 0 to complete at once with 0 (an
@@ -267,15 +298,21 @@ static int eng_validate(const struct aiol_queue *q, struct aiol_req *req)
 	bool writes = false;
 	uint64_t end;
 
-	if (req->flags & ~(AIOL_F_FUA | AIOL_F_NO_UNMAP | AIOL_F_FAST_ONLY))
+	if (req->flags & ~(AIOL_F_FUA | AIOL_F_NO_UNMAP | AIOL_F_FAST_ONLY | AIOL_F_FIXED_BUF))
+		return -EINVAL;
+	/* A registered buffer of the kernel's: never bounced, and only to a
+	 * store that takes it. */
+	if ((req->flags & AIOL_F_FIXED_BUF) &&
+	    ((req->op != AIOL_OP_READ && req->op != AIOL_OP_WRITE) ||
+	     !(aiol_store_caps(dev->store) & AIOL_STORE_FIXED_BUF) || eng_rmw_needed(q, req)))
 		return -EINVAL;
 	switch (req->op) {
 	case AIOL_OP_READ:
-		if (!req->buf && req->len)
+		if (!req->buf && req->len && !(req->flags & AIOL_F_FIXED_BUF))
 			return -EINVAL;
 		break;
 	case AIOL_OP_WRITE:
-		if (!req->buf && req->len)
+		if (!req->buf && req->len && !(req->flags & AIOL_F_FIXED_BUF))
 			return -EINVAL;
 		writes = true;
 		break;
@@ -306,7 +343,8 @@ static int eng_validate(const struct aiol_queue *q, struct aiol_req *req)
 	}
 	if (writes && dev->info.read_only)
 		return -EPERM;
-	if (__builtin_add_overflow(req->off, req->len, &end) || end > dev->info.size)
+	if (__builtin_add_overflow(req->off, req->len, &end) ||
+	    end > __atomic_load_n(&dev->info.size, __ATOMIC_ACQUIRE))
 		return writes && req->op != AIOL_OP_DISCARD ? -ENOSPC : -EINVAL;
 	if (!req->len)
 		return 0;
@@ -442,6 +480,7 @@ static void set_io(struct eng_priv *p, uint8_t op, uint64_t off, uint64_t len, v
 	p->io.off = off;
 	p->io.len = len;
 	p->io.buf = buf;
+	p->io.buf_index = 0;
 	p->io.ext = NULL;
 	p->io.ext_max = 0;
 	p->io.ext_count = 0;
@@ -627,6 +666,12 @@ static bool next_chunk(struct aiol_req *req)
 		       store_off(req, p), n, (char *)req->buf + p->pos);
 		if (req->op == AIOL_OP_WRITE)
 			p->io.flags = req->flags & AIOL_F_FUA;
+		/* The kernel's registered buffer travels to the store as is
+		 * (buf an offset into it: the chunk's offset is added). */
+		if (req->flags & AIOL_F_FIXED_BUF) {
+			p->io.flags |= AIOL_F_FIXED_BUF;
+			p->io.buf_index = req->buf_index;
+		}
 		break;
 	case ST_ZWRITE:
 		n = rest < ENG_CHUNK ? rest : ENG_CHUNK;

@@ -8,11 +8,15 @@
  * that a completion that submits the next primitive does not recurse.
  *
  * Thread model: a store queue is used by its loop thread only; the store
- * (fd, path, geometry) is shared and immutable but for its caps.
+ * (fd, path, geometry) is shared and immutable but for its caps and its
+ * size (file_refresh_size, control path).
  */
 #include <errno.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aioloop/log.h"
@@ -71,6 +75,11 @@ static void file_submit(struct aiol_store_queue *sq, struct aiol_store_io *io)
 {
 	struct file_queue *fq = file_queue_of(sq);
 
+	/* A registered buffer is the ring backend's alone (AIOL_STORE_FIXED_BUF). */
+	if ((io->flags & AIOL_F_FIXED_BUF) && fq->be != &file_backend_uring) {
+		aiol_store_complete_later(sq, io, -EINVAL);
+		return;
+	}
 	if (!fq->be->inline_exec) {
 		fq->be->issue(fq, io);
 		return;
@@ -110,6 +119,47 @@ static int file_sync(struct aiol_store *st)
 	return 0;
 }
 
+/* Online resize: the backing's size now (st_size, or BLKGETSIZE64 for a
+ * block device) gives the window, as at open. */
+static int file_refresh_size(struct aiol_store *st, uint64_t sizelimit, uint64_t *size_out)
+{
+	struct file_store *fs = file_store_of(st);
+	struct aiol_dev_info *info = &st->info;
+	uint64_t backing, size, limit = sizelimit ? sizelimit : fs->sizelimit;
+	struct stat sb;
+
+	if (fstat(fs->fd, &sb) < 0) {
+		int ret = -errno;
+
+		aiol_err("%s: %m", fs->path);
+		return ret;
+	}
+	if (S_ISBLK(sb.st_mode)) {
+		if (ioctl(fs->fd, BLKGETSIZE64, &backing) < 0) {
+			int ret = -errno;
+
+			aiol_err("%s: BLKGETSIZE64: %m", fs->path);
+			return ret;
+		}
+	} else {
+		backing = (uint64_t)sb.st_size;
+	}
+	size = backing > info->offset ? backing - info->offset : 0;
+	if (limit && limit < size)
+		size = limit;
+	size -= size % info->dio_align;
+	if (size == 0) {
+		aiol_err("%s: a backing of %llu bytes leaves nothing visible after offset %llu",
+			 fs->path, (unsigned long long)backing, (unsigned long long)info->offset);
+		return -ENOSPC;
+	}
+	fs->sizelimit = limit;
+	__atomic_store_n(&info->backing_size, backing, __ATOMIC_RELAXED);
+	__atomic_store_n(&info->size, size, __ATOMIC_RELEASE);
+	*size_out = size;
+	return 0;
+}
+
 static void file_close(struct aiol_store *st)
 {
 	struct file_store *fs = file_store_of(st);
@@ -126,5 +176,6 @@ const struct aiol_store_ops file_store_ops = {
     .submit = file_submit,
     .busy = file_busy,
     .sync = file_sync,
+    .refresh_size = file_refresh_size,
     .close = file_close,
 };

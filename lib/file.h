@@ -31,6 +31,7 @@ struct file_store {
 	int fd;
 	unsigned int threads;  /* threads engine: pool size */
 	unsigned int bdev_lbs; /* logical block size of a block device backing, else 1 */
+	uint64_t sizelimit;    /* as opened or last refreshed, 0: none */
 	char *path;
 };
 

@@ -3,14 +3,17 @@
  * The per-thread event loop (aioloop/loop.h): an io_uring, a list of
  * deferred work, a lock-free inbox for completions posted by other threads
  * (woken through an eventfd that the ring itself reads), timers, and the
- * thread's buffer arena registered as fixed buffer 0.
+ * thread's buffer arena registered as fixed buffer 0 (of a sparse table
+ * whose other slots stay empty for buffers the kernel installs, when the
+ * loop is created with kernel_bufs).
  *
  * The arena is mapped at its full size (MAP_NORESERVE: untouched pages
  * cost nothing) but used from its start as demand grows: the allocator
  * works inside a prefix of ARENA_FIRST bytes and doubles it only when no
  * free run fits there, and only the prefix is registered with the ring
  * (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
- * grown prefix replaces the registration of buffer 0: in-flight fixed I/O
+ * grown prefix replaces the registration of buffer 0 alone (the kernel's
+ * slots of a sparse table are left as they are): in-flight fixed I/O
  * keeps the old one until it completes, and the new one starts at the same
  * address, so every fixed buffer handed out stays valid.
  *
@@ -170,7 +173,23 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	    ARENA_FIRST / ARENA_PAGE < loop->npages ? ARENA_FIRST / ARENA_PAGE : loop->npages;
 	iov.iov_base = loop->arena;
 	iov.iov_len = loop->limit * ARENA_PAGE;
-	ret = io_uring_register_buffers(&loop->ring, &iov, 1);
+	if (opts && opts->kernel_bufs) {
+		/* A sparse table with the arena's prefix in slot 0 (grown in
+		 * place there, see arena_grow): the caller needs the other
+		 * slots, so failing here is an error. */
+		ret = io_uring_register_buffers_sparse(&loop->ring, 1 + opts->kernel_bufs);
+		if (ret == 0) {
+			ret = io_uring_register_buffers_update_tag(&loop->ring, 0, &iov, NULL, 1);
+			ret = ret == 1 ? 0 : ret < 0 ? ret : -EIO;
+		}
+		if (ret < 0) {
+			aiol_err("sparse buffer table of %u slots: %s", 1 + opts->kernel_bufs,
+				 strerror(-ret));
+			goto err_bitmap;
+		}
+	} else {
+		ret = io_uring_register_buffers(&loop->ring, &iov, 1);
+	}
 	loop->arena_registered = ret == 0;
 	loop->reg_pages = ret == 0 ? loop->limit : 0;
 	if (ret < 0)
@@ -185,6 +204,8 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	*out = loop;
 	return 0;
 
+err_bitmap:
+	free(loop->bitmap);
 err_arena:
 	munmap(loop->arena, arena);
 err_efd:

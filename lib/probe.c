@@ -373,6 +373,7 @@ int aiol_file_store_open(const char *path, const struct aiol_open_opts *opts,
 	fs->base.max_depth = o->engine == AIOL_ENGINE_SYNC ? 1 : 0;
 	fs->fd = fd;
 	fs->threads = o->threads ? o->threads : 4;
+	fs->sizelimit = o->sizelimit;
 	info = &fs->base.info;
 	info->path = fs->path;
 	info->size = size;
@@ -417,6 +418,9 @@ int aiol_file_store_open(const char *path, const struct aiol_open_opts *opts,
 		fs->base.caps |= fl | AIOL_STORE_FLUSH | AIOL_STORE_FUA;
 	if (!direct)
 		fs->base.caps |= AIOL_STORE_CACHE;
+	/* Only the ring backend reads and writes a registered buffer. */
+	if (info->engine == AIOL_ENGINE_URING)
+		fs->base.caps |= AIOL_STORE_FIXED_BUF;
 
 	aiol_debug("%s: %llu bytes at offset %llu of %llu, block size %u, %s I/O (align %u/%u), "
 		   "%s, engine %s, store caps 0x%x",

@@ -5,7 +5,9 @@
  * frontend's socket I/O and nothing blocks the thread.  The backing fd is
  * a registered file when the ring has a sparse file table
  * (IOSQE_FIXED_FILE), and buffers that lie in the loop's registered arena
- * use READ_FIXED/WRITE_FIXED.  Reads and writes (RWF_DSYNC for FUA),
+ * use READ_FIXED/WRITE_FIXED, as do primitives on a buffer the kernel
+ * registered in the ring's table (AIOL_F_FIXED_BUF: io->buf is then an
+ * offset into buffer io->buf_index).  Reads and writes (RWF_DSYNC for FUA),
  * fdatasync (IORING_FSYNC_DATASYNC), fallocate and fadvise are ring
  * operations; block status (lseek SEEK_DATA/SEEK_HOLE has no ring
  * operation) goes to a one-thread helper pool, started at the first block
@@ -77,13 +79,19 @@ static void uring_issue(struct file_queue *fq, struct aiol_store_io *io)
 	sqe = aiol_loop_sqe(loop, &io->ev);
 	switch (io->op) {
 	case AIOL_SIO_READ:
-		if (in_arena(loop, io->buf, io->len))
+		if (io->flags & AIOL_F_FIXED_BUF)
+			io_uring_prep_read_fixed(sqe, fd, io->buf, (unsigned int)io->len, io->off,
+						 io->buf_index);
+		else if (in_arena(loop, io->buf, io->len))
 			io_uring_prep_read_fixed(sqe, fd, io->buf, (unsigned int)io->len, io->off, 0);
 		else
 			io_uring_prep_read(sqe, fd, io->buf, (unsigned int)io->len, io->off);
 		break;
 	case AIOL_SIO_WRITE:
-		if (in_arena(loop, io->buf, io->len))
+		if (io->flags & AIOL_F_FIXED_BUF)
+			io_uring_prep_write_fixed(sqe, fd, io->buf, (unsigned int)io->len, io->off,
+						  io->buf_index);
+		else if (in_arena(loop, io->buf, io->len))
 			io_uring_prep_write_fixed(sqe, fd, io->buf, (unsigned int)io->len, io->off, 0);
 		else
 			io_uring_prep_write(sqe, fd, io->buf, (unsigned int)io->len, io->off);

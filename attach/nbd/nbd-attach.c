@@ -342,7 +342,8 @@ static void wait_signal(void)
 	int sig;
 
 	attach_daemon_sigset(&set);
-	while (sigwait(&set, &sig) != 0)
+	/* no control requests for kernel NBD devices: the CLI refuses them */
+	while (sigwait(&set, &sig) != 0 || sig == ATTACH_SIG_CONTROL)
 		;
 	if (sig == SIGUSR1)
 		aiol_warn("nbd: the kernel closed every connection; stopping");

@@ -4,12 +4,16 @@
  * (the control thread):
  *
  *   open the backing (engine)          or, with recover: GET_DEV_INFO,
- *   ADD_DEV (USER_RECOVERY[|REISSUE])     START_USER_RECOVERY (retried while
- *   SET_PARAMS from the engine's probe    the kernel is still quiescing)
+ *   GET_FEATURES, pick the data path      START_USER_RECOVERY (retried while
+ *   ADD_DEV (USER_RECOVERY[|REISSUE]      the kernel is still quiescing); the
+ *     + the data path's flag)             data path is the device's own
+ *   SET_PARAMS from the engine's probe
  *   open /dev/ublkcN, start one thread per queue; each submits its FETCHes
  *   START_DEV(pid)                     or END_USER_RECOVERY(pid)
  *   ready() -> the CLI reports the device and writes its state file
- *   sigwait(SIGTERM|SIGINT|SIGHUP|SIGUSR1: a queue thread ended)
+ *   sigwait(SIGTERM|SIGINT|SIGHUP|SIGUSR1: a queue thread ended;
+ *           ATTACH_SIG_CONTROL: resize, then wait again, or upgrade:
+ *           QUIESCE_DEV, then let go of the device without STOP/DEL)
  *   STOP_DEV: the kernel drains and aborts the FETCHes, the queue threads
  *   end; flush the backing; close /dev/ublkcN; DEL_DEV.
  *
@@ -38,6 +42,7 @@
 
 #define UBLK_BUF_BYTES (512u << 10) /* max_io_buf_bytes: 1024 sectors per request */
 #define STOP_GRACE_S 10
+#define UBLK_QUIESCE_TIMEOUT_MS 30000
 
 struct run_state {
 	pthread_mutex_t lock;
@@ -82,7 +87,7 @@ static unsigned int ilog2(unsigned int v)
 }
 
 static void fill_params(const struct aiol_dev_info *di, unsigned int buf_bytes,
-			struct ublk_params *p)
+			enum ublk_data_path dp, struct ublk_params *p)
 {
 	unsigned int lbs = ilog2(di->block_size);
 	unsigned int pbs = lbs < 12 ? 12 : lbs;
@@ -114,6 +119,16 @@ static void fill_params(const struct aiol_dev_info *di, unsigned int buf_bytes,
 			p->discard.max_write_zeroes_sectors = UINT32_MAX >> 9;
 		p->discard.max_discard_segments = 1;
 	}
+	if (dp == UBLK_DP_AUTO_BUF_REG || dp == UBLK_DP_ZERO_COPY) {
+		/* The backing's direct I/O reads and writes the request's own
+		 * pages: the block layer must align them as O_DIRECT needs
+		 * (6.15+, which zero copy implies). */
+		unsigned int a = di->dio_mem_align > 4 ? di->dio_mem_align : 4;
+
+		p->len = offsetof(struct ublk_params, dma) + sizeof(p->dma);
+		p->types |= UBLK_PARAM_TYPE_DMA_ALIGN;
+		p->dma.alignment = (a < 4096 ? a : 4096) - 1;
+	}
 }
 
 static int open_cdev(uint32_t dev_id, int *fd)
@@ -136,15 +151,18 @@ static int open_cdev(uint32_t dev_id, int *fd)
 
 /* Add the device (or take over a quiesced one).  Fills info. */
 static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct aiol_dev *dev,
-		      struct ublksrv_ctrl_dev_info *info)
+		      struct ublksrv_ctrl_dev_info *info, enum ublk_data_path *dp,
+		      uint64_t *features_out)
 {
 	const struct aiol_dev_info *di = aiol_dev_info(dev);
 	struct ublk_params params;
 	uint64_t features = 0;
 	bool have_features;
+	char why[160];
 	int ret;
 
 	have_features = ublk_ctrl_get_features(c, &features) == 0;
+	*features_out = have_features ? features : 0;
 	if (have_features)
 		aiol_debug("ublk: kernel features %#llx", (unsigned long long)features);
 	else
@@ -174,7 +192,16 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 				 strerror(-ret));
 			return ret;
 		}
+		*dp = ublk_data_path_of_flags(info->flags);
 		return 0;
+	}
+
+	ret = ublk_pick_data_path(o->data_path, have_features ? features : 0,
+				  ublk_kernel_at_least(6, 15),
+				  aiol_dev_fixed_buf_ok(dev, di->block_size), dp, why, sizeof(why));
+	if (ret < 0) {
+		aiol_err("ublk: data path %s: %s", ublk_data_path_name(o->data_path), why);
+		return ret;
 	}
 
 	memset(info, 0, sizeof(*info));
@@ -183,32 +210,54 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 	info->max_io_buf_bytes = UBLK_BUF_BYTES;
 	info->dev_id = o->dev_id < 0 ? (uint32_t)-1 : (uint32_t)o->dev_id;
 	info->ublksrv_pid = getpid();
-	if (!have_features || (features & UBLK_F_USER_RECOVERY)) {
-		info->flags |= UBLK_F_USER_RECOVERY;
-		if (!have_features || (features & UBLK_F_USER_RECOVERY_REISSUE))
-			info->flags |= UBLK_F_USER_RECOVERY_REISSUE;
+	if (o->recovery == UBLK_REC_FAIL_IO && !(features & UBLK_F_USER_RECOVERY_FAIL_IO)) {
+		aiol_err("ublk: --recovery fail-io: the kernel has no UBLK_F_USER_RECOVERY_FAIL_IO "
+			 "(Linux 6.13+)");
+		return -EOPNOTSUPP;
 	}
+	if (o->recovery != UBLK_REC_NONE && (!have_features || (features & UBLK_F_USER_RECOVERY))) {
+		info->flags |= UBLK_F_USER_RECOVERY;
+		if (o->recovery == UBLK_REC_FAIL_IO)
+			info->flags |= UBLK_F_USER_RECOVERY_FAIL_IO;
+		else if (!have_features || (features & UBLK_F_USER_RECOVERY_REISSUE))
+			info->flags |= UBLK_F_USER_RECOVERY_REISSUE;
+		/* a daemon can hand the device over (upgrade) */
+		if (features & UBLK_F_QUIESCE)
+			info->flags |= UBLK_F_QUIESCE;
+	}
+	info->flags |= ublk_data_path_flag(*dp);
 	{
 		struct ublksrv_ctrl_dev_info req = *info;
 
 		ret = ublk_ctrl_add_dev(c, info);
-		if (ret == -EINVAL && req.flags) {
+		if (ret == -EINVAL && (req.flags & ~ublk_data_path_flag(*dp))) {
 			aiol_warn("ublk: ADD_DEV refused recovery flags; the device will not "
 				  "survive its daemon");
 			*info = req;
-			info->flags = 0;
+			info->flags = ublk_data_path_flag(*dp);
 			ret = ublk_ctrl_add_dev(c, info);
 		}
 	}
 	if (ret < 0) {
-		aiol_err("ublk: ADD_DEV: %s", strerror(-ret));
+		aiol_err("ublk: ADD_DEV (data path %s): %s", ublk_data_path_name(*dp),
+			 strerror(-ret));
 		return ret;
 	}
-	aiol_debug("ublk: device %u, %u queues of depth %u, flags %#llx, %s encoding", info->dev_id,
-		   info->nr_hw_queues, info->queue_depth, (unsigned long long)info->flags,
-		   ublk_ctrl_ioctl_encode(c) ? "ioctl" : "legacy");
+	if (ublk_data_path_of_flags(info->flags) != *dp) {
+		/* the kernel masked the flag: it is in copy mode now */
+		if (o->data_path != UBLK_DP_AUTO) {
+			aiol_err("ublk: the kernel refused data path %s", ublk_data_path_name(*dp));
+			ublk_ctrl_simple(c, UBLK_CMD_DEL_DEV, info->dev_id, 0);
+			return -EOPNOTSUPP;
+		}
+		*dp = ublk_data_path_of_flags(info->flags);
+	}
+	aiol_debug("ublk: device %u, %u queues of depth %u, flags %#llx, %s encoding, data path %s",
+		   info->dev_id, info->nr_hw_queues, info->queue_depth,
+		   (unsigned long long)info->flags, ublk_ctrl_ioctl_encode(c) ? "ioctl" : "legacy",
+		   ublk_data_path_name(*dp));
 
-	fill_params(di, info->max_io_buf_bytes, &params);
+	fill_params(di, info->max_io_buf_bytes, *dp, &params);
 	ret = ublk_ctrl_set_params(c, info->dev_id, &params);
 	if (ret < 0) {
 		aiol_err("ublk device %u: SET_PARAMS: %s", info->dev_id, strerror(-ret));
@@ -243,7 +292,88 @@ static bool wait_exited(struct run_state *st, unsigned int n, int seconds)
 	return done;
 }
 
-static void wait_stop_signal(struct run_state *st, unsigned int nq)
+/* What the control thread needs to serve requests while the device runs. */
+struct dev_ctl {
+	struct ublk_ctrl *c;
+	const struct ublk_dev_opts *o;
+	struct aiol_dev *dev;
+	uint32_t dev_id;
+	uint64_t features;
+	uint64_t dev_flags; /* the device's, as ADD_DEV or GET_DEV_INFO said */
+};
+
+/*
+ * Online resize (ATTACH_SIG_CONTROL): the engine takes the new size first,
+ * so that no request the kernel sends after UPDATE_SIZE is refused, then
+ * the kernel (set_capacity_and_notify: a uevent, and a file system can
+ * grow into it).  Kernels before 6.16 have no UPDATE_SIZE.
+ */
+static void dev_resize(struct dev_ctl *ctl)
+{
+	const struct ublk_dev_opts *o = ctl->o;
+	const struct aiol_dev_info *di = aiol_dev_info(ctl->dev);
+	uint64_t limit = 0, size;
+	int ret;
+
+	if (!o->resize_request || o->resize_request(o->arg, &limit) < 0)
+		return;
+	if (!(ctl->features & UBLK_F_UPDATE_SIZE)) {
+		o->resize_done(o->arg, -EOPNOTSUPP, 0,
+			       "this kernel cannot resize a ublk device (UBLK_U_CMD_UPDATE_SIZE, "
+			       "Linux 6.16+)");
+		return;
+	}
+	ret = aiol_dev_refresh_size(ctl->dev, limit, &size);
+	if (ret < 0) {
+		o->resize_done(o->arg, ret, 0, "re-reading the size of the backing failed");
+		return;
+	}
+	size &= ~((uint64_t)di->block_size - 1);
+	ret = ublk_ctrl_simple(ctl->c, UBLK_CMD_UPDATE_SIZE, ctl->dev_id, size >> 9);
+	if (ret < 0) {
+		aiol_err("ublk device %u: UPDATE_SIZE: %s", ctl->dev_id, strerror(-ret));
+		o->resize_done(o->arg, ret, 0, "UBLK_U_CMD_UPDATE_SIZE failed");
+		return;
+	}
+	aiol_info("ublk device %u: resized to %llu bytes", ctl->dev_id, (unsigned long long)size);
+	o->resize_done(o->arg, 0, size, NULL);
+}
+
+/*
+ * Upgrade (ATTACH_SIG_CONTROL): QUIESCE_DEV waits until every queue has a
+ * FETCH with the kernel, stops dispatching (requests wait in the kernel)
+ * and aborts the FETCHes; the queue threads then end and this daemon lets
+ * go of the device, which stays quiesced until the next daemon recovers
+ * it (START/END_USER_RECOVERY).  Returns true when the device is handed
+ * over.
+ */
+static bool dev_upgrade(struct dev_ctl *ctl)
+{
+	const struct ublk_dev_opts *o = ctl->o;
+	int ret;
+
+	if (!o->upgrade_request || o->upgrade_request(o->arg) < 0)
+		return false;
+	if (!(ctl->dev_flags & UBLK_F_QUIESCE)) {
+		o->upgrade_done(o->arg, -EOPNOTSUPP,
+				"the device was not created with UBLK_F_QUIESCE and user recovery "
+				"(Linux 6.16+, --recovery reissue or fail-io)");
+		return false;
+	}
+	ret = ublk_ctrl_simple(ctl->c, UBLK_CMD_QUIESCE_DEV, ctl->dev_id, UBLK_QUIESCE_TIMEOUT_MS);
+	if (ret < 0) {
+		aiol_err("ublk device %u: QUIESCE_DEV: %s", ctl->dev_id, strerror(-ret));
+		o->upgrade_done(o->arg, ret, "UBLK_U_CMD_QUIESCE_DEV failed");
+		return false;
+	}
+	aiol_info("ublk device %u: quiesced for the next daemon", ctl->dev_id);
+	o->upgrade_done(o->arg, 0, NULL);
+	return true;
+}
+
+/* Serve control requests until asked to stop; true when the device was
+ * handed over (upgrade) instead. */
+static bool wait_stop_signal(struct run_state *st, unsigned int nq, struct dev_ctl *ctl)
 {
 	sigset_t set;
 	int sig;
@@ -252,13 +382,19 @@ static void wait_stop_signal(struct run_state *st, unsigned int nq)
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
+		if (sig == ATTACH_SIG_CONTROL) {
+			dev_resize(ctl);
+			if (dev_upgrade(ctl))
+				return true;
+			continue;
+		}
 		if (sig != SIGUSR1)
-			return;
+			return false;
 		pthread_mutex_lock(&st->lock);
 		if (st->exited) {
 			pthread_mutex_unlock(&st->lock);
 			aiol_err("ublk: a queue thread ended; stopping the device (%u queues)", nq);
-			return;
+			return false;
 		}
 		pthread_mutex_unlock(&st->lock);
 	}
@@ -271,9 +407,11 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 	struct ublk_queue **queues = NULL;
 	struct ublk_ctrl *c = NULL;
 	struct aiol_dev *dev = NULL;
+	enum ublk_data_path dp = UBLK_DP_COPY;
+	uint64_t features = 0;
 	unsigned int nq = 0, i;
 	int cdev = -1, ret, dev_id = o->dev_id;
-	bool created = false, readied = false;
+	bool created = false, readied = false, handed_over = false;
 
 	ret = aiol_dev_open(o->path, &o->open, &dev);
 	if (ret < 0)
@@ -283,7 +421,7 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 		aiol_err("%s: %s", UBLK_CONTROL_PATH, strerror(-ret));
 		goto fail;
 	}
-	ret = dev_create(c, o, dev, &info);
+	ret = dev_create(c, o, dev, &info, &dp, &features);
 	if (ret < 0)
 		goto fail;
 	created = !o->recover; /* a failed recovery leaves the device as it was */
@@ -304,6 +442,10 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 		    .q_id = i,
 		    .depth = info.queue_depth,
 		    .buf_bytes = info.max_io_buf_bytes,
+		    .data_path = dp,
+		    .poll_us = o->poll_us < 0 ? 0
+			       : o->poll_us   ? (unsigned int)o->poll_us
+					      : UBLK_DEFAULT_POLL_US,
 		    .ioctl_encode = ublk_ctrl_ioctl_encode(c),
 		    .stats = o->stats,
 		    .started = q_started,
@@ -334,16 +476,29 @@ int ublk_dev_run(const struct ublk_dev_opts *o)
 
 	created = true;
 	readied = true;
+	if (o->data_path_out)
+		*o->data_path_out = dp;
 	if (o->ready)
 		o->ready(o->arg, dev_id, aiol_dev_info(dev), 0);
-	wait_stop_signal(&st, nq);
+	{
+		struct dev_ctl ctl = {.c = c,
+				      .o = o,
+				      .dev = dev,
+				      .dev_id = info.dev_id,
+				      .features = features,
+				      .dev_flags = info.flags};
+
+		handed_over = wait_stop_signal(&st, nq, &ctl);
+	}
 
 	/* Write back what the page cache holds for the disk (and FLUSH it)
 	 * while every queue still serves I/O. */
 	pthread_mutex_lock(&st.lock);
 	i = st.exited;
 	pthread_mutex_unlock(&st.lock);
-	if (i == 0)
+	if (handed_over)
+		created = false; /* the next daemon's: neither stop nor delete it */
+	else if (i == 0)
 		attach_flush_device("/dev/ublkb", info.dev_id);
 
 stop:
@@ -354,9 +509,11 @@ stop:
 		if (r < 0)
 			aiol_debug("ublk device %u: STOP_DEV: %s", info.dev_id, strerror(-r));
 	}
+	/* Handed over: the FETCHes come back aborted, requests still with the
+	 * engine are committed first. */
 	for (i = 0; i < nq; i++)
-		ublk_queue_stop(queues[i], !created);
-	if (!wait_exited(&st, nq, created ? STOP_GRACE_S : 1)) {
+		ublk_queue_stop(queues[i], !created && !handed_over);
+	if (!wait_exited(&st, nq, created || handed_over ? STOP_GRACE_S : 1)) {
 		aiol_warn("ublk device %u: queues still busy after %d s; tearing them down",
 			  info.dev_id, STOP_GRACE_S);
 		for (i = 0; i < nq; i++)
@@ -393,7 +550,7 @@ fail:
 		o->ready(o->arg, dev_id, NULL, ret < 0 ? ret : -EIO);
 	ublk_ctrl_close(c);
 	aiol_dev_close(dev);
-	return ret;
+	return ret == 0 && handed_over ? UBLK_DEV_HANDED_OVER : ret;
 }
 
 int ublk_dev_remove(uint32_t dev_id)

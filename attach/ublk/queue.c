@@ -8,9 +8,22 @@
  *   FETCH_REQ (once) --CQE--> the descriptor says what the kernel wants;
  *   aiol_submit() on the queue's aiol_queue --done()--> COMMIT_AND_FETCH_REQ
  *   with the result, which is also the fetch of the tag's next request.
- * Copy mode: every tag has a buffer of max_io_buf_bytes carved from the
- * loop's arena, given to the kernel with each FETCH/COMMIT; the kernel
- * copies WRITE data in before the CQE and READ data out at the commit.
+ * The data path (datapath.c) decides where the data is:
+ *   copy: every tag has a buffer of max_io_buf_bytes carved from the
+ *     loop's arena, given to the kernel with each FETCH/COMMIT; the kernel
+ *     copies WRITE data in before the CQE and READ data out at the commit.
+ *   user copy: the same buffers, filled (WRITE) and emptied (READ) by
+ *     pread/pwrite on /dev/ublkcN at the tag's offset, on this thread.
+ *   auto buffer registration: the ring has a sparse buffer table, the
+ *     arena in slot 0 and slot 1 + tag for each tag; FETCH/COMMIT name
+ *     that slot in sqe->addr and the kernel registers the request's pages
+ *     there before the CQE (and unregisters them at the commit).  The
+ *     engine reads and writes them with READ_FIXED/WRITE_FIXED
+ *     (AIOL_F_FIXED_BUF): no copy, no buffer of ours.
+ *   zero copy: the same slots, filled by a REGISTER_IO_BUF command before
+ *     the backing I/O and emptied by UNREGISTER_IO_BUF before the commit.
+ * Queue threads poll their ring for poll_us before sleeping (the loop's
+ * poll_us): a completion then costs no wake-up.
  *
  * Thread model: everything here runs on the queue thread except
  * ublk_queue_start/stop/join, called from the control thread; stop crosses
@@ -40,7 +53,8 @@ enum tag_state {
 };
 
 struct ublk_tag {
-	struct aiol_event ev; /* completion of this tag's uring_cmd */
+	struct aiol_event ev;	  /* completion of this tag's uring_cmd */
+	struct aiol_event reg_ev; /* zero copy: completion of REGISTER_IO_BUF */
 	struct aiol_req req;
 	struct ublk_queue *q;
 	void *buf;
@@ -101,6 +115,17 @@ static void tag_commit(struct ublk_queue *q, struct ublk_tag *t, int result, uin
 	tag_cmd(q, t, UBLK_IO_COMMIT_AND_FETCH_REQ, result);
 }
 
+static bool path_zero_copy(enum ublk_data_path dp)
+{
+	return dp == UBLK_DP_AUTO_BUF_REG || dp == UBLK_DP_ZERO_COPY;
+}
+
+/* The buffer-table slot of t's request (slot 0 is the arena). */
+static uint16_t tag_buf_index(const struct ublk_tag *t)
+{
+	return (uint16_t)(t->tag + 1);
+}
+
 static size_t page_round(size_t n)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
@@ -124,8 +149,55 @@ static void tag_cmd(struct ublk_queue *q, struct ublk_tag *t, unsigned int nr, i
 	cmd->q_id = (uint16_t)q->cfg.q_id;
 	cmd->tag = t->tag;
 	cmd->result = result;
-	cmd->addr = (uint64_t)(uintptr_t)t->buf;
+	if (q->cfg.data_path == UBLK_DP_COPY)
+		cmd->addr = (uint64_t)(uintptr_t)t->buf;
+	else if (q->cfg.data_path == UBLK_DP_AUTO_BUF_REG)
+		sqe->addr = ublk_auto_buf_reg_addr(tag_buf_index(t), 0);
 	t->state = TAG_KERNEL;
+}
+
+/* Zero copy: REGISTER_IO_BUF (ev: the tag's reg_ev) or UNREGISTER_IO_BUF
+ * (no completion wanted) of t's request at its slot. */
+static void tag_buf_cmd(struct ublk_queue *q, struct ublk_tag *t, bool reg)
+{
+	struct io_uring_sqe *sqe = aiol_loop_sqe(q->loop, reg ? &t->reg_ev : NULL);
+	struct ublksrv_io_cmd *cmd;
+
+	memset(sqe, 0, 128);
+	io_uring_sqe_set_data(sqe, reg ? &t->reg_ev : NULL);
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = q->cfg.cdev_fd;
+	sqe->cmd_op = reg ? UBLK_U_IO_REGISTER_IO_BUF : UBLK_U_IO_UNREGISTER_IO_BUF;
+	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
+	cmd->q_id = (uint16_t)q->cfg.q_id;
+	cmd->tag = t->tag;
+	cmd->addr = tag_buf_index(t);
+}
+
+/* User copy: move len bytes between t's buffer and its request. */
+static int tag_user_copy(struct ublk_queue *q, struct ublk_tag *t, bool to_request, size_t len)
+{
+	off_t pos = (off_t)ublk_user_copy_pos((uint16_t)q->cfg.q_id, t->tag);
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		if (to_request)
+			n = pwrite(q->cfg.cdev_fd, (char *)t->buf + done, len - done,
+				   pos + (off_t)done);
+		else
+			n = pread(q->cfg.cdev_fd, (char *)t->buf + done, len - done,
+				  pos + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			AIOL_DEBUG_DATA("ublk q%u tag %u: user copy: %s", q->cfg.q_id, t->tag,
+					n < 0 ? strerror(errno) : "nothing moved");
+			return -EIO;
+		}
+		done += (size_t)n;
+	}
+	return 0;
 }
 
 /* Engine completion: commit the result (never 0 for a READ/WRITE). */
@@ -135,8 +207,14 @@ static void tag_done(struct aiol_req *req, int res)
 	struct ublk_queue *q = t->q;
 
 	q->nr_backend--;
-	if (res == 0 && (t->op == UBLK_IO_OP_READ || t->op == UBLK_IO_OP_WRITE))
-		res = (int)req->len;
+	if (t->op == UBLK_IO_OP_READ || t->op == UBLK_IO_OP_WRITE) {
+		if (res == 0 && t->op == UBLK_IO_OP_READ && q->cfg.data_path == UBLK_DP_USER_COPY)
+			res = tag_user_copy(q, t, true, req->len);
+		if (res == 0)
+			res = (int)req->len;
+		if (q->cfg.data_path == UBLK_DP_ZERO_COPY)
+			tag_buf_cmd(q, t, false);
+	}
 	if (res < 0)
 		AIOL_DEBUG_DATA("ublk q%u tag %u: op %u off %llu len %llu: %s", q->cfg.q_id, t->tag,
 				t->op, (unsigned long long)req->off, (unsigned long long)req->len,
@@ -172,6 +250,23 @@ static void tag_handle(struct ublk_queue *q, struct ublk_tag *t)
 		r->buf = t->buf;
 		if (t->op == UBLK_IO_OP_WRITE && (op_flags & UBLK_IO_F_FUA))
 			r->flags |= AIOL_F_FUA;
+		if (path_zero_copy(q->cfg.data_path)) {
+			r->flags |= AIOL_F_FIXED_BUF;
+			r->buf = NULL; /* offset 0 of the request's pages */
+			r->buf_index = tag_buf_index(t);
+		}
+		if (q->cfg.data_path == UBLK_DP_USER_COPY && t->op == UBLK_IO_OP_WRITE &&
+		    tag_user_copy(q, t, false, len) < 0) {
+			tag_commit(q, t, -EIO, len);
+			return;
+		}
+		if (q->cfg.data_path == UBLK_DP_ZERO_COPY) {
+			/* the engine starts once the pages are in the slot */
+			t->state = TAG_BACKEND;
+			q->nr_backend++;
+			tag_buf_cmd(q, t, true);
+			return;
+		}
 		break;
 	case UBLK_IO_OP_FLUSH:
 		r->op = AIOL_OP_FLUSH;
@@ -193,6 +288,23 @@ static void tag_handle(struct ublk_queue *q, struct ublk_tag *t)
 	t->state = TAG_BACKEND;
 	q->nr_backend++;
 	aiol_submit(q->aq, r);
+}
+
+/* Zero copy: the request's pages are registered (or not). */
+static void tag_reg_cqe(struct aiol_event *ev, int res, unsigned int cqe_flags)
+{
+	struct ublk_tag *t = aiol_container_of(ev, struct ublk_tag, reg_ev);
+	struct ublk_queue *q = t->q;
+
+	(void)cqe_flags;
+	if (res < 0) {
+		aiol_err("ublk queue %u tag %u: REGISTER_IO_BUF: %s", q->cfg.q_id, t->tag,
+			 strerror(-res));
+		q->nr_backend--;
+		tag_commit(q, t, -EIO, t->req.len);
+		return;
+	}
+	aiol_submit(q->aq, &t->req);
 }
 
 static void tag_cqe(struct aiol_event *ev, int res, unsigned int cqe_flags)
@@ -228,6 +340,12 @@ static int queue_setup(struct ublk_queue *q)
 	lo.entries = q->cfg.depth * 2 + 16;
 	lo.arena_bytes = (size_t)q->cfg.depth * q->cfg.buf_bytes + (8u << 20);
 	lo.flags = IORING_SETUP_SQE128;
+	lo.poll_us = q->cfg.poll_us;
+	if (path_zero_copy(q->cfg.data_path)) {
+		/* the data stays in the kernel's pages: no tag buffers */
+		lo.arena_bytes = 8u << 20;
+		lo.kernel_bufs = q->cfg.depth;
+	}
 	ret = aiol_loop_create(&lo, &loop);
 	if (ret < 0)
 		return ret;
@@ -258,8 +376,11 @@ static int queue_setup(struct ublk_queue *q)
 		struct ublk_tag *t = &q->tags[i];
 
 		t->ev.fn = tag_cqe;
+		t->reg_ev.fn = tag_reg_cqe;
 		t->q = q;
 		t->tag = (uint16_t)i;
+		if (path_zero_copy(q->cfg.data_path))
+			continue;
 		t->buf = aiol_loop_buf_alloc(loop, q->cfg.buf_bytes);
 		if (!t->buf) {
 			aiol_err("ublk queue %u: no buffer for tag %u", q->cfg.q_id, i);

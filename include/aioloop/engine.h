@@ -60,7 +60,8 @@ struct aiol_open_opts {
 
 struct aiol_dev_info {
 	const char *path;
-	uint64_t size;		/* visible size in bytes */
+	uint64_t size;		/* visible size in bytes (aiol_dev_refresh_size
+				 * changes it: read it with __atomic_load_n) */
 	uint64_t offset;	/* offset into the backing */
 	uint64_t backing_size;
 	unsigned int block_size;	/* logical block size */
@@ -88,6 +89,24 @@ void aiol_dev_close(struct aiol_dev *dev);
 const struct aiol_dev_info *aiol_dev_info(const struct aiol_dev *dev);
 /* fdatasync the backing (control path, blocking). */
 int aiol_dev_sync(struct aiol_dev *dev);
+/*
+ * Online resize: the store re-reads its size (its refresh_size op; the file
+ * store: a file's st_size, a block device's BLKGETSIZE64) and the visible
+ * size becomes what it leaves after the offset, at most the size limit
+ * (sizelimit non-zero: the new limit, kept for later calls; 0: the one in
+ * force), rounded down to the direct I/O alignment as at open.  Control
+ * path, one call at a time from any thread; requests validated after it
+ * returns see the new size.  0 with *size_out set, or -errno (-EOPNOTSUPP:
+ * a store that cannot change its size; -ENOSPC: nothing would be
+ * visible).  The backing is never changed.
+ */
+int aiol_dev_refresh_size(struct aiol_dev *dev, uint64_t sizelimit, uint64_t *size_out);
+/* Whether dev's queues can read and write a registered buffer they never
+ * map (AIOL_F_FIXED_BUF): a store that takes it (AIOL_STORE_FIXED_BUF: the
+ * file store on the io_uring engine), and no request whose offset and
+ * length are multiples of len_align needs a read-modify-write (which would
+ * bounce through memory of ours). */
+bool aiol_dev_fixed_buf_ok(const struct aiol_dev *dev, unsigned int len_align);
 
 const char *aiol_engine_name(enum aiol_engine e);
 /* Parse "uring", "aio", "threads", "sync"; -EINVAL if unknown. */
@@ -107,6 +126,11 @@ enum aiol_op {
 #define AIOL_F_FUA	 (1u << 0)	/* write: durable before completion (RWF_DSYNC) */
 #define AIOL_F_NO_UNMAP	 (1u << 1)	/* write-zeroes: keep allocation (ZERO_RANGE) */
 #define AIOL_F_FAST_ONLY (1u << 2)	/* write-zeroes: -ENOTSUP rather than writing zeroes */
+/* read/write: the data is the loop ring's registered buffer buf_index (one
+ * the kernel installed, such as a ublk request's pages) and buf is the
+ * offset into it, never dereferenced.  Only on a queue for which
+ * aiol_dev_fixed_buf_ok() says so; otherwise done() gets -EINVAL. */
+#define AIOL_F_FIXED_BUF (1u << 3)
 
 /* Extent flags of block status (same values as NBD base:allocation). */
 #define AIOL_EXT_HOLE	(1u << 0)
@@ -133,6 +157,7 @@ struct aiol_req {
 	uint64_t off;		/* offset in the visible device */
 	uint64_t len;
 	void *buf;		/* READ/WRITE data; any alignment */
+	uint16_t buf_index;	/* AIOL_F_FIXED_BUF: registered-buffer index */
 	struct aiol_extent *ext;	/* BLOCK_STATUS: output array */
 	uint32_t ext_max;	/* BLOCK_STATUS: capacity of ext (>= 1) */
 	uint32_t ext_count;	/* BLOCK_STATUS: filled by the engine */

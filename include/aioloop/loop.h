@@ -60,6 +60,9 @@ struct aiol_loop_opts {
 	unsigned int poll_us;	/* before sleeping for a completion, poll the ring for
 				 * up to this many microseconds (yielding the CPU to
 				 * anything else runnable); 0: sleep at once */
+	unsigned int kernel_bufs;	/* empty registered-buffer slots after the arena
+					 * (indices 1..kernel_bufs) for buffers the kernel
+					 * installs (ublk zero copy); 0: none */
 };
 
 /* Create a loop for the calling thread.  Returns 0 or -errno. */

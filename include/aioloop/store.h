@@ -38,7 +38,8 @@
  * aiol_store_io to the lower store queue with its own done().
  *
  * Thread model: a struct aiol_store is shared by all threads (immutable
- * after open but for caps, changed with aiol_store_cap_clear()); a store
+ * after open but for caps, changed with aiol_store_cap_clear(), and its
+ * size, changed by refresh_size on the control path); a store
  * queue and its ios belong to one loop thread.
  */
 #ifndef AIOLOOP_STORE_H
@@ -71,6 +72,9 @@ enum aiol_store_op {
 #define AIOL_STORE_EXTENTS (1u << 5)   /* EXTENTS can tell holes */
 #define AIOL_STORE_CACHE (1u << 6)     /* CACHE means something (a page cache) */
 #define AIOL_STORE_ROTATIONAL (1u << 7)
+/* READ / WRITE take AIOL_F_FIXED_BUF: the data is the queue loop's
+ * registered buffer io->buf_index and io->buf an offset into it. */
+#define AIOL_STORE_FIXED_BUF (1u << 8)
 
 struct aiol_store;
 struct aiol_store_queue;
@@ -87,10 +91,11 @@ struct aiol_store_queue;
  */
 struct aiol_store_io {
 	uint8_t op;	/* enum aiol_store_op */
-	uint32_t flags; /* AIOL_F_FUA on WRITE */
+	uint32_t flags; /* AIOL_F_FUA on WRITE; AIOL_F_FIXED_BUF on READ/WRITE */
 	uint64_t off;
 	uint64_t len;		 /* READ/WRITE: at most 1 GiB */
-	void *buf;		 /* READ/WRITE */
+	void *buf;		 /* READ/WRITE; AIOL_F_FIXED_BUF: an offset, never dereferenced */
+	uint16_t buf_index;	 /* AIOL_F_FIXED_BUF: registered-buffer index */
 	struct aiol_extent *ext; /* EXTENTS: output, ext_max >= 1 */
 	uint32_t ext_max;
 	uint32_t ext_count; /* EXTENTS: filled by the store */
@@ -122,6 +127,15 @@ struct aiol_store_ops {
 	bool (*busy)(const struct aiol_store_queue *sq);
 	/* Control path: make everything written durable (blocking). */
 	int (*sync)(struct aiol_store *st);
+	/* Optional (NULL: the store cannot be resized): re-read the size of
+	 * what the store shows (online resize) and store the new info.size
+	 * and info.backing_size atomically.  The visible size is what the
+	 * backing leaves after info.offset, at most sizelimit (non-zero: the
+	 * new limit, kept for later calls; 0: the one in force), rounded
+	 * down to info.dio_align.  Control path, one call at a time.
+	 * Returns 0 with *size set, or -errno (logged; -ENOSPC: nothing
+	 * would be visible). */
+	int (*refresh_size)(struct aiol_store *st, uint64_t sizelimit, uint64_t *size);
 	void (*close)(struct aiol_store *st);
 };
 
@@ -131,6 +145,7 @@ struct aiol_store_ops {
  * starts among the store's offsets (the engine adds it to every
  * primitive), dio_align / dio_mem_align what READ and WRITE need (1: any),
  * read_only, block_size; info.caps is the engine's and left 0 here.
+ * info.size and info.backing_size change only through refresh_size.
  */
 struct aiol_store {
 	const struct aiol_store_ops *ops;

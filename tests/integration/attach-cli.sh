@@ -23,6 +23,8 @@ t "--block-size 1000 is refused" 2 "$A" attach --block-size 1000 "$T/f.img"
 t "--queues 0 is refused" 2 "$A" attach --queues 0 "$T/f.img"
 t "--direct maybe is refused" 2 "$A" attach --direct maybe "$T/f.img"
 t "--engine nonsense is refused" 2 "$A" attach --engine nonsense "$T/f.img"
+t "--data-path nonsense is refused" 2 "$A" attach --data-path nonsense "$T/f.img"
+t "--poll -1 is refused" 2 "$A" attach --poll -1 "$T/f.img"
 t "a missing backing file is an error" 1 "$A" attach "$T/missing.img"
 
 if [ -e /dev/ublk-control ] || [ -e /dev/nbd0 ]; then
@@ -46,6 +48,18 @@ fi
 t "detach of a device not attached by aioloop fails" 1 "$A" detach /dev/ublkb4095
 t "detach without arguments is a usage error" 2 "$A" detach
 t "attach --recover of an unknown device fails" 1 "$A" attach --recover /dev/ublkb4095
+t "resize without a device is a usage error" 2 "$A" resize
+t "resize with a bad size is a usage error" 2 "$A" resize /dev/ublkb4095 12Q
+t "resize of an unknown device fails" 1 "$A" resize /dev/ublkb4095
+t "upgrade without a device is a usage error" 2 "$A" upgrade
+t "upgrade of an unknown device fails" 1 "$A" upgrade /dev/ublkb4095
+t "--recovery sometimes is refused" 2 "$A" attach --recovery sometimes "$T/f.img"
+t "--show is accepted" 0 "$A" attach --show --help
+t "detach with both -a and a device is a usage error" 2 "$A" detach -a /dev/ublkb4095
+t "list -O with an unknown column is a usage error" 2 "$A" list -O NAME,NOPE
+t "list -j of a missing file fails" 1 "$A" list -j "$T/missing.img"
+t "list -n --raw -O every losetup column" 0 "$A" list -n --raw \
+	-O NAME,BACK-FILE,BACK-INO,BACK-MAJ:MIN,MAJ:MIN,OFFSET,SIZELIMIT,RO,DIO,LOG-SEC,PARTSCAN
 t "list" 0 "$A" list
 if "$A" list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d["aiodevices"], list)' 2>"$T/err"; then
 	echo "ok - list --json is valid JSON"

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ublk.h"
 
 /* ---- whole numbers ---- */
 
@@ -374,6 +375,24 @@ static void test_attach_config(void **state)
 	assert_non_null(strstr(err.msg, "--block-size"));
 	assert_int_equal(ATTACH(&cfg, &err, "attach"), -EINVAL);
 	assert_int_equal(ATTACH(&cfg, &err, "attach", "--recover", "d", "f"), -EINVAL);
+
+	/* ublk's data path and polling */
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "f"), CLI_RUN);
+	assert_int_equal(cfg.data_path, UBLK_DP_AUTO);
+	assert_int_equal(cfg.poll_us, 0);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--data-path", "zero-copy", "--poll", "0",
+				"f"),
+			 CLI_RUN);
+	assert_int_equal(cfg.data_path, UBLK_DP_ANY_ZERO_COPY);
+	assert_int_equal(cfg.poll_us, -1);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--data-path", "copy", "--poll", "200", "f"),
+			 CLI_RUN);
+	assert_int_equal(cfg.data_path, UBLK_DP_COPY);
+	assert_int_equal(cfg.poll_us, 200);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--data-path", "zerocopy", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--data-path 'zerocopy'"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--poll", "1000001", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--poll"));
 }
 
 static void test_bench_config(void **state)

@@ -156,6 +156,56 @@ static void test_window(void **state)
 	aiol_dev_close(dev);
 }
 
+/* Online resize: the visible size follows the backing, within the size
+ * limit, and requests past the old end are accepted once it grew. */
+static void test_refresh_size(void **state)
+{
+	struct fixture *f = *state;
+	struct aiol_open_opts o = { .direct = AIOL_DIRECT_OFF, .offset = MiB };
+	struct aiol_loop *loop;
+	struct aiol_queue *q;
+	struct aiol_dev *dev;
+	struct aiol_req req;
+	static char buf[4096];
+	uint64_t size;
+
+	assert_int_equal(aiol_dev_open(f->path, &o, &dev), 0);
+	assert_int_equal(aiol_loop_create(NULL, &loop), 0);
+	assert_int_equal(aiol_queue_create(dev, loop, NULL, &q), 0);
+	assert_int_equal(aiol_dev_info(dev)->size, 15 * MiB);
+	memset(&req, 0, sizeof(req));
+	req.op = AIOL_OP_WRITE;
+	req.off = 20 * MiB;
+	req.len = sizeof(buf);
+	req.buf = buf;
+	assert_int_equal(run_req(loop, q, &req), -ENOSPC);
+
+	/* the file grew: re-read it (losetup -c) */
+	assert_int_equal(truncate(f->path, 32 * MiB), 0);
+	assert_int_equal(aiol_dev_refresh_size(dev, 0, &size), 0);
+	assert_int_equal(size, 31 * MiB);
+	assert_int_equal(aiol_dev_info(dev)->size, 31 * MiB);
+	assert_int_equal(aiol_dev_info(dev)->backing_size, 32 * MiB);
+	assert_int_equal(run_req(loop, q, &req), 0);
+
+	/* a new size limit, kept for the next refresh */
+	assert_int_equal(aiol_dev_refresh_size(dev, 8 * MiB, &size), 0);
+	assert_int_equal(size, 8 * MiB);
+	assert_int_equal(run_req(loop, q, &req), -ENOSPC);
+	assert_int_equal(truncate(f->path, 64 * MiB), 0);
+	assert_int_equal(aiol_dev_refresh_size(dev, 0, &size), 0);
+	assert_int_equal(size, 8 * MiB);
+
+	/* the backing shrank below the offset: refused, size unchanged */
+	assert_int_equal(truncate(f->path, MiB / 2), 0);
+	assert_int_equal(aiol_dev_refresh_size(dev, 0, &size), -ENOSPC);
+	assert_int_equal(aiol_dev_info(dev)->size, 8 * MiB);
+
+	aiol_queue_destroy(q);
+	aiol_loop_destroy(loop);
+	aiol_dev_close(dev);
+}
+
 static void test_bad_paths(void **state)
 {
 	struct aiol_dev *dev;
@@ -524,6 +574,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_window, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_size, setup_disk, teardown),
 		cmocka_unit_test(test_bad_paths),
 		cmocka_unit_test_setup_teardown(test_bad_opts, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_tmpfs_direct, setup_shm, teardown),

@@ -8,8 +8,11 @@
  * from the store's own thread through the loop's inbox; short transfers;
  * overlapping unaligned writes landing in submission order; the window
  * offset added to every primitive; capabilities the store lacks refused or
- * done by writing; and a ZERO the store turns out not to have, cleared and
- * replaced by writing zeroes.
+ * done by writing; a ZERO the store turns out not to have, cleared and
+ * replaced by writing zeroes; a registered-buffer request (AIOL_F_FIXED_BUF)
+ * reaching the store with its index, or refused by a store that cannot
+ * take it; and a size refreshed by the store, or refused by one that
+ * cannot change it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,10 +36,16 @@
 
 struct mem_store {
 	struct aiol_store base;
-	uint8_t *data;	 /* the whole store: WINDOW + SIZE bytes */
-	bool foreign;	 /* complete from the queue's own thread */
-	bool short_io;	 /* move at most half of a multi-block READ/WRITE */
-	bool zero_fails; /* ZERO answers -EOPNOTSUPP */
+	uint8_t *data;	   /* the whole store: WINDOW + SIZE bytes */
+	bool foreign;	   /* complete from the queue's own thread */
+	bool short_io;	   /* move at most half of a multi-block READ/WRITE */
+	bool zero_fails;   /* ZERO answers -EOPNOTSUPP */
+	uint64_t new_size; /* what mem_refresh_size finds */
+	uint64_t limit;	   /* the size limit in force, 0: none */
+	/* the last AIOL_F_FIXED_BUF READ/WRITE (loop-thread stores only) */
+	unsigned int fixed_ios;
+	uint16_t fixed_index;
+	uintptr_t fixed_off;
 	atomic_uint misaligned;
 	atomic_uint below_window;
 	atomic_uint ops[AIOL_SIO_CACHE + 1];
@@ -72,6 +81,13 @@ static int mem_exec(struct mem_store *ms, struct aiol_store_io *io)
 			atomic_fetch_add(&ms->misaligned, 1);
 		if (ms->short_io && n > a)
 			n = (n / a / 2) * a;
+		if (io->flags & AIOL_F_FIXED_BUF) {
+			/* Not memory of ours: only where it points is seen. */
+			ms->fixed_ios++;
+			ms->fixed_index = io->buf_index;
+			ms->fixed_off = (uintptr_t)io->buf;
+			return (int)n;
+		}
 		if (io->op == AIOL_SIO_READ)
 			memcpy(io->buf, ms->data + io->off, n);
 		else
@@ -179,12 +195,39 @@ static void mem_close(struct aiol_store *st)
 	atomic_fetch_add(&ms_of(st)->closed, 1);
 }
 
+static int mem_refresh_size(struct aiol_store *st, uint64_t sizelimit, uint64_t *size)
+{
+	struct mem_store *ms = ms_of(st);
+	uint64_t n = ms->new_size, limit = sizelimit ? sizelimit : ms->limit;
+
+	if (limit && limit < n)
+		n = limit;
+	if (!n)
+		return -ENOSPC;
+	ms->limit = limit;
+	__atomic_store_n(&st->info.backing_size, WINDOW + ms->new_size, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->info.size, n, __ATOMIC_RELEASE);
+	*size = n;
+	return 0;
+}
+
 static const struct aiol_store_ops mem_ops = {
     .name = "memory",
     .queue_create = mem_queue_create,
     .queue_destroy = mem_queue_destroy,
     .submit = mem_submit,
     .sync = mem_sync,
+    .close = mem_close,
+};
+
+/* The same store, able to change its size. */
+static const struct aiol_store_ops mem_ops_resizable = {
+    .name = "memory",
+    .queue_create = mem_queue_create,
+    .queue_destroy = mem_queue_destroy,
+    .submit = mem_submit,
+    .sync = mem_sync,
+    .refresh_size = mem_refresh_size,
     .close = mem_close,
 };
 
@@ -512,6 +555,95 @@ static void test_zero_cleared(void **state)
 	fix_close(&f);
 }
 
+/* AIOL_F_FIXED_BUF: refused (-EINVAL, nothing reaches the store) unless
+ * the store says it takes it; then the index and the offset into the
+ * registered buffer reach the primitive as they are. */
+static void test_fixed_buf(void **state)
+{
+	uint64_t size;
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 1, AIOL_STORE_FLUSH, false);
+	assert_false(aiol_dev_fixed_buf_ok(f.dev, 4096));
+	assert_int_equal(run1(&f, AIOL_OP_READ, AIOL_F_FIXED_BUF, 0, 4096, NULL), -EINVAL);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE, AIOL_F_FIXED_BUF, 0, 4096, NULL), -EINVAL);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_READ]), 0);
+	assert_int_equal(atomic_load(&f.ms.ops[AIOL_SIO_WRITE]), 0);
+	/* and this store cannot change its size */
+	assert_int_equal(aiol_dev_refresh_size(f.dev, 0, &size), -EOPNOTSUPP);
+	assert_int_equal(aiol_dev_info(f.dev)->size, SIZE);
+	fix_close(&f);
+
+	fix_open(&f, 4096, AIOL_STORE_FLUSH | AIOL_STORE_FIXED_BUF, false);
+	assert_true(aiol_dev_fixed_buf_ok(f.dev, 4096));
+	assert_false(aiol_dev_fixed_buf_ok(f.dev, 512)); /* would need a bounce */
+	assert_false(aiol_dev_fixed_buf_ok(f.dev, 0));
+	assert_int_equal(run1(&f, AIOL_OP_READ, AIOL_F_FIXED_BUF, 8192, 8192, NULL), 0);
+	assert_int_equal(f.ms.fixed_ios, 1);
+	assert_int_equal(f.ms.fixed_index, 0);
+	f.ms.short_io = true; /* the rest of a short transfer: the offset moves on */
+	{
+		static struct slot s;
+
+		memset(&s.req, 0, sizeof(s.req));
+		s.req.op = AIOL_OP_WRITE;
+		s.req.flags = AIOL_F_FIXED_BUF;
+		s.req.off = 4096;
+		s.req.len = 16384;
+		s.req.buf = (void *)(uintptr_t)65536;
+		s.req.buf_index = 7;
+		s.req.done = slot_done;
+		s.busy = true;
+		assert_int_equal(aiol_submit(f.q, &s.req), 0);
+		while (s.busy)
+			assert_true(aiol_loop_run_once(f.loop, true) >= 0);
+		assert_int_equal(s.res, 0);
+	}
+	assert_true(f.ms.fixed_ios > 2);
+	assert_int_equal(f.ms.fixed_index, 7);
+	assert_true(f.ms.fixed_off > 65536 && f.ms.fixed_off < 65536 + 16384);
+	assert_int_equal(f.ms.misaligned, 0);
+	/* unaligned: a read-modify-write would bounce through our memory */
+	assert_int_equal(run1(&f, AIOL_OP_READ, AIOL_F_FIXED_BUF, 512, 4096, NULL), -EINVAL);
+	assert_int_equal(run1(&f, AIOL_OP_FLUSH, AIOL_F_FIXED_BUF, 0, 0, NULL), -EINVAL);
+	fix_close(&f);
+}
+
+/* Online resize: the store finds its new size, the engine validates
+ * against it from then on. */
+static void test_refresh_size(void **state)
+{
+	uint8_t buf[4096];
+	uint64_t size = 0;
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 1, AIOL_STORE_FLUSH, false);
+	f.ms.base.ops = &mem_ops_resizable;
+	f.ms.new_size = SIZE / 2;
+	assert_int_equal(aiol_dev_refresh_size(f.dev, 0, &size), 0);
+	assert_int_equal(size, SIZE / 2);
+	assert_int_equal(aiol_dev_info(f.dev)->size, SIZE / 2);
+	assert_int_equal(aiol_dev_info(f.dev)->backing_size, WINDOW + SIZE / 2);
+	assert_int_equal(run1(&f, AIOL_OP_READ, 0, SIZE / 2 - 4096, 4096, buf), 0);
+	assert_int_equal(run1(&f, AIOL_OP_READ, 0, SIZE / 2, 4096, buf), -EINVAL);
+	assert_int_equal(run1(&f, AIOL_OP_WRITE, 0, SIZE / 2, 4096, buf), -ENOSPC);
+	/* a size limit, and a store that finds nothing: the size stays */
+	assert_int_equal(aiol_dev_refresh_size(f.dev, 1 * MiB, &size), 0);
+	assert_int_equal(aiol_dev_info(f.dev)->size, 1 * MiB);
+	f.ms.new_size = 0;
+	assert_int_equal(aiol_dev_refresh_size(f.dev, 0, &size), -ENOSPC);
+	assert_int_equal(aiol_dev_info(f.dev)->size, 1 * MiB);
+	f.ms.new_size = SIZE;
+	assert_int_equal(aiol_dev_refresh_size(f.dev, 0, &size), 0);
+	assert_int_equal(aiol_dev_info(f.dev)->size, 1 * MiB); /* the limit in force */
+	assert_int_equal(aiol_dev_refresh_size(f.dev, SIZE, &size), 0);
+	assert_int_equal(aiol_dev_info(f.dev)->size, SIZE);
+	assert_int_equal(run1(&f, AIOL_OP_READ, 0, SIZE - 4096, 4096, buf), 0);
+	fix_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +654,8 @@ int main(void)
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_extents),
 	    cmocka_unit_test(test_zero_cleared),
+	    cmocka_unit_test(test_fixed_buf),
+	    cmocka_unit_test(test_refresh_size),
 	};
 
 	alarm(200); /* a lost completion hangs: fail instead */

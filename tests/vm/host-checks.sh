@@ -43,6 +43,17 @@ fs_host() {	# VER SCEN LOG
 	rm -f "$img"
 }
 host_ublk-fs() { fs_host "$@"; }
+host_ublk-datapath() { fs_host "$@"; }
+# The benchmark: a 128 MiB disk, zeroed in the guest; results stay in the log.
+host_bench() {
+	local img=$TMP/$2.img
+	rm -f "$img"
+	truncate -s 128M "$img"
+	boot "$1" "$2" "$3" "$img"
+	report "$1" "$2" "$3"
+	grep -a '^# \(bench\|ublk:\|loop:\)' "$3.clean"
+	rm -f "$img"
+}
 host_nbd-fs() { fs_host "$@"; }
 
 host_ublk-recover() { fs_host "$@"; }

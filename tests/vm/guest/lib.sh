@@ -86,6 +86,7 @@ fio_verify() {
 		else
 			fail "$name: $(grep -iE 'err|verify' /tmp/fio.out | head -n 3 | tr '\n' ' ')"
 		fi
+		echo "# list: $(aioloop list | grep "^$dev ")"
 		aioloop detach "$dev"
 	else
 		fail "$name: attach: $(cat /tmp/attach.err)"
