@@ -569,22 +569,6 @@ int cmd_serve(int argc, char **argv)
 			demo);
 	}
 
-	for (unsigned int i = 0; i < nex; i++) {
-		struct aiol_open_opts o = cfg.open;
-
-		o.offset = ex[i].offset;
-		o.sizelimit = ex[i].sizelimit;
-		o.read_only = cfg.ro || ex[i].ro;
-		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
-		if (ret < 0)
-			goto out; /* the engine said why */
-		eo[i] = (struct nbd_export_opts){
-		    .name = ex[i].name,
-		    .description = i == 0 ? cfg.desc : NULL,
-		    .dev = devs[i],
-		};
-	}
-
 	/* Signals: blocked everywhere (threads inherit the mask), read here. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
@@ -612,6 +596,24 @@ int cmd_serve(int argc, char **argv)
 		ret = fork_server(&ready_fd);
 		if (ret < 0)
 			goto out;
+	}
+
+	/* The exports are opened after --fork: an RBD image's connection
+	 * runs threads of librados, which a fork would leave behind. */
+	for (unsigned int i = 0; i < nex; i++) {
+		struct aiol_open_opts o = cfg.open;
+
+		o.offset = ex[i].offset;
+		o.sizelimit = ex[i].sizelimit;
+		o.read_only = cfg.ro || ex[i].ro;
+		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
+		if (ret < 0)
+			goto out; /* the engine said why */
+		eo[i] = (struct nbd_export_opts){
+		    .name = ex[i].name,
+		    .description = i == 0 ? cfg.desc : NULL,
+		    .dev = devs[i],
+		};
 	}
 
 	if (nbd_tls_creds_load(&cfg.tls, &tls) < 0)
