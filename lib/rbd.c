@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aioloop/log.h"
@@ -112,6 +113,8 @@ struct rbd_queue {
 	_Atomic(struct aiol_store_io *) remote;
 	struct aiol_work remote_work;
 	struct rbd_helper *helper; /* block status, started by need */
+	time_t err_last;	   /* rbd_io_error(): when it last spoke */
+	unsigned int err_quiet;	   /* and how many it did not report since */
 };
 
 static struct rbd_store *rbd_store_of(struct aiol_store *st)
@@ -147,6 +150,34 @@ static void rbd_settle(struct rbd_queue *q)
 
 static int rbd_issue(struct rbd_queue *q, struct aiol_store_io *io);
 
+static const char *const op_names[] = {
+    [AIOL_SIO_READ] = "read",	    [AIOL_SIO_WRITE] = "write", [AIOL_SIO_FLUSH] = "flush",
+    [AIOL_SIO_DISCARD] = "discard", [AIOL_SIO_ZERO] = "zero",	[AIOL_SIO_EXTENTS] = "extents",
+    [AIOL_SIO_CACHE] = "cache",
+};
+
+/* Say that a request failed (a dead OSD times out every request in flight:
+ * at most one line a second per queue, with the count of the others). */
+static void rbd_io_error(struct rbd_queue *q, const struct aiol_store_io *io, int err)
+{
+	struct timespec now;
+	char more[48] = "";
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (q->err_last && now.tv_sec == q->err_last) {
+		q->err_quiet++;
+		return;
+	}
+	if (q->err_quiet)
+		snprintf(more, sizeof(more), " (and %u more failed requests)", q->err_quiet);
+	aiol_err("%s: %s of %" PRIu64 " bytes at %" PRIu64 ": %s%s%s", q->rs->path,
+		 op_names[io->op], io->len, io->off, strerror(-err),
+		 err == -ETIMEDOUT ? " (no answer from the cluster in rados_osd_op_timeout)" : "",
+		 more);
+	q->err_last = now.tv_sec;
+	q->err_quiet = 0;
+}
+
 /* An io of q came back from librbd with r (q's loop thread). */
 static void rbd_finished(struct rbd_queue *q, struct aiol_store_io *io, ssize_t r)
 {
@@ -164,8 +195,7 @@ static void rbd_finished(struct rbd_queue *q, struct aiol_store_io *io, ssize_t 
 	q->pending--;
 	if (r < 0) {
 		if (r != -EAGAIN)
-			AIOL_DEBUG_DATA("%s: op %u off %" PRIu64 " len %" PRIu64 ": %s",
-					q->rs->path, io->op, io->off, io->len, strerror((int)-r));
+			rbd_io_error(q, io, (int)r);
 		res = (int)r;
 	} else if (io->op == AIOL_SIO_READ) {
 		/* librbd reads in full (zeroes past the image's end). */
