@@ -55,4 +55,12 @@ refused "offset past the end of the image" "offset 33554432 is past the end of t
 refused "bench: image missing" "has no image 'nope'" bench --seconds=1 "rbd:rbd/nope:conf=$CEPH_CONF"
 check "bench runs on the image" bash -c "
 	'$AIOLOOP' bench --seconds=1 --rw=randwrite 'rbd:rbd/img:conf=$CEPH_CONF' >'$TESTTMP/bench.out' 2>&1"
+if [ ! -e /dev/ublk-control ] && [ ! -e /dev/nbd0 ]; then
+	# No device here: attach gets as far as choosing a frontend, so an
+	# rbd: name is taken as a name, not resolved as a path.
+	refused "attach takes an rbd: name (then says why no frontend works here)" "cannot attach: ublk" \
+		attach "rbd:rbd/img:conf=$CEPH_CONF"
+else
+	skip "attach on an rbd: name without a device: this host has ublk or nbd"
+fi
 nbd_finish
