@@ -69,8 +69,9 @@ static void usage(FILE *f)
 		"(default 60)\n"
 		"      --poll USEC          a busy worker polls for completions this long before it "
 		"sleeps\n"
-		"                           (default %d; 0: sleep at once, saving CPU, costing "
-		"latency)\n"
+		"                           (default %d, or 0 with an rbd: export; 0: sleep at "
+		"once,\n"
+		"                           saving CPU, costing latency)\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
 		"      --fork               run in the background once listening (default: "
 		"foreground)\n"
@@ -615,6 +616,12 @@ int cmd_serve(int argc, char **argv)
 		    .dev = devs[i],
 		};
 	}
+
+	/* An RBD image completes on librbd's threads, which need the CPU that
+	 * a polling worker would take: unless --poll says otherwise, sleep. */
+	for (unsigned int i = 0; i < nex && !so.poll_us; i++)
+		if (aiol_dev_info(devs[i])->engine == AIOL_ENGINE_RBD)
+			so.poll_us = -1;
 
 	if (nbd_tls_creds_load(&cfg.tls, &tls) < 0)
 		goto out;	/* it said which file was wrong */
