@@ -53,6 +53,16 @@ refused "snapshot missing" "has no image 'img' with a snapshot 's9'" \
 refused "offset past the end of the image" "offset 33554432 is past the end of the image (16777216 bytes)" \
 	serve -U "$sock" --offset 32M "rbd:rbd/img:conf=$CEPH_CONF"
 refused "bench: image missing" "has no image 'nope'" bench --seconds=1 "rbd:rbd/nope:conf=$CEPH_CONF"
+# A namespace: pool/namespace/image, and its errors name it.
+if rbdc namespace create rbd/ns1 && rbdc create --size 8M rbd/ns1/nsimg; then
+	check "an image in a namespace (rbd:rbd/ns1/nsimg) is opened" bash -c "
+		'$AIOLOOP' bench --seconds=1 'rbd:rbd/ns1/nsimg:conf=$CEPH_CONF' >'$TESTTMP/ns.out' 2>&1 &&
+		grep -q 'on rbd:rbd/ns1/nsimg' '$TESTTMP/ns.out'"
+	refused "an image of the pool is not in its namespace" "pool 'rbd', namespace ns1 has no image 'img'" \
+		serve -U "$sock" "rbd:rbd/ns1/img:conf=$CEPH_CONF"
+else
+	notok "rbd namespace create"
+fi
 check "bench runs on the image" bash -c "
 	'$AIOLOOP' bench --seconds=1 --rw=randwrite 'rbd:rbd/img:conf=$CEPH_CONF' >'$TESTTMP/bench.out' 2>&1"
 if [ ! -e /dev/ublk-control ] && [ ! -e /dev/nbd0 ]; then
