@@ -5,7 +5,8 @@
 # what the rbd tool exports, qemu-io patterns, block status on a fresh image
 # (all hole) and after writes, discard and write-zeroes, a snapshot served
 # read-only, an offset/size-limit window, and the export's size following
-# the image's at open.
+# the image's at open; then a round trip, FUA, discard, zeroes and block
+# status under the sanitizer build's server, completions crossing loops.
 . "$(dirname "$0")/../nbd/lib.sh"
 . "$SRCDIR/tests/ceph/lib.sh"
 rbd_requires "RBD serve"
@@ -98,4 +99,24 @@ check "the grown part reads as zeroes and is a hole" bash -c "
 stop_server; st=$?
 check "server exits 0 (got $st)" test $st = 0
 [ $NBD_FAILED != 0 ] && cat "$log"
+
+# ---- the sanitizer build's server (ASan+UBSan), where it is built: two
+# workers, so that completions cross between loops
+if [ -n "${AIOLOOP_SAN:-}" ] && [ -x "$AIOLOOP_SAN" ]; then
+	rbdc create --size 64M san
+	start_server "$AIOLOOP_SAN" "$log" "$sock" -t 2 "rbd:rbd/san:conf=$CEPH_CONF" ||
+		{ notok "sanitizer server starts"; exit 1; }
+	check "sanitizer server: nbdcopy round trip over 4 connections" bash -c "
+		nbdcopy -C 4 '$TESTTMP/src.raw' '$uri' && nbdcopy -C 4 '$uri' '$TESTTMP/san.raw' &&
+		cmp '$TESTTMP/src.raw' '$TESTTMP/san.raw'"
+	check "sanitizer server: FUA, discard, zeroes, block status" bash -c "
+		qemu-io -f raw -c 'write -f -P 7 0 64k' -c 'discard 4M 4M' -c 'write -z 8M 1M' -c flush '$uri' >/dev/null &&
+		nbdinfo --map '$uri' | grep -q hole"
+	stop_server; st=$?
+	check "sanitizer server exits 0 (got $st)" test $st = 0
+	check "sanitizer server: no ASan/UBSan/LSan report" sanitizer_clean "$log"
+	[ $NBD_FAILED != 0 ] && cat "$log"
+else
+	skip "RBD serve under ASan/UBSan: build-san not built"
+fi
 nbd_finish
