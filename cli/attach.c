@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "aioloop/log.h"
+#include "aioloop/store.h"
 #include "cli.h"
 #include "daemon.h"
 #include "nbd-attach.h"
@@ -710,7 +711,15 @@ int cmd_attach(int argc, char **argv)
 			oo.engine = AIOL_ENGINE_URING;
 		fe = ATTACH_UBLK;
 	} else {
-		if (!realpath(cfg.file, s->backing)) {
+		if (aiol_rbd_name(cfg.file)) {
+			/* An RBD image: its name, as given, is its address. */
+			if (strlen(cfg.file) >= sizeof(s->backing) || strchr(cfg.file, '\n')) {
+				fprintf(stderr, "aioloop: %s: name too long or not one line\n",
+					cfg.file);
+				return 1;
+			}
+			snprintf(s->backing, sizeof(s->backing), "%s", cfg.file);
+		} else if (!realpath(cfg.file, s->backing)) {
 			fprintf(stderr, "aioloop: %s: %s\n", cfg.file, strerror(errno));
 			return 1;
 		}

@@ -31,6 +31,7 @@
 
 #include "aioloop/engine.h"
 #include "aioloop/log.h"
+#include "aioloop/store.h"
 #include "aioloop/loop.h"
 #include "cli.h"
 
@@ -714,7 +715,7 @@ int cmd_bench(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (o.file) {
+	if (o.file && !aiol_rbd_name(o.file)) {
 		if (stat(o.file, &st) < 0) {
 			fprintf(stderr, "aioloop bench: %s: %s\n", o.file, strerror(errno));
 			return 1;

@@ -69,8 +69,9 @@ static void usage(FILE *f)
 		"(default 60)\n"
 		"      --poll USEC          a busy worker polls for completions this long before it "
 		"sleeps\n"
-		"                           (default %d; 0: sleep at once, saving CPU, costing "
-		"latency)\n"
+		"                           (default %d, or 0 with an rbd: export; 0: sleep at "
+		"once,\n"
+		"                           saving CPU, costing latency)\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
 		"      --control PATH       control socket for 'aioloop stats' (default\n"
 		"                           " CLI_RUN_DIR "/serve-PID.ctl; 'none': no socket)\n"
@@ -620,22 +621,6 @@ int cmd_serve(int argc, char **argv)
 			demo);
 	}
 
-	for (unsigned int i = 0; i < nex; i++) {
-		struct aiol_open_opts o = cfg.open;
-
-		o.offset = ex[i].offset;
-		o.sizelimit = ex[i].sizelimit;
-		o.read_only = cfg.ro || ex[i].ro;
-		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
-		if (ret < 0)
-			goto out; /* the engine said why */
-		eo[i] = (struct nbd_export_opts){
-		    .name = ex[i].name,
-		    .description = i == 0 ? cfg.desc : NULL,
-		    .dev = devs[i],
-		};
-	}
-
 	/* Signals: blocked everywhere (threads inherit the mask), read here. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
@@ -664,6 +649,30 @@ int cmd_serve(int argc, char **argv)
 		if (ret < 0)
 			goto out;
 	}
+
+	/* The exports are opened after --fork: an RBD image's connection
+	 * runs threads of librados, which a fork would leave behind. */
+	for (unsigned int i = 0; i < nex; i++) {
+		struct aiol_open_opts o = cfg.open;
+
+		o.offset = ex[i].offset;
+		o.sizelimit = ex[i].sizelimit;
+		o.read_only = cfg.ro || ex[i].ro;
+		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
+		if (ret < 0)
+			goto out; /* the engine said why */
+		eo[i] = (struct nbd_export_opts){
+		    .name = ex[i].name,
+		    .description = i == 0 ? cfg.desc : NULL,
+		    .dev = devs[i],
+		};
+	}
+
+	/* An RBD image completes on librbd's threads, which need the CPU that
+	 * a polling worker would take: unless --poll says otherwise, sleep. */
+	for (unsigned int i = 0; i < nex && !so.poll_us; i++)
+		if (aiol_dev_info(devs[i])->engine == AIOL_ENGINE_RBD)
+			so.poll_us = -1;
 
 	if (nbd_tls_creds_load(&cfg.tls, &tls) < 0)
 		goto out;	/* it said which file was wrong */

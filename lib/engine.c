@@ -106,7 +106,10 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 	int ret;
 
 	*out = NULL;
-	ret = aiol_file_store_open(path, opts, &st);
+	if (aiol_rbd_name(path))
+		ret = aiol_rbd_store_open(path, opts, &st);
+	else
+		ret = aiol_file_store_open(path, opts, &st);
 	if (ret < 0)
 		return ret;
 	return aiol_dev_open_store(st, out);

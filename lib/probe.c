@@ -42,6 +42,7 @@ static const char *const engine_names[] = {
 	[AIOL_ENGINE_AIO] = "aio",
 	[AIOL_ENGINE_THREADS] = "threads",
 	[AIOL_ENGINE_SYNC] = "sync",
+	[AIOL_ENGINE_RBD] = "rbd",
 };
 
 const char *aiol_engine_name(enum aiol_engine e)
@@ -53,7 +54,8 @@ const char *aiol_engine_name(enum aiol_engine e)
 
 int aiol_engine_parse(const char *s, enum aiol_engine *out)
 {
-	for (unsigned int i = 0; i < sizeof(engine_names) / sizeof(engine_names[0]); i++) {
+	/* rbd is not an engine of files: an image is chosen by its name. */
+	for (unsigned int i = 0; i < AIOL_ENGINE_RBD; i++) {
 		if (s && !strcmp(s, engine_names[i])) {
 			*out = (enum aiol_engine)i;
 			return 0;

@@ -31,6 +31,7 @@ enum aiol_engine {
 	AIOL_ENGINE_AIO,	/* Linux AIO, io_submit, O_DIRECT */
 	AIOL_ENGINE_THREADS,	/* pool of threads doing pread/pwrite */
 	AIOL_ENGINE_SYNC,	/* one request at a time, in order: the baseline */
+	AIOL_ENGINE_RBD,	/* a Ceph RBD image through librbd (not chosen: named) */
 };
 
 enum aiol_direct {
@@ -77,7 +78,8 @@ struct aiol_dev_info {
 struct aiol_dev;
 struct aiol_queue;
 
-/* Open and probe.  On failure a one-line message naming what was wrong is
+/* Open and probe path: a file or block device, or a Ceph RBD image named
+ * rbd:POOL/IMAGE[@SNAP][:conf=PATH][:id=USER] (aioloop/store.h).  On failure a one-line message naming what was wrong is
  * logged (aioloop/log.h) and -errno returned; nothing is written. */
 int aiol_dev_open(const char *path, const struct aiol_open_opts *opts,
 		  struct aiol_dev **out);

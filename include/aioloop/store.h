@@ -213,4 +213,21 @@ uint32_t aiol_store_cap_clear(struct aiol_store *st, uint32_t caps);
 int aiol_file_store_open(const char *path, const struct aiol_open_opts *opts,
 			 struct aiol_store **out);
 
+/* Does name name a Ceph RBD image (rbd:...) rather than a file? */
+static inline bool aiol_rbd_name(const char *name)
+{
+	return name[0] == 'r' && name[1] == 'b' && name[2] == 'd' && name[3] == ':';
+}
+
+/*
+ * The RBD store: an image of a Ceph cluster, named
+ * rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][:conf=PATH][:id=USER][:OPTION=VALUE]...
+ * (qemu's syntax; a snapshot is read-only), through librbd (lib/rbd.c).
+ * Connects and opens the image (blocking, control path).  Returns 0 or
+ * -errno with a one-line message logged; -ENOTSUP when aioloop was built
+ * without librbd.
+ */
+int aiol_rbd_store_open(const char *name, const struct aiol_open_opts *opts,
+			struct aiol_store **out);
+
 #endif
