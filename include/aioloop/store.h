@@ -71,6 +71,9 @@ enum aiol_store_op {
 #define AIOL_STORE_EXTENTS (1u << 5)   /* EXTENTS can tell holes */
 #define AIOL_STORE_CACHE (1u << 6)     /* CACHE means something (a page cache) */
 #define AIOL_STORE_ROTATIONAL (1u << 7)
+/* DISCARD leaves the range reading as anything but zeroes (a stage that
+ * transforms the data): discard only, never used to write zeroes. */
+#define AIOL_STORE_DISCARD_NOZERO (1u << 8)
 
 struct aiol_store;
 struct aiol_store_queue;
