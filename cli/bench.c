@@ -128,6 +128,7 @@ static void usage(FILE *f)
 		"  --submit-batch=N  submit to the ring as soon as N requests are\n"
 		"                  ready (default 1, as fio does; 0: once per loop pass)\n"
 		"  --json          print one JSON object instead of text\n"
+		"Encryption (dm-crypt plain format):\n" CLI_CRYPT_USAGE
 		"  -h, --help      this text\n"
 		"\n"
 		"Exit status: 0 done, 1 failed (file, I/O), 2 bad usage.\n",
@@ -147,6 +148,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err
 		{ "threads", required_argument, NULL, 't' },
 		{ "submit-batch", required_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
+		CLI_CRYPT_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -226,6 +228,10 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err
 		case 'j':
 			o->json = true;
 			break;
+		case CLI_OPT_ENCRYPT ... CLI_OPT_ALLOW_DISCARDS:
+			if (cli_crypt_opt(&o->crypt, c, optarg, err) < 0)
+				return -EINVAL;
+			break;
 		case 'h':
 			return CLI_HELP;
 		default:
@@ -239,6 +245,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err
 			return -EINVAL;
 		}
 	}
+	if (cli_crypt_finish(&o->crypt, err) < 0)
+		return -EINVAL;
 	if (argc - optind > 1) {
 		snprintf(err->msg, sizeof(err->msg), "one FILE at most, got '%s' too",
 			 argv[optind + 1]);
@@ -546,6 +554,8 @@ static int bench_run(const struct bench_opts *o, const char *path)
 	};
 	struct aiol_loop_opts lo = { 0 };
 	struct aiol_queue_opts qo = { .depth = o->qd };
+	struct aiol_crypt_opts copts;
+	struct aiol_crypt_key *key = NULL;
 	struct aiol_loop *loop = NULL;
 	struct aiol_dev *dev = NULL;
 	const struct aiol_dev_info *info;
@@ -576,7 +586,11 @@ static int bench_run(const struct bench_opts *o, const char *path)
 			strerror(-ret));
 		goto out;
 	}
+	if (cli_crypt_load(&o->crypt, &copts, &key) < 0)
+		goto out;	/* it said why */
+	oo.crypt = key ? &copts : NULL;
 	ret = aiol_dev_open(path, &oo, &dev);
+	aiol_crypt_key_free(key);	/* the stage keeps its own copy */
 	if (ret < 0)
 		goto out;	/* the engine said why */
 	info = aiol_dev_info(dev);

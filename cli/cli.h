@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "aioloop/crypt.h"
 #include "aioloop/engine.h"
 #include "args.h"
 #include "nbd/server.h"
@@ -33,6 +34,58 @@ enum cli_parsed {
 	CLI_HELP,
 	CLI_VERSION,
 };
+
+/* ---- encryption (serve, attach, bench) ---- */
+
+/* Option codes of the encryption options, above every subcommand's own. */
+enum {
+	CLI_OPT_ENCRYPT = 0x1000,
+	CLI_OPT_KEY_FILE,
+	CLI_OPT_ENC_SECTOR,
+	CLI_OPT_IV_LARGE,
+	CLI_OPT_IV_OFFSET,
+	CLI_OPT_ALLOW_DISCARDS,
+};
+
+/* Entries of a getopt_long table. */
+#define CLI_CRYPT_LONGOPTS                                                                         \
+	{"encrypt", required_argument, NULL, CLI_OPT_ENCRYPT},                                     \
+	    {"key-file", required_argument, NULL, CLI_OPT_KEY_FILE},                               \
+	    {"encrypt-sector-size", required_argument, NULL, CLI_OPT_ENC_SECTOR},                  \
+	    {"iv-large-sectors", no_argument, NULL, CLI_OPT_IV_LARGE},                             \
+	    {"iv-offset", required_argument, NULL, CLI_OPT_IV_OFFSET},                             \
+	    {"allow-discards", no_argument, NULL, CLI_OPT_ALLOW_DISCARDS}
+
+#define CLI_CRYPT_USAGE                                                                            \
+	"      --encrypt CIPHER     keep FILE encrypted as dm-crypt plain does: aes-xts-plain64\n" \
+	"                           (key of 32 or 64 bytes) or aes-cbc-essiv:sha256\n"             \
+	"      --key-file FILE      the key, exactly its length in bytes ('-': standard input)\n" \
+	"      --encrypt-sector-size N   512 (default) or 4096 bytes per encryption sector\n"    \
+	"      --iv-large-sectors   IVs count encryption sectors, not 512-byte ones\n"            \
+	"      --iv-offset N        add N 512-byte sectors to every IV (cryptsetup --skip)\n"     \
+	"      --allow-discards     pass discards down (shows which blocks are free)\n"
+
+/* What the encryption options said. */
+struct cli_crypt {
+	const char *cipher; /* --encrypt; NULL: no encryption */
+	struct aiol_crypt_spec spec;
+	const char *key_file;
+	struct aiol_crypt_geom geom; /* sector_size 0 until cli_crypt_finish(): 512 */
+	bool allow_discards;
+	bool other; /* an option other than --encrypt was given */
+};
+
+/* Take option opt (a CLI_OPT_* code) with its argument.  Returns 1 when it
+ * was one, 0 when it is not an encryption option, -EINVAL (err filled). */
+int cli_crypt_opt(struct cli_crypt *c, int opt, const char *arg, struct cli_err *err);
+/* After the last option: a cipher needs a key file, the other options a
+ * cipher, the IV offset whole sectors.  Returns 0 or -EINVAL (err filled). */
+int cli_crypt_finish(struct cli_crypt *c, struct cli_err *err);
+/* Read the key (the only I/O) and fill *o, whose key is *key (free it with
+ * aiol_crypt_key_free() once the devs are open).  Nothing without
+ * --encrypt.  Returns 0 or -errno (logged). */
+int cli_crypt_load(const struct cli_crypt *c, struct aiol_crypt_opts *o,
+		   struct aiol_crypt_key **key);
 
 /* ---- serve ---- */
 
@@ -57,6 +110,7 @@ struct serve_config {
 	char port_buf[8];
 	bool stdio, ro, daemonize;
 	int verbose;
+	struct cli_crypt crypt; /* every export */
 };
 
 /* Parse serve's command line (argv[0] is "serve") into *cfg.  Strings of
@@ -85,6 +139,7 @@ struct attach_config {
 	const char *file;    /* FILE; NULL with --recover */
 	const char *recover; /* --recover DEVICE */
 	bool foreground, verbose;
+	struct cli_crypt crypt;
 };
 
 /* Parse attach's command line (argv[0] is "attach") into *cfg.  Returns
@@ -107,6 +162,7 @@ struct bench_opts {
 	unsigned int submit_batch; /* aiol_loop_opts.submit_batch */
 	bool json;
 	const char *file; /* NULL: demo image */
+	struct cli_crypt crypt;
 };
 
 /* Parse bench's command line (argv[0] is "bench") into *o.  Returns

@@ -58,6 +58,7 @@ static void usage(FILE *f)
 		"      --engine E           uring (default), aio, threads or sync\n"
 		"      --direct[=auto|on|off]  O_DIRECT (default auto; bare --direct: on)\n"
 		"      --block-size N       logical block size 512 or 4096 (default: probed)\n\n"
+		"Encryption (every export, dm-crypt plain format):\n" CLI_CRYPT_USAGE "\n"
 		"Server:\n"
 		"  -t, --threads N          worker threads (default: one per CPU)\n"
 		"      --max-connections N  refuse clients beyond N (default: unlimited)\n"
@@ -333,6 +334,7 @@ static const struct option longopts[] = {
     {"max-conn-inflight", required_argument, NULL, OPT_MAX_CONN_INFLIGHT},
     {"payload-timeout", required_argument, NULL, OPT_PAYLOAD_TIMEOUT},
     {"poll", required_argument, NULL, OPT_POLL},
+    CLI_CRYPT_LONGOPTS,
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -477,6 +479,10 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 		case OPT_FORK:
 			cfg->daemonize = true;
 			break;
+		case CLI_OPT_ENCRYPT ... CLI_OPT_ALLOW_DISCARDS:
+			if (cli_crypt_opt(&cfg->crypt, c, optarg, err) < 0)
+				return -EINVAL;
+			break;
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -504,6 +510,13 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 	}
 	if (cfg->tls.mode == NBD_TLS_OFF && (cfg->tls.cert_dir || cfg->tls.psk_file))
 		cfg->tls.mode = NBD_TLS_ON; /* credentials given: offer TLS, as qemu-nbd does */
+	if (cli_crypt_finish(&cfg->crypt, err) < 0)
+		return -EINVAL;
+	if (cfg->stdio && cfg->crypt.key_file && !strcmp(cfg->crypt.key_file, "-")) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--key-file - and --stdio both want standard input");
+		return -EINVAL;
+	}
 	if (cfg->sock && (cfg->port || cfg->addr)) {
 		snprintf(err->msg, sizeof(err->msg), "-U and -p/-b exclude each other");
 		return -EINVAL;
@@ -531,6 +544,8 @@ int cmd_serve(int argc, char **argv)
 	struct nbd_server *srv = NULL;
 	const char *sock, *port, *addr, *pidfile;
 	struct nbd_tls_creds *tls = NULL;
+	struct aiol_crypt_opts copts;
+	struct aiol_crypt_key *key = NULL;
 	char *demo = NULL;
 	int ready_fd = -1;
 	int ret, rc = 1, sfd = -1, nact;
@@ -569,9 +584,12 @@ int cmd_serve(int argc, char **argv)
 			demo);
 	}
 
+	if (cli_crypt_load(&cfg.crypt, &copts, &key) < 0)
+		goto out; /* it said why */
 	for (unsigned int i = 0; i < nex; i++) {
 		struct aiol_open_opts o = cfg.open;
 
+		o.crypt = key ? &copts : NULL;
 		o.offset = ex[i].offset;
 		o.sizelimit = ex[i].sizelimit;
 		o.read_only = cfg.ro || ex[i].ro;
@@ -629,6 +647,9 @@ int cmd_serve(int argc, char **argv)
 		aiol_info("export '%s': %s, %" PRIu64 " bytes%s, engine %s%s", ex[i].name, in->path,
 			  in->size, in->read_only ? ", read-only" : "",
 			  aiol_engine_name(in->engine), in->direct ? ", O_DIRECT" : "");
+		if (key)
+			aiol_info("export '%s': encrypted, %s, %u-byte sectors", ex[i].name,
+				  copts.spec.name, copts.geom.sector_size);
 	}
 
 	if (ready_fd >= 0) {
@@ -693,6 +714,7 @@ out:
 	for (unsigned int i = 0; i < nex; i++)
 		aiol_dev_close(devs[i]);
 	nbd_tls_creds_free(tls);
+	aiol_crypt_key_free(key);
 	if (pidfile && rc == 0)
 		unlink(pidfile);
 	if (sfd >= 0)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aioloop/crypt.h"
 #include "aioloop/log.h"
 #include "engine_internal.h"
 
@@ -111,6 +112,13 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 	ret = aiol_file_store_open(path, opts, &st);
 	if (ret < 0)
 		return ret;
+	if (opts->crypt) {
+		struct aiol_store *file = st;
+
+		ret = aiol_crypt_store_open(file, opts->crypt, &st);
+		if (ret < 0)
+			return ret; /* file closed by the stage */
+	}
 	return aiol_dev_open_store(st, out);
 }
 
