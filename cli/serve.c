@@ -521,6 +521,11 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 		snprintf(err->msg, sizeof(err->msg), "-U and -p/-b exclude each other");
 		return -EINVAL;
 	}
+	if (cfg->crypt.cipher && optind >= argc && cfg->nex == 1) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--encrypt needs a FILE (the demo image is not encrypted)");
+		return -EINVAL;
+	}
 	if (optind < argc) {
 		cfg->ex[0].file = argv[optind];
 	} else if (cfg->nex > 1) {

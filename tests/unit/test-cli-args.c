@@ -459,6 +459,10 @@ static void test_crypt_options(void **state)
 	/* Refused, each with its reason. */
 	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts-plain64", "f"), -EINVAL);
 	assert_non_null(strstr(err.msg, "--key-file"));
+	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "demo image"));
 	assert_int_equal(SERVE(&sc, &err, "serve", "--key-file", "k", "f"), -EINVAL);
 	assert_non_null(strstr(err.msg, "need --encrypt"));
 	assert_int_equal(SERVE(&sc, &err, "serve", "--iv-offset", "8", "f"), -EINVAL);
