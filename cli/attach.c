@@ -435,7 +435,7 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		case 'v':
 			cfg->verbose = true;
 			break;
-		case CLI_OPT_ENCRYPT ... CLI_OPT_ALLOW_DISCARDS:
+		case CLI_OPT_ENCRYPT ... CLI_OPT_CRYPT_LAST:
 			if (cli_crypt_opt(&cfg->crypt, c, optarg, err) < 0)
 				return -EINVAL;
 			break;

@@ -228,7 +228,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err
 		case 'j':
 			o->json = true;
 			break;
-		case CLI_OPT_ENCRYPT ... CLI_OPT_ALLOW_DISCARDS:
+		case CLI_OPT_ENCRYPT ... CLI_OPT_CRYPT_LAST:
 			if (cli_crypt_opt(&o->crypt, c, optarg, err) < 0)
 				return -EINVAL;
 			break;

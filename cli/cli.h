@@ -45,6 +45,8 @@ enum {
 	CLI_OPT_IV_LARGE,
 	CLI_OPT_IV_OFFSET,
 	CLI_OPT_ALLOW_DISCARDS,
+	CLI_OPT_CRYPT_THREADS,
+	CLI_OPT_CRYPT_LAST = CLI_OPT_CRYPT_THREADS,
 };
 
 /* Entries of a getopt_long table. */
@@ -54,7 +56,8 @@ enum {
 	    {"encrypt-sector-size", required_argument, NULL, CLI_OPT_ENC_SECTOR},                  \
 	    {"iv-large-sectors", no_argument, NULL, CLI_OPT_IV_LARGE},                             \
 	    {"iv-offset", required_argument, NULL, CLI_OPT_IV_OFFSET},                             \
-	    {"allow-discards", no_argument, NULL, CLI_OPT_ALLOW_DISCARDS}
+	    {"allow-discards", no_argument, NULL, CLI_OPT_ALLOW_DISCARDS},                         \
+	    {"crypt-threads", required_argument, NULL, CLI_OPT_CRYPT_THREADS}
 
 #define CLI_CRYPT_USAGE                                                                            \
 	"      --encrypt CIPHER     keep FILE encrypted as dm-crypt plain does: aes-xts-plain64\n" \
@@ -63,7 +66,9 @@ enum {
 	"      --encrypt-sector-size N   512 (default) or 4096 bytes per encryption sector\n"    \
 	"      --iv-large-sectors   IVs count encryption sectors, not 512-byte ones\n"            \
 	"      --iv-offset N        add N 512-byte sectors to every IV (cryptsetup --skip)\n"     \
-	"      --allow-discards     pass discards down (shows which blocks are free)\n"
+	"      --allow-discards     pass discards down (shows which blocks are free)\n"       \
+	"      --crypt-threads N    threads for requests of 64 KiB or more (default: CPUs - 1,\n" \
+	"                           at most 4; 0: all on the event loop threads)\n"
 
 /* What the encryption options said. */
 struct cli_crypt {
@@ -72,7 +77,8 @@ struct cli_crypt {
 	const char *key_file;
 	struct aiol_crypt_geom geom; /* sector_size 0 until cli_crypt_finish(): 512 */
 	bool allow_discards;
-	bool other; /* an option other than --encrypt was given */
+	int threads; /* --crypt-threads; -1: by the CPU count */
+	bool other;  /* an option other than --encrypt was given */
 };
 
 /* Take option opt (a CLI_OPT_* code) with its argument.  Returns 1 when it

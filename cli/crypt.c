@@ -46,6 +46,11 @@ int cli_crypt_opt(struct cli_crypt *c, int opt, const char *arg, struct cli_err 
 	case CLI_OPT_ALLOW_DISCARDS:
 		c->allow_discards = true;
 		break;
+	case CLI_OPT_CRYPT_THREADS:
+		if (cli_parse_uint("--crypt-threads", arg, 0, 64, &v, err) < 0)
+			return -EINVAL;
+		c->threads = (int)v + 1; /* 0 until finish: not given */
+		break;
 	default:
 		return 0;
 	}
@@ -55,11 +60,14 @@ int cli_crypt_opt(struct cli_crypt *c, int opt, const char *arg, struct cli_err 
 
 int cli_crypt_finish(struct cli_crypt *c, struct cli_err *err)
 {
+	/* --crypt-threads N was kept as N + 1, so that 0 means "not given". */
+	c->threads = c->threads ? c->threads - 1 : -1;
 	if (!c->cipher) {
 		if (c->other) {
-			snprintf(err->msg, sizeof(err->msg),
-				 "--key-file, --encrypt-sector-size, --iv-large-sectors, "
-				 "--iv-offset and --allow-discards need --encrypt");
+			snprintf(
+			    err->msg, sizeof(err->msg),
+			    "--key-file, --encrypt-sector-size, --iv-large-sectors, "
+			    "--iv-offset, --allow-discards and --crypt-threads need --encrypt");
 			return -EINVAL;
 		}
 		return 0;
@@ -96,6 +104,13 @@ int cli_crypt_load(const struct cli_crypt *c, struct aiol_crypt_opts *o,
 	    .key = *key,
 	    .geom = c->geom,
 	    .allow_discards = c->allow_discards,
+	    .threads = (unsigned int)c->threads,
 	};
+	if (c->threads < 0) {
+		/* The loop threads have the rest of the CPUs. */
+		o->threads = cli_ncpus() - 1;
+		if (o->threads > 4)
+			o->threads = 4;
+	}
 	return 0;
 }

@@ -479,7 +479,7 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 		case OPT_FORK:
 			cfg->daemonize = true;
 			break;
-		case CLI_OPT_ENCRYPT ... CLI_OPT_ALLOW_DISCARDS:
+		case CLI_OPT_ENCRYPT ... CLI_OPT_CRYPT_LAST:
 			if (cli_crypt_opt(&cfg->crypt, c, optarg, err) < 0)
 				return -EINVAL;
 			break;

@@ -20,15 +20,24 @@
  * Short transfers and -EAGAIN of the lower store are resubmitted here, so
  * that only whole sectors are ever decrypted.
  *
- * Where the cipher runs: on the loop thread, inline, measured against a
- * pool in docs/ARCHITECTURE.md ("Encryption").
+ * Where the cipher runs (measured: docs/ARCHITECTURE.md, "Encryption"):
+ * on the loop thread for requests under AIOL_CRYPT_POOL_MIN, where handing
+ * the work over would cost more than the cipher; larger ones go to the
+ * store's crypto threads (opts->threads, 0: none), each with a keyed
+ * cipher of its own, which give the io back through the loop's inbox
+ * (aiol_loop_post), so that the loop keeps submitting and completing other
+ * I/O while a MiB is encrypted and several are encrypted at once.
  *
- * Thread model: the store (key, geometry) is shared and immutable; each
- * store queue has its own lower store queue, keyed cipher, bounce pool and
- * io slots, used by its loop thread only.
+ * Thread model: the store (key, geometry) is shared and immutable but for
+ * the pool, started once by the first queue (pool_mu) and stopped at
+ * close; each store queue has its own lower store queue, keyed cipher,
+ * bounce pool and io slots, used by its loop thread only.  An io handed to
+ * the pool belongs to the pool thread until it posts it back.  Lock
+ * order: pool->mu only (pool_mu is taken alone, on the control path).
  */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +52,28 @@
 /* How often the lower store's -EAGAIN is resubmitted before it is passed on. */
 #define CRYPT_EAGAIN_MAX 1000
 
+struct crypt_io;
+
+/* The crypto threads of a store. */
+struct crypt_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	STAILQ_HEAD(, crypt_io) jobs;
+	bool stop;
+	unsigned int n;
+	struct crypt_pool_thread {
+		struct crypt_pool *pool;
+		struct cipher *c;
+		pthread_t th;
+	} t[];
+};
+
 struct crypt_store {
 	struct aiol_store base;
+	unsigned int threads; /* opts->threads */
+	pthread_mutex_t pool_mu;
+	bool pool_tried;
+	struct crypt_pool *pool; /* NULL: everything on the loop threads */
 	struct aiol_store *lower;
 	struct aiol_crypt_spec spec;
 	struct aiol_crypt_geom geom;
@@ -63,8 +92,12 @@ struct crypt_io {
 	uint64_t pos; /* WRITE/ZERO: bytes of up written */
 	uint64_t n;   /* WRITE/ZERO: bytes of the chunk in lo */
 	unsigned int eagain;
-	struct aiol_work work; /* waiting for a bounce */
+	struct aiol_work work; /* waiting for a bounce; back from the pool */
 	SLIST_ENTRY(crypt_io) free_link;
+	/* A job of the crypto threads: encrypt the chunk in lo (WRITE, ZERO)
+	 * or decrypt up (READ); job_res is its result. */
+	STAILQ_ENTRY(crypt_io) job_link;
+	int job_res;
 };
 
 struct crypt_queue {
@@ -92,6 +125,103 @@ static void crypt_lower_idle(struct aiol_store_queue *lq)
 	struct crypt_queue *cq = lq->owner;
 
 	aiol_store_queue_idle(&cq->base);
+}
+
+/* ---- the crypto threads ---- */
+
+static int ci_crypt(struct crypt_io *ci, struct cipher *c);
+static void job_back(struct aiol_work *w);
+
+static void *pool_main(void *arg)
+{
+	struct crypt_pool_thread *t = arg;
+	struct crypt_pool *pool = t->pool;
+
+	for (;;) {
+		struct crypt_io *ci;
+
+		pthread_mutex_lock(&pool->mu);
+		while (STAILQ_EMPTY(&pool->jobs) && !pool->stop)
+			pthread_cond_wait(&pool->cv, &pool->mu);
+		if (STAILQ_EMPTY(&pool->jobs)) {
+			pthread_mutex_unlock(&pool->mu);
+			return NULL;
+		}
+		ci = STAILQ_FIRST(&pool->jobs);
+		STAILQ_REMOVE_HEAD(&pool->jobs, job_link);
+		pthread_mutex_unlock(&pool->mu);
+		ci->job_res = ci_crypt(ci, t->c);
+		ci->work.fn = job_back;
+		aiol_loop_post(ci->cq->base.loop, &ci->work);
+	}
+}
+
+static void pool_stop(struct crypt_pool *pool, unsigned int started)
+{
+	pthread_mutex_lock(&pool->mu);
+	pool->stop = true;
+	pthread_cond_broadcast(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+	for (unsigned int i = 0; i < started; i++)
+		pthread_join(pool->t[i].th, NULL);
+	for (unsigned int i = 0; i < pool->n; i++)
+		cipher_destroy(pool->t[i].c);
+	pthread_cond_destroy(&pool->cv);
+	pthread_mutex_destroy(&pool->mu);
+	free(pool);
+}
+
+/* Start the store's crypto threads, once; without them (none asked, or
+ * they cannot start: warned) everything runs on the loop threads. */
+static void pool_start(struct crypt_store *cs)
+{
+	struct crypt_pool *pool;
+	unsigned int i;
+	int ret;
+
+	pthread_mutex_lock(&cs->pool_mu);
+	if (cs->pool_tried || !cs->threads)
+		goto out;
+	cs->pool_tried = true;
+	pool = calloc(1, sizeof(*pool) + cs->threads * sizeof(pool->t[0]));
+	if (!pool)
+		goto fail;
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_cond_init(&pool->cv, NULL);
+	STAILQ_INIT(&pool->jobs);
+	pool->n = cs->threads;
+	for (i = 0; i < pool->n; i++) {
+		pool->t[i].pool = pool;
+		if (cipher_create(&cs->spec, cs->key, &cs->geom, &pool->t[i].c) < 0) {
+			pool_stop(pool, 0);
+			goto fail;
+		}
+	}
+	for (i = 0; i < pool->n; i++) {
+		ret = pthread_create(&pool->t[i].th, NULL, pool_main, &pool->t[i]);
+		if (ret) {
+			errno = ret;
+			aiol_warn("%s: cannot start a crypto thread: %m", cs->base.info.path);
+			pool_stop(pool, i);
+			goto fail;
+		}
+	}
+	cs->pool = pool;
+	goto out;
+fail:
+	aiol_warn("%s: no crypto threads: every request is encrypted on its loop thread",
+		  cs->base.info.path);
+out:
+	pthread_mutex_unlock(&cs->pool_mu);
+}
+
+/* Hand ci to the crypto threads. */
+static void pool_push(struct crypt_pool *pool, struct crypt_io *ci)
+{
+	pthread_mutex_lock(&pool->mu);
+	STAILQ_INSERT_TAIL(&pool->jobs, ci, job_link);
+	pthread_cond_signal(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
 }
 
 static void crypt_queue_destroy(struct aiol_store_queue *sq);
@@ -132,6 +262,7 @@ static int crypt_queue_create(struct aiol_store *st, struct aiol_loop *loop, uns
 		goto err;
 	cq->lq->idle = crypt_lower_idle;
 	cq->lq->owner = cq;
+	pool_start(cs);
 	*out = &cq->base;
 	return 0;
 err:
@@ -193,7 +324,6 @@ static void write_chunk(struct crypt_io *ci)
 	struct crypt_queue *cq = ci->cq;
 	struct aiol_store_io *up = ci->up;
 	uint64_t n = up->len - ci->pos;
-	const void *src = NULL;
 
 	if (n > CRYPT_CHUNK)
 		n = CRYPT_CHUNK;
@@ -204,12 +334,6 @@ static void write_chunk(struct crypt_io *ci)
 		if (!bounce_get(&cq->bp, &ci->b, blen, &ci->work))
 			return; /* bounce_ready() runs when one is given back */
 	}
-	if (up->op == AIOL_SIO_WRITE)
-		src = (const uint8_t *)up->buf + ci->pos;
-	if (cipher_encrypt(cq->c, up->off + ci->pos - cq->cs->data_off, src, ci->b.buf, n) < 0) {
-		ci_finish(ci, -EIO);
-		return;
-	}
 	ci->n = n;
 	ci->eagain = 0;
 	ci->lo.op = AIOL_SIO_WRITE;
@@ -217,6 +341,45 @@ static void write_chunk(struct crypt_io *ci)
 	ci->lo.off = up->off + ci->pos;
 	ci->lo.len = n;
 	ci->lo.buf = ci->b.buf;
+	if (cq->cs->pool && n >= AIOL_CRYPT_POOL_MIN) {
+		pool_push(cq->cs->pool, ci);
+		return; /* job_back() goes on */
+	}
+	if (ci_crypt(ci, cq->c) < 0) {
+		ci_finish(ci, -EIO);
+		return;
+	}
+	lo_submit(ci);
+}
+
+/* The cipher's part of ci with c (loop or crypto thread): encrypt the
+ * chunk set up in lo (WRITE, ZERO), or decrypt all of up (READ).  Returns
+ * 0 or -EIO. */
+static int ci_crypt(struct crypt_io *ci, struct cipher *c)
+{
+	struct aiol_store_io *up = ci->up;
+	uint64_t data_off = ci->cq->cs->data_off;
+
+	if (up->op == AIOL_SIO_READ)
+		return cipher_decrypt(c, up->off - data_off, up->buf, up->len);
+	return cipher_encrypt(c, ci->lo.off - data_off,
+			      up->op == AIOL_SIO_WRITE ? (const uint8_t *)up->buf + ci->pos : NULL,
+			      ci->lo.buf, ci->lo.len);
+}
+
+/* A crypto thread has done ci's job (loop thread). */
+static void job_back(struct aiol_work *w)
+{
+	struct crypt_io *ci = aiol_container_of(w, struct crypt_io, work);
+
+	if (ci->job_res < 0) {
+		ci_finish(ci, ci->job_res);
+		return;
+	}
+	if (ci->up->op == AIOL_SIO_READ) {
+		ci_finish(ci, (int)ci->up->len);
+		return;
+	}
 	lo_submit(ci);
 }
 
@@ -256,11 +419,11 @@ static void lo_done(struct aiol_store_io *lo, int res)
 		return;
 	}
 	if (lo->op == AIOL_SIO_READ) {
-		if (cipher_decrypt(cq->c, up->off - cq->cs->data_off, up->buf, up->len) < 0)
-			res = -EIO;
-		else
-			res = (int)up->len;
-		ci_finish(ci, res);
+		if (cq->cs->pool && up->len >= AIOL_CRYPT_POOL_MIN) {
+			pool_push(cq->cs->pool, ci);
+			return; /* job_back() completes it */
+		}
+		ci_finish(ci, ci_crypt(ci, cq->c) < 0 ? -EIO : (int)up->len);
 		return;
 	}
 	ci->pos += ci->n;
@@ -337,6 +500,9 @@ static void crypt_close(struct aiol_store *st)
 {
 	struct crypt_store *cs = crypt_store_of(st);
 
+	if (cs->pool)
+		pool_stop(cs->pool, cs->pool->n);
+	pthread_mutex_destroy(&cs->pool_mu);
 	cs->lower->ops->close(cs->lower);
 	aiol_crypt_key_free(cs->key);
 	free(cs);
@@ -406,6 +572,8 @@ int aiol_crypt_store_open(struct aiol_store *lower, const struct aiol_crypt_opts
 		goto err_lower;
 	}
 	cs->lower = lower;
+	cs->threads = opts->threads;
+	pthread_mutex_init(&cs->pool_mu, NULL);
 	cs->spec = opts->spec;
 	cs->geom = opts->geom;
 	cs->data_off = li->offset;

@@ -103,7 +103,15 @@ struct aiol_crypt_opts {
 	const struct aiol_crypt_key *key; /* copied: the caller may free it after open */
 	struct aiol_crypt_geom geom;
 	bool allow_discards; /* pass discards down (they show which blocks are free) */
+	/* Threads that encrypt and decrypt READs and WRITEs of at least
+	 * AIOL_CRYPT_POOL_MIN bytes, shared by the store's queues; smaller
+	 * ones (and all with 0) run on the loop thread.  Started with the
+	 * first queue, so a process may fork after the open. */
+	unsigned int threads;
 };
+
+/* Smallest request the crypto threads take (docs/ARCHITECTURE.md). */
+#define AIOL_CRYPT_POOL_MIN (64u * 1024)
 
 /*
  * Open the encryption stage over lower, which it then owns (closed with

@@ -455,6 +455,19 @@ static void test_crypt_options(void **state)
 			       "k", "--encrypt-sector-size", "4096", "f"),
 			 CLI_RUN);
 	assert_int_equal(bo.crypt.geom.sector_size, 4096);
+	assert_int_equal(bo.crypt.threads, -1); /* by the CPU count */
+	assert_int_equal(BENCH(&bo, &err, "bench", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "--crypt-threads", "0", "f"),
+			 CLI_RUN);
+	assert_int_equal(bo.crypt.threads, 0);
+	assert_int_equal(BENCH(&bo, &err, "bench", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "--crypt-threads", "3", "f"),
+			 CLI_RUN);
+	assert_int_equal(bo.crypt.threads, 3);
+	assert_int_equal(BENCH(&bo, &err, "bench", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "--crypt-threads", "65", "f"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--crypt-threads '65'"));
 
 	/* Refused, each with its reason. */
 	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts-plain64", "f"), -EINVAL);

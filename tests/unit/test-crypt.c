@@ -7,7 +7,8 @@
  * known answers for every cipher, key length and sector geometry, computed
  * at test time by an independent implementation (tests/crypt/plain.py on
  * Python's `cryptography`); and the stage under the engine on a real file
- * with every backend: unaligned writes read back, the file decrypts
+ * with every backend, with and without crypto threads: unaligned writes
+ * read back, the file decrypts
  * sector by sector to what was written, write-zeroes writes encrypted
  * zeroes, block status says "data", discard is refused.
  */
@@ -357,12 +358,14 @@ static void known_answers(void **state)
 
 static const char *engines[] = {"uring", "aio", "threads", "sync"};
 
-static void stage_case(enum aiol_engine engine, unsigned int ss, bool large, uint64_t iv_offset)
+static void stage_case(enum aiol_engine engine, unsigned int ss, bool large, uint64_t iv_offset,
+		       unsigned int threads)
 {
 	struct aiol_open_opts oo = {
 	    .offset = STAGE_WINDOW, .sizelimit = STAGE_SIZE, .engine = engine};
 	struct aiol_crypt_opts co = {
-	    .geom = {.sector_size = ss, .iv_large_sectors = large, .iv_offset = iv_offset}};
+	    .geom = {.sector_size = ss, .iv_large_sectors = large, .iv_offset = iv_offset},
+	    .threads = threads};
 	struct aiol_loop_opts lo = {0};
 	struct aiol_queue_opts qo = {.depth = 16};
 	uint8_t *shadow = calloc(1, STAGE_SIZE), *buf = malloc(STAGE_SIZE);
@@ -481,8 +484,10 @@ static void stage_engines(void **state)
 		enum aiol_engine eng;
 
 		assert_int_equal(aiol_engine_parse(engines[i], &eng), 0);
-		stage_case(eng, 512, false, 0);
-		stage_case(eng, 4096, i % 2, i * 8);
+		/* On the loop thread only, then with crypto threads. */
+		stage_case(eng, 512, false, 0, 0);
+		stage_case(eng, 4096, i % 2, i * 8, 2);
+		stage_case(eng, 512, true, 3, 1);
 	}
 }
 
