@@ -22,6 +22,12 @@ python3 -c 'import cryptography' 2>/dev/null ||
 	{ skip "crypt: python3-cryptography is not installed (scripts/install-deps)"; exit 77; }
 [ -n "$NBD_PY" ] || { skip "crypt: python3-libnbd is not installed (scripts/install-deps)"; exit 77; }
 PLAIN="python3 $SRCDIR/tests/crypt/plain.py"
+head -c 64 /dev/urandom >"$TESTTMP/probe.key"
+truncate -s 1M "$TESTTMP/probe.img"
+if "$AIOLOOP" bench --encrypt aes-xts-plain64 --key-file "$TESTTMP/probe.key" --seconds 0.1 \
+	"$TESTTMP/probe.img" 2>&1 | grep -q 'without GnuTLS'; then
+	skip "crypt: this aioloop was built without GnuTLS"; exit 77
+fi
 SOCK=$TESTTMP/c.sock
 URI="nbd+unix:///?socket=$SOCK"
 SIZE=$((16 << 20))
