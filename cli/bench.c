@@ -509,6 +509,9 @@ static void print_text(const struct bench *b, const struct aiol_dev_info *info,
 	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs,
 	       o->qd, info->direct ? "on" : "off", info->path,
 	       (double)b->span / (1 << 20));
+	if (o->crypt.cipher)
+		printf("  encrypted %s, %u-byte sectors\n", o->crypt.spec.name,
+		       o->crypt.geom.sector_size);
 	printf("  I/Os      %llu in %.2f s\n", (unsigned long long)b->ios, f->secs);
 	printf("  IOPS      %.0f\n", f->iops);
 	printf("  MiB/s     %.1f\n", f->mib_s);
@@ -528,6 +531,9 @@ static void print_json(const struct bench *b, const struct aiol_dev_info *info,
 	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs, o->qd,
 	       info->direct ? "true" : "false");
 	cli_json_string(stdout, info->path);
+	if (o->crypt.cipher)
+		printf(", \"encrypt\": \"%s\", \"encrypt_sector_size\": %u", o->crypt.spec.name,
+		       o->crypt.geom.sector_size);
 	printf(", \"span_bytes\": %llu, \"seconds\": %.3f, \"ios\": %llu, "
 	       "\"iops\": %.1f, \"mib_s\": %.2f, "
 	       "\"lat_p50_us\": %.2f, \"lat_p99_us\": %.2f, \"lat_mean_us\": %.2f, "
