@@ -551,6 +551,7 @@ int cmd_serve(int argc, char **argv)
 	struct nbd_tls_creds *tls = NULL;
 	struct aiol_crypt_opts copts;
 	struct aiol_crypt_key *key = NULL;
+	bool encrypted = false;
 	char *demo = NULL;
 	int ready_fd = -1;
 	int ret, rc = 1, sfd = -1, nact;
@@ -607,6 +608,10 @@ int cmd_serve(int argc, char **argv)
 		    .dev = devs[i],
 		};
 	}
+	/* Each export's stage has its own locked copy of the key. */
+	encrypted = key != NULL;
+	aiol_crypt_key_free(key);
+	key = NULL;
 
 	/* Signals: blocked everywhere (threads inherit the mask), read here. */
 	signal(SIGPIPE, SIG_IGN);
@@ -652,7 +657,7 @@ int cmd_serve(int argc, char **argv)
 		aiol_info("export '%s': %s, %" PRIu64 " bytes%s, engine %s%s", ex[i].name, in->path,
 			  in->size, in->read_only ? ", read-only" : "",
 			  aiol_engine_name(in->engine), in->direct ? ", O_DIRECT" : "");
-		if (key)
+		if (encrypted)
 			aiol_info("export '%s': encrypted, %s, %u-byte sectors", ex[i].name,
 				  copts.spec.name, copts.geom.sector_size);
 	}
