@@ -103,10 +103,11 @@ static int state_write(const struct att_state *s)
 		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->queues, s->depth,
 		(int)s->pid);
 	if (s->encrypt[0])
-		fprintf(f,
-			"encrypt=%s\nencrypt_sector_size=%u\niv_large_sectors=%d\niv_offset=%" PRIu64
-			"\nallow_discards=%d\n",
-			s->encrypt, s->enc_sector, s->iv_large, s->iv_offset, s->allow_discards);
+		fprintf(
+		    f,
+		    "encrypt=%s\nencrypt_sector_size=%u\niv_large_sectors=%d\niv_offset=%" PRIu64
+		    "\nallow_discards=%d\n",
+		    s->encrypt, s->enc_sector, s->iv_large, s->iv_offset, s->allow_discards);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		aiol_err("%s: %m", path);
 		unlink(tmp);
@@ -338,7 +339,8 @@ static void attach_usage(FILE *f)
 		   "      --recover DEVICE   serve a ublk device whose daemon died\n"
 		   "  -f, --foreground       stay in the foreground (for debugging)\n"
 		   "  -v, --verbose          debug messages\n"
-		   "Encryption (dm-crypt plain format; --recover takes only --key-file):\n" CLI_CRYPT_USAGE);
+		   "Encryption (dm-crypt plain format; --recover takes only "
+		   "--key-file):\n" CLI_CRYPT_USAGE);
 }
 
 static bool nbd_usable(char *why, size_t len)
@@ -456,8 +458,9 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		}
 	}
 	if (cfg->recover && cfg->crypt.cipher) {
-		snprintf(err->msg, sizeof(err->msg),
-			 "--recover takes the cipher from the device's state: give --key-file only");
+		snprintf(
+		    err->msg, sizeof(err->msg),
+		    "--recover takes the cipher from the device's state: give --key-file only");
 		return -EINVAL;
 	}
 	if (!cfg->recover && cli_crypt_finish(&cfg->crypt, err) < 0)

@@ -57,17 +57,19 @@ enum {
 	    {"iv-large-sectors", no_argument, NULL, CLI_OPT_IV_LARGE},                             \
 	    {"iv-offset", required_argument, NULL, CLI_OPT_IV_OFFSET},                             \
 	    {"allow-discards", no_argument, NULL, CLI_OPT_ALLOW_DISCARDS},                         \
-	    {"crypt-threads", required_argument, NULL, CLI_OPT_CRYPT_THREADS}
+	{                                                                                          \
+		"crypt-threads", required_argument, NULL, CLI_OPT_CRYPT_THREADS                    \
+	}
 
 #define CLI_CRYPT_USAGE                                                                            \
 	"      --encrypt CIPHER     keep FILE encrypted as dm-crypt plain does: aes-xts-plain64\n" \
 	"                           (key of 32 or 64 bytes) or aes-cbc-essiv:sha256\n"             \
-	"      --key-file FILE      the key, exactly its length in bytes ('-': standard input)\n" \
-	"      --encrypt-sector-size N   512 (default) or 4096 bytes per encryption sector\n"    \
-	"      --iv-large-sectors   IVs count encryption sectors, not 512-byte ones\n"            \
-	"      --iv-offset N        add N 512-byte sectors to every IV (cryptsetup --skip)\n"     \
-	"      --allow-discards     pass discards down (shows which blocks are free)\n"       \
-	"      --crypt-threads N    threads for requests of 64 KiB or more (default: CPUs - 1,\n" \
+	"      --key-file FILE      the key, exactly its length in bytes ('-': standard input)\n"  \
+	"      --encrypt-sector-size N   512 (default) or 4096 bytes per encryption sector\n"      \
+	"      --iv-large-sectors   IVs count encryption sectors, not 512-byte ones\n"             \
+	"      --iv-offset N        add N 512-byte sectors to every IV (cryptsetup --skip)\n"      \
+	"      --allow-discards     pass discards down (shows which blocks are free)\n"            \
+	"      --crypt-threads N    threads for requests of 64 KiB or more (default: CPUs - 1,\n"  \
 	"                           at most 4; 0: all on the event loop threads)\n"
 
 /* What the encryption options said. */
