@@ -59,7 +59,6 @@ struct crypt_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	STAILQ_HEAD(, crypt_io) jobs;
-	pthread_cond_t posted; /* a queue's posting fell to 0 */
 	bool stop;
 	unsigned int n;
 	struct crypt_pool_thread {
@@ -109,10 +108,6 @@ struct crypt_queue {
 	struct bounce_pool bp;
 	struct crypt_io *slots;
 	SLIST_HEAD(, crypt_io) free;
-	/* Pool threads still handing an io of this queue back (pool->mu):
-	 * the loop may see the io before aiol_loop_post() has returned, so
-	 * the queue (and its loop) must outlive them. */
-	unsigned int posting;
 };
 
 static struct crypt_store *crypt_store_of(struct aiol_store *st)
@@ -143,7 +138,6 @@ static void *pool_main(void *arg)
 	struct crypt_pool *pool = t->pool;
 
 	for (;;) {
-		struct crypt_queue *cq;
 		struct crypt_io *ci;
 
 		pthread_mutex_lock(&pool->mu);
@@ -155,17 +149,12 @@ static void *pool_main(void *arg)
 		}
 		ci = STAILQ_FIRST(&pool->jobs);
 		STAILQ_REMOVE_HEAD(&pool->jobs, job_link);
-		cq = ci->cq;
-		cq->posting++;
 		pthread_mutex_unlock(&pool->mu);
 		ci->job_res = ci_crypt(ci, t->c);
 		ci->work.fn = job_back;
-		/* ci is the loop's from here on; cq lives until posting is 0. */
-		aiol_loop_post(cq->base.loop, &ci->work);
-		pthread_mutex_lock(&pool->mu);
-		if (--cq->posting == 0)
-			pthread_cond_broadcast(&pool->posted);
-		pthread_mutex_unlock(&pool->mu);
+		/* ci is the loop's from here on (and the loop waits for a post
+		 * still in progress before it is destroyed). */
+		aiol_loop_post(ci->cq->base.loop, &ci->work);
 	}
 }
 
@@ -179,7 +168,6 @@ static void pool_stop(struct crypt_pool *pool, unsigned int started)
 		pthread_join(pool->t[i].th, NULL);
 	for (unsigned int i = 0; i < pool->n; i++)
 		cipher_destroy(pool->t[i].c);
-	pthread_cond_destroy(&pool->posted);
 	pthread_cond_destroy(&pool->cv);
 	pthread_mutex_destroy(&pool->mu);
 	free(pool);
@@ -202,7 +190,6 @@ static void pool_start(struct crypt_store *cs)
 		goto fail;
 	pthread_mutex_init(&pool->mu, NULL);
 	pthread_cond_init(&pool->cv, NULL);
-	pthread_cond_init(&pool->posted, NULL);
 	STAILQ_INIT(&pool->jobs);
 	pool->n = cs->threads;
 	for (i = 0; i < pool->n; i++) {
@@ -288,16 +275,6 @@ err:
 static void crypt_queue_destroy(struct aiol_store_queue *sq)
 {
 	struct crypt_queue *cq = crypt_queue_of(sq);
-	struct crypt_pool *pool = cq->cs->pool;
-
-	/* Every io has completed, but a pool thread may still be inside the
-	 * aiol_loop_post() that gave the last one back. */
-	if (pool) {
-		pthread_mutex_lock(&pool->mu);
-		while (cq->posting)
-			pthread_cond_wait(&pool->posted, &pool->mu);
-		pthread_mutex_unlock(&pool->mu);
-	}
 
 	if (cq->lq)
 		cq->cs->lower->ops->queue_destroy(cq->lq);
