@@ -66,6 +66,11 @@ struct att_state {
 	char engine[16];
 	char data_path[16]; /* ublk: auto-buf-reg, zero-copy, user-copy, copy */
 	pid_t pid;
+	/* Encryption: cipher ("" if none) and geometry, never the key. */
+	char encrypt[32];
+	unsigned int enc_sector;
+	bool iv_large, allow_discards;
+	uint64_t iv_offset;
 };
 
 struct attach_ctx {
@@ -114,6 +119,12 @@ static int state_write(const struct att_state *s)
 		s->device, s->type, s->dev_id, s->backing, s->offset, s->sizelimit, s->size,
 		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->data_path, s->queues,
 		s->depth, (int)s->pid);
+	if (s->encrypt[0])
+		fprintf(
+		    f,
+		    "encrypt=%s\nencrypt_sector_size=%u\niv_large_sectors=%d\niv_offset=%" PRIu64
+		    "\nallow_discards=%d\n",
+		    s->encrypt, s->enc_sector, s->iv_large, s->iv_offset, s->allow_discards);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		aiol_err("%s: %m", path);
 		unlink(tmp);
@@ -172,6 +183,16 @@ static int state_read(const char *name, struct att_state *s)
 			s->depth = (unsigned int)atoi(v);
 		else if (!strcmp(line, "pid"))
 			s->pid = (pid_t)atoi(v);
+		else if (!strcmp(line, "encrypt"))
+			snprintf(s->encrypt, sizeof(s->encrypt), "%s", v);
+		else if (!strcmp(line, "encrypt_sector_size"))
+			s->enc_sector = (unsigned int)atoi(v);
+		else if (!strcmp(line, "iv_large_sectors"))
+			s->iv_large = atoi(v) != 0;
+		else if (!strcmp(line, "iv_offset"))
+			s->iv_offset = strtoull(v, NULL, 10);
+		else if (!strcmp(line, "allow_discards"))
+			s->allow_discards = atoi(v) != 0;
 	}
 	fclose(f);
 	return s->device[0] ? 0 : -EINVAL;
@@ -437,7 +458,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 static void attach_usage(FILE *f)
 {
 	fprintf(f, "Usage: aioloop attach [OPTIONS] FILE\n"
-		   "       aioloop attach --recover DEVICE\n"
+		   "       aioloop attach --recover DEVICE [--key-file FILE]\n"
 		   "Attach FILE as a kernel block device served by a daemon (ublk, or the\n"
 		   "kernel NBD client) and print the device's path.\n\n"
 		   "  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
@@ -467,7 +488,9 @@ static void attach_usage(FILE *f)
 		   "      --metrics ADDR     Prometheus metrics at http://ADDR/metrics (a loopback\n"
 		   "                         HOST:PORT, or unix:PATH)\n"
 		   "      --config FILE      options from FILE, one 'key = value' a line\n"
-		   "  -v, --verbose          debug messages\n");
+		   "  -v, --verbose          debug messages\n"
+		   "Encryption (dm-crypt plain format; --recover takes only "
+		   "--key-file):\n" CLI_CRYPT_USAGE);
 }
 
 static bool nbd_usable(char *why, size_t len)
@@ -495,6 +518,7 @@ const struct option attach_longopts[] = {{"ublk", no_argument, NULL, 'U'},
 					 {"metrics", required_argument, NULL, 'M'},
 					 {"verbose", no_argument, NULL, 'v'},
 					 {"help", no_argument, NULL, 'h'},
+					 CLI_CRYPT_LONGOPTS,
 					 {0}};
 
 int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct cli_err *err)
@@ -616,6 +640,10 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		case 'v':
 			cfg->verbose = true;
 			break;
+		case CLI_OPT_ENCRYPT ... CLI_OPT_CRYPT_LAST:
+			if (cli_crypt_opt(&cfg->crypt, c, optarg, err) < 0)
+				return -EINVAL;
+			break;
 		case 'h':
 			return CLI_HELP;
 		case ':':
@@ -632,6 +660,14 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 			return -EINVAL;
 		}
 	}
+	if (cfg->recover && cfg->crypt.cipher) {
+		snprintf(
+		    err->msg, sizeof(err->msg),
+		    "--recover takes the cipher from the device's state: give --key-file only");
+		return -EINVAL;
+	}
+	if (!cfg->recover && cli_crypt_finish(&cfg->crypt, err) < 0)
+		return -EINVAL;
 	if (cfg->recover ? optind != argc : optind != argc - 1) {
 		snprintf(err->msg, sizeof(err->msg),
 			 cfg->recover ? "--recover DEVICE takes no FILE" : "one FILE expected");
@@ -650,6 +686,8 @@ int cmd_attach(int argc, char **argv)
 	struct attach_ctx ctx = {.pipe_fd = -1};
 	struct att_state *s = &ctx.st;
 	struct aiol_open_opts oo;
+	struct aiol_crypt_opts copts;
+	struct aiol_crypt_key *key = NULL;
 	enum attach_frontend fe;
 	const char *recover;
 	char why_u[256], why_n[256], buf[PATH_MAX + 16];
@@ -710,6 +748,28 @@ int cmd_attach(int argc, char **argv)
 		if (aiol_engine_parse(s->engine, &oo.engine) < 0)
 			oo.engine = AIOL_ENGINE_URING;
 		fe = ATTACH_UBLK;
+		if (s->encrypt[0] && !cfg.crypt.key_file) {
+			fprintf(stderr, "aioloop: %s: encrypted with %s: --key-file is needed\n",
+				recover, s->encrypt);
+			return 1;
+		}
+		if (s->encrypt[0]) {
+			cfg.crypt.cipher = s->encrypt;
+			cfg.crypt.geom = (struct aiol_crypt_geom){.sector_size = s->enc_sector,
+								  .iv_large_sectors = s->iv_large,
+								  .iv_offset = s->iv_offset};
+			cfg.crypt.allow_discards = s->allow_discards;
+			if (aiol_crypt_spec_parse(s->encrypt, &cfg.crypt.spec) < 0 ||
+			    cli_crypt_finish(&cfg.crypt, &err) < 0) {
+				fprintf(stderr, "aioloop: %s: bad encryption in its state\n",
+					recover);
+				return 1;
+			}
+		} else if (cfg.crypt.key_file) {
+			fprintf(stderr, "aioloop: %s: not encrypted, --key-file is wrong\n",
+				recover);
+			return 1;
+		}
 	} else {
 		if (aiol_rbd_name(cfg.file)) {
 			/* An RBD image: its name, as given, is its address. */
@@ -725,6 +785,13 @@ int cmd_attach(int argc, char **argv)
 		}
 		s->offset = oo.offset;
 		s->sizelimit = oo.sizelimit;
+		if (cfg.crypt.cipher) {
+			snprintf(s->encrypt, sizeof(s->encrypt), "%s", cfg.crypt.spec.name);
+			s->enc_sector = cfg.crypt.geom.sector_size;
+			s->iv_large = cfg.crypt.geom.iv_large_sectors;
+			s->iv_offset = cfg.crypt.geom.iv_offset;
+			s->allow_discards = cfg.crypt.allow_discards;
+		}
 	}
 
 	if (fe == ATTACH_AUTO) {
@@ -750,8 +817,16 @@ int cmd_attach(int argc, char **argv)
 	}
 	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
 
-	if (cfg.foreground)
-		return daemon_main(&ctx, &oo, recover != NULL);
+	/* The key, read here (standard input is the caller's); the daemon's
+	 * stage keeps its own locked copy. */
+	if (cli_crypt_load(&cfg.crypt, &copts, &key) < 0)
+		return 1;
+	oo.crypt = key ? &copts : NULL;
+	if (cfg.foreground) {
+		ret = daemon_main(&ctx, &oo, recover != NULL);
+		aiol_crypt_key_free(key);
+		return ret;
+	}
 
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		perror("aioloop: pipe");
@@ -771,10 +846,15 @@ int cmd_attach(int argc, char **argv)
 		pid = fork();
 		if (pid < 0)
 			_exit(1);
-		if (pid > 0)
+		if (pid > 0) {
+			aiol_crypt_key_free(key);
 			_exit(0);
-		_exit(daemon_main(&ctx, &oo, recover != NULL));
+		}
+		ret = daemon_main(&ctx, &oo, recover != NULL);
+		aiol_crypt_key_free(key);
+		_exit(ret);
 	}
+	aiol_crypt_key_free(key);
 	close(pfd[1]);
 	waitpid(pid, &status, 0);
 	while (got < sizeof(buf) - 1) {

@@ -129,6 +129,7 @@ static void usage(FILE *f)
 		"  --submit-batch=N  submit to the ring as soon as N requests are\n"
 		"                  ready (default 1, as fio does; 0: once per loop pass)\n"
 		"  --json          print one JSON object instead of text\n"
+		"Encryption (dm-crypt plain format):\n" CLI_CRYPT_USAGE
 		"  -h, --help      this text\n"
 		"\n"
 		"Exit status: 0 done, 1 failed (file, I/O), 2 bad usage.\n",
@@ -148,6 +149,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err
 		{ "threads", required_argument, NULL, 't' },
 		{ "submit-batch", required_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
+		CLI_CRYPT_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -227,6 +229,10 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err
 		case 'j':
 			o->json = true;
 			break;
+		case CLI_OPT_ENCRYPT ... CLI_OPT_CRYPT_LAST:
+			if (cli_crypt_opt(&o->crypt, c, optarg, err) < 0)
+				return -EINVAL;
+			break;
 		case 'h':
 			return CLI_HELP;
 		default:
@@ -240,6 +246,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, struct cli_err
 			return -EINVAL;
 		}
 	}
+	if (cli_crypt_finish(&o->crypt, err) < 0)
+		return -EINVAL;
 	if (argc - optind > 1) {
 		snprintf(err->msg, sizeof(err->msg), "one FILE at most, got '%s' too",
 			 argv[optind + 1]);
@@ -502,6 +510,9 @@ static void print_text(const struct bench *b, const struct aiol_dev_info *info,
 	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs,
 	       o->qd, info->direct ? "on" : "off", info->path,
 	       (double)b->span / (1 << 20));
+	if (o->crypt.cipher)
+		printf("  encrypted %s, %u-byte sectors\n", o->crypt.spec.name,
+		       o->crypt.geom.sector_size);
 	printf("  I/Os      %llu in %.2f s\n", (unsigned long long)b->ios, f->secs);
 	printf("  IOPS      %.0f\n", f->iops);
 	printf("  MiB/s     %.1f\n", f->mib_s);
@@ -521,6 +532,9 @@ static void print_json(const struct bench *b, const struct aiol_dev_info *info,
 	       aiol_engine_name(info->engine), rw_names[o->rw], (unsigned long long)o->bs, o->qd,
 	       info->direct ? "true" : "false");
 	cli_json_string(stdout, info->path);
+	if (o->crypt.cipher)
+		printf(", \"encrypt\": \"%s\", \"encrypt_sector_size\": %u", o->crypt.spec.name,
+		       o->crypt.geom.sector_size);
 	printf(", \"span_bytes\": %llu, \"seconds\": %.3f, \"ios\": %llu, "
 	       "\"iops\": %.1f, \"mib_s\": %.2f, "
 	       "\"lat_p50_us\": %.2f, \"lat_p99_us\": %.2f, \"lat_mean_us\": %.2f, "
@@ -547,6 +561,8 @@ static int bench_run(const struct bench_opts *o, const char *path)
 	};
 	struct aiol_loop_opts lo = { 0 };
 	struct aiol_queue_opts qo = { .depth = o->qd };
+	struct aiol_crypt_opts copts;
+	struct aiol_crypt_key *key = NULL;
 	struct aiol_loop *loop = NULL;
 	struct aiol_dev *dev = NULL;
 	const struct aiol_dev_info *info;
@@ -577,7 +593,11 @@ static int bench_run(const struct bench_opts *o, const char *path)
 			strerror(-ret));
 		goto out;
 	}
+	if (cli_crypt_load(&o->crypt, &copts, &key) < 0)
+		goto out;	/* it said why */
+	oo.crypt = key ? &copts : NULL;
 	ret = aiol_dev_open(path, &oo, &dev);
+	aiol_crypt_key_free(key);	/* the stage keeps its own copy */
 	if (ret < 0)
 		goto out;	/* the engine said why */
 	info = aiol_dev_info(dev);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "aioloop/crypt.h"
 #include "aioloop/engine.h"
 #include "args.h"
 #include "nbd/server.h"
@@ -164,6 +165,66 @@ int cli_observe_start(const char *path, const char *default_name, const struct c
 		      const struct cli_stats_src *src, unsigned int n, struct cli_ctl **ctl,
 		      struct cli_metrics **metrics);
 
+/* ---- encryption (serve, attach, bench) ---- */
+
+/* Option codes of the encryption options, above every subcommand's own. */
+enum {
+	CLI_OPT_ENCRYPT = 0x1000,
+	CLI_OPT_KEY_FILE,
+	CLI_OPT_ENC_SECTOR,
+	CLI_OPT_IV_LARGE,
+	CLI_OPT_IV_OFFSET,
+	CLI_OPT_ALLOW_DISCARDS,
+	CLI_OPT_CRYPT_THREADS,
+	CLI_OPT_CRYPT_LAST = CLI_OPT_CRYPT_THREADS,
+};
+
+/* Entries of a getopt_long table. */
+#define CLI_CRYPT_LONGOPTS                                                                         \
+	{"encrypt", required_argument, NULL, CLI_OPT_ENCRYPT},                                     \
+	    {"key-file", required_argument, NULL, CLI_OPT_KEY_FILE},                               \
+	    {"encrypt-sector-size", required_argument, NULL, CLI_OPT_ENC_SECTOR},                  \
+	    {"iv-large-sectors", no_argument, NULL, CLI_OPT_IV_LARGE},                             \
+	    {"iv-offset", required_argument, NULL, CLI_OPT_IV_OFFSET},                             \
+	    {"allow-discards", no_argument, NULL, CLI_OPT_ALLOW_DISCARDS},                         \
+	{                                                                                          \
+		"crypt-threads", required_argument, NULL, CLI_OPT_CRYPT_THREADS                    \
+	}
+
+#define CLI_CRYPT_USAGE                                                                            \
+	"      --encrypt CIPHER     keep FILE encrypted as dm-crypt plain does: aes-xts-plain64\n" \
+	"                           (key of 32 or 64 bytes) or aes-cbc-essiv:sha256\n"             \
+	"      --key-file FILE      the key, exactly its length in bytes ('-': standard input)\n"  \
+	"      --encrypt-sector-size N   512 (default) or 4096 bytes per encryption sector\n"      \
+	"      --iv-large-sectors   IVs count encryption sectors, not 512-byte ones\n"             \
+	"      --iv-offset N        add N 512-byte sectors to every IV (cryptsetup --skip)\n"      \
+	"      --allow-discards     pass discards down (shows which blocks are free)\n"            \
+	"      --crypt-threads N    threads for requests of 64 KiB or more (default: CPUs - 1,\n"  \
+	"                           at most 4; 0: all on the event loop threads)\n"
+
+/* What the encryption options said. */
+struct cli_crypt {
+	const char *cipher; /* --encrypt; NULL: no encryption */
+	struct aiol_crypt_spec spec;
+	const char *key_file;
+	struct aiol_crypt_geom geom; /* sector_size 0 until cli_crypt_finish(): 512 */
+	bool allow_discards;
+	int threads; /* --crypt-threads; -1: by the CPU count */
+	bool other;  /* an option other than --encrypt was given */
+};
+
+/* Take option opt (a CLI_OPT_* code) with its argument.  Returns 1 when it
+ * was one, 0 when it is not an encryption option, -EINVAL (err filled). */
+int cli_crypt_opt(struct cli_crypt *c, int opt, const char *arg, struct cli_err *err);
+/* After the last option: a cipher needs a key file, the other options a
+ * cipher, the IV offset whole sectors.  Returns 0 or -EINVAL (err filled). */
+int cli_crypt_finish(struct cli_crypt *c, struct cli_err *err);
+/* Read the key (the only I/O) and fill *o, whose key is *key (free it with
+ * aiol_crypt_key_free() once the devs are open).  Nothing without
+ * --encrypt.  Returns 0 or -errno (logged). */
+int cli_crypt_load(const struct cli_crypt *c, struct aiol_crypt_opts *o,
+		   struct aiol_crypt_key **key);
+
 /* ---- serve ---- */
 
 #define SERVE_MAX_EXPORTS 64
@@ -190,6 +251,7 @@ struct serve_config {
 	char port_buf[8];
 	bool stdio, ro, daemonize;
 	int verbose;
+	struct cli_crypt crypt; /* every export */
 };
 
 /* Parse serve's command line (argv[0] is "serve") into *cfg.  Strings of
@@ -224,6 +286,7 @@ struct attach_config {
 	int recovery;	     /* enum ublk_recovery: --recovery */
 	int poll_us;	     /* --poll: 0 default, < 0 never */
 	bool foreground, verbose;
+	struct cli_crypt crypt;
 };
 
 /* Parse attach's command line (argv[0] is "attach") into *cfg.  Returns
@@ -246,6 +309,7 @@ struct bench_opts {
 	unsigned int submit_batch; /* aiol_loop_opts.submit_batch */
 	bool json;
 	const char *file; /* NULL: demo image */
+	struct cli_crypt crypt;
 };
 
 /* Parse bench's command line (argv[0] is "bench") into *o.  Returns

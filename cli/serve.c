@@ -58,6 +58,7 @@ static void usage(FILE *f)
 		"      --engine E           uring (default), aio, threads or sync\n"
 		"      --direct[=auto|on|off]  O_DIRECT (default auto; bare --direct: on)\n"
 		"      --block-size N       logical block size 512 or 4096 (default: probed)\n\n"
+		"Encryption (every export, dm-crypt plain format):\n" CLI_CRYPT_USAGE "\n"
 		"Server:\n"
 		"  -t, --threads N          worker threads (default: one per CPU)\n"
 		"      --max-connections N  refuse clients beyond N (default: unlimited)\n"
@@ -368,6 +369,7 @@ const struct option serve_longopts[] = {
     {"poll", required_argument, NULL, OPT_POLL},
     {"control", required_argument, NULL, OPT_CONTROL},
     {"metrics", required_argument, NULL, OPT_METRICS},
+    CLI_CRYPT_LONGOPTS,
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -520,6 +522,10 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 				return -EINVAL;
 			cfg->metrics_on = true;
 			break;
+		case CLI_OPT_ENCRYPT ... CLI_OPT_CRYPT_LAST:
+			if (cli_crypt_opt(&cfg->crypt, c, optarg, err) < 0)
+				return -EINVAL;
+			break;
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -547,8 +553,20 @@ int serve_parse_args(int argc, char **argv, struct serve_config *cfg, struct cli
 	}
 	if (cfg->tls.mode == NBD_TLS_OFF && (cfg->tls.cert_dir || cfg->tls.psk_file))
 		cfg->tls.mode = NBD_TLS_ON; /* credentials given: offer TLS, as qemu-nbd does */
+	if (cli_crypt_finish(&cfg->crypt, err) < 0)
+		return -EINVAL;
+	if (cfg->stdio && cfg->crypt.key_file && !strcmp(cfg->crypt.key_file, "-")) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--key-file - and --stdio both want standard input");
+		return -EINVAL;
+	}
 	if (cfg->sock && (cfg->port || cfg->addr)) {
 		snprintf(err->msg, sizeof(err->msg), "-U and -p/-b exclude each other");
+		return -EINVAL;
+	}
+	if (cfg->crypt.cipher && optind >= argc && cfg->nex == 1) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--encrypt needs a FILE (the demo image is not encrypted)");
 		return -EINVAL;
 	}
 	if (optind < argc) {
@@ -579,6 +597,9 @@ int cmd_serve(int argc, char **argv)
 	struct cli_ctl *ctl = NULL;
 	struct cli_metrics *metrics = NULL;
 	char ctl_name[32];
+	struct aiol_crypt_opts copts;
+	struct aiol_crypt_key *key = NULL;
+	bool encrypted = false;
 	char *demo = NULL;
 	int ready_fd = -1;
 	int ret, rc = 1, sfd = -1, nact;
@@ -621,6 +642,10 @@ int cmd_serve(int argc, char **argv)
 			demo);
 	}
 
+	/* The key is read before --fork (--key-file - is the caller's stdin). */
+	if (cli_crypt_load(&cfg.crypt, &copts, &key) < 0)
+		goto out; /* it said why */
+
 	/* Signals: blocked everywhere (threads inherit the mask), read here. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
@@ -655,6 +680,7 @@ int cmd_serve(int argc, char **argv)
 	for (unsigned int i = 0; i < nex; i++) {
 		struct aiol_open_opts o = cfg.open;
 
+		o.crypt = key ? &copts : NULL;
 		o.offset = ex[i].offset;
 		o.sizelimit = ex[i].sizelimit;
 		o.read_only = cfg.ro || ex[i].ro;
@@ -667,6 +693,10 @@ int cmd_serve(int argc, char **argv)
 		    .dev = devs[i],
 		};
 	}
+	/* Each export's stage has its own locked copy of the key. */
+	encrypted = key != NULL;
+	aiol_crypt_key_free(key);
+	key = NULL;
 
 	/* An RBD image completes on librbd's threads, which need the CPU that
 	 * a polling worker would take: unless --poll says otherwise, sleep. */
@@ -699,6 +729,9 @@ int cmd_serve(int argc, char **argv)
 		aiol_info("export '%s': %s, %" PRIu64 " bytes%s, engine %s%s", ex[i].name, in->path,
 			  in->size, in->read_only ? ", read-only" : "",
 			  aiol_engine_name(in->engine), in->direct ? ", O_DIRECT" : "");
+		if (encrypted)
+			aiol_info("export '%s': encrypted, %s, %u-byte sectors", ex[i].name,
+				  copts.spec.name, copts.geom.sector_size);
 	}
 
 	if (ready_fd >= 0) {
@@ -771,6 +804,7 @@ out:
 	for (unsigned int i = 0; i < nex; i++)
 		aiol_dev_close(devs[i]);
 	nbd_tls_creds_free(tls);
+	aiol_crypt_key_free(key);
 	if (pidfile && rc == 0)
 		unlink(pidfile);
 	if (sfd >= 0)

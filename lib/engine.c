@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aioloop/crypt.h"
 #include "aioloop/log.h"
 #include "engine_internal.h"
 
@@ -77,6 +78,8 @@ static uint32_t dev_caps_of(bool read_only, uint32_t sc)
 		caps |= AIOL_CAP_FUA;
 	if (sc & AIOL_STORE_DISCARD)
 		caps |= AIOL_CAP_DISCARD;
+	if (sc & AIOL_STORE_DISCARD_NOZERO)
+		sc &= ~AIOL_STORE_DISCARD; /* for write-zeroes */
 	if (sc & (AIOL_STORE_DISCARD | AIOL_STORE_ZERO)) {
 		caps |= AIOL_CAP_WRITE_ZEROES;
 		if (sc & AIOL_STORE_FAST_ZERO)
@@ -112,6 +115,13 @@ int aiol_dev_open(const char *path, const struct aiol_open_opts *opts, struct ai
 		ret = aiol_file_store_open(path, opts, &st);
 	if (ret < 0)
 		return ret;
+	if (opts->crypt) {
+		struct aiol_store *file = st;
+
+		ret = aiol_crypt_store_open(file, opts->crypt, &st);
+		if (ret < 0)
+			return ret; /* file closed by the stage */
+	}
 	return aiol_dev_open_store(st, out);
 }
 
@@ -701,6 +711,8 @@ static int pick_zmode(struct aiol_req *req, int failed)
 	bool keep = req->flags & AIOL_F_NO_UNMAP;
 	uint64_t soff = dev->info.offset + req->off;
 
+	if (sc & AIOL_STORE_DISCARD_NOZERO)
+		sc &= ~AIOL_STORE_DISCARD; /* a discard would not read as zeroes */
 	/* The store discards and zeroes only whole units of discard_align. */
 	if ((soff | req->len) & (dev->store->discard_align - 1))
 		sc &= ~(AIOL_STORE_DISCARD | AIOL_STORE_ZERO);

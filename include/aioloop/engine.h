@@ -40,6 +40,8 @@ enum aiol_direct {
 	AIOL_DIRECT_OFF,	/* buffered */
 };
 
+struct aiol_crypt_opts;
+
 struct aiol_open_opts {
 	uint64_t offset;	/* bytes into the backing, like lo_offset */
 	uint64_t sizelimit;	/* bytes visible, 0: to the end (lo_sizelimit) */
@@ -48,6 +50,9 @@ struct aiol_open_opts {
 	unsigned int block_size;	/* logical block size 512|4096, 0: auto */
 	enum aiol_engine engine;
 	unsigned int threads;	/* threads engine: pool size, 0: 4 */
+	/* Encryption (aioloop/crypt.h): the file store under the
+	 * encryption stage; NULL: none. */
+	const struct aiol_crypt_opts *crypt;
 };
 
 /* Capabilities of an opened dev (bits of aiol_dev_info.caps). */

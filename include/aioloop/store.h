@@ -75,6 +75,9 @@ enum aiol_store_op {
 /* READ / WRITE take AIOL_F_FIXED_BUF: the data is the queue loop's
  * registered buffer io->buf_index and io->buf an offset into it. */
 #define AIOL_STORE_FIXED_BUF (1u << 8)
+/* DISCARD leaves the range reading as anything but zeroes (a stage that
+ * transforms the data): discard only, never used to write zeroes. */
+#define AIOL_STORE_DISCARD_NOZERO (1u << 9)
 
 struct aiol_store;
 struct aiol_store_queue;

@@ -208,6 +208,9 @@ def main():
     ap.add_argument("--conns", type=int, default=4)
     ap.add_argument("--blocks", type=int, default=1024)
     ap.add_argument("--name", default="crash consistency")
+    ap.add_argument("--zero-first", action="store_true",
+                    help="write zeroes through the server before the first crash "
+                    "(a backing whose zeroes do not read as zeroes: encryption)")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = int.from_bytes(os.urandom(4), "big")
@@ -218,6 +221,15 @@ def main():
     with open(path, "wb") as f:
         f.truncate(args.blocks * BS)
     state = State(args.blocks)
+    if args.zero_first:
+        server = start_server(args, sock, path)
+        h = nbd.NBD()
+        h.connect_unix(sock)
+        h.zero(args.blocks * BS, 0)
+        h.flush()
+        h.shutdown()
+        server.terminate()
+        server.wait()
     end = time.time() + args.seconds
     iters = 0
     errors = []

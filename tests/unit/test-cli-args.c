@@ -639,6 +639,93 @@ static void test_metrics_addr(void **state)
 	check_conf_refused(attach_longopts, "metrics = x\nfile = a\n", "--metrics 'x'");
 }
 
+/* The encryption options, the same on serve, attach and bench. */
+static void test_crypt_options(void **state)
+{
+	struct serve_config sc;
+	struct attach_config ac;
+	struct bench_opts bo;
+	struct cli_err err;
+
+	(void)state;
+	assert_int_equal(SERVE(&sc, &err, "serve", "f"), CLI_RUN);
+	assert_null(sc.crypt.cipher);
+	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "f"),
+			 CLI_RUN);
+	assert_string_equal(sc.crypt.cipher, "aes-xts-plain64");
+	assert_int_equal(sc.crypt.spec.mode, AIOL_CRYPT_XTS_PLAIN64);
+	assert_string_equal(sc.crypt.key_file, "k");
+	assert_int_equal(sc.crypt.geom.sector_size, 512);
+	assert_false(sc.crypt.geom.iv_large_sectors);
+	assert_int_equal(sc.crypt.geom.iv_offset, 0);
+	assert_false(sc.crypt.allow_discards);
+
+	assert_int_equal(ATTACH(&ac, &err, "attach", "--encrypt", "aes-cbc-essiv:sha256",
+				"--key-file", "-", "--encrypt-sector-size", "4k",
+				"--iv-large-sectors", "--iv-offset", "0x10", "--allow-discards",
+				"f"),
+			 CLI_RUN);
+	assert_int_equal(ac.crypt.spec.mode, AIOL_CRYPT_CBC_ESSIV);
+	assert_string_equal(ac.crypt.key_file, "-");
+	assert_int_equal(ac.crypt.geom.sector_size, 4096);
+	assert_true(ac.crypt.geom.iv_large_sectors);
+	assert_int_equal(ac.crypt.geom.iv_offset, 16);
+	assert_true(ac.crypt.allow_discards);
+
+	assert_int_equal(BENCH(&bo, &err, "bench", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "--encrypt-sector-size", "4096", "f"),
+			 CLI_RUN);
+	assert_int_equal(bo.crypt.geom.sector_size, 4096);
+	assert_int_equal(bo.crypt.threads, -1); /* by the CPU count */
+	assert_int_equal(BENCH(&bo, &err, "bench", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "--crypt-threads", "0", "f"),
+			 CLI_RUN);
+	assert_int_equal(bo.crypt.threads, 0);
+	assert_int_equal(BENCH(&bo, &err, "bench", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "--crypt-threads", "3", "f"),
+			 CLI_RUN);
+	assert_int_equal(bo.crypt.threads, 3);
+	assert_int_equal(BENCH(&bo, &err, "bench", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k", "--crypt-threads", "65", "f"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--crypt-threads '65'"));
+
+	/* Refused, each with its reason. */
+	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts-plain64", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--key-file"));
+	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "k"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "demo image"));
+	assert_int_equal(SERVE(&sc, &err, "serve", "--key-file", "k", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "need --encrypt"));
+	assert_int_equal(SERVE(&sc, &err, "serve", "--iv-offset", "8", "f"), -EINVAL);
+	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts", "--key-file", "k", "f"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "'aes-xts'"));
+	assert_int_equal(SERVE(&sc, &err, "serve", "--encrypt", "aes-xts-plain64", "--key-file",
+			       "-", "--stdio", "f"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "standard input"));
+	assert_int_equal(ATTACH(&ac, &err, "attach", "--encrypt", "aes-xts-plain64", "--key-file",
+				"k", "--encrypt-sector-size", "1024", "f"),
+			 -EINVAL);
+	assert_int_equal(ATTACH(&ac, &err, "attach", "--encrypt", "aes-xts-plain64", "--key-file",
+				"k", "--encrypt-sector-size", "4096", "--iv-offset", "4", "f"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "--iv-offset 4"));
+	assert_int_equal(ATTACH(&ac, &err, "attach", "--encrypt", "aes-xts-plain64", "--key-file",
+				"k", "--iv-offset", "-1", "f"),
+			 -EINVAL);
+	assert_int_equal(ATTACH(&ac, &err, "attach", "--recover", "ublkb0", "--encrypt",
+				"aes-xts-plain64", "--key-file", "k"),
+			 -EINVAL);
+	assert_int_equal(ATTACH(&ac, &err, "attach", "--recover", "ublkb0", "--key-file", "k"),
+			 CLI_RUN);
+	assert_int_equal(BENCH(&bo, &err, "bench", "--allow-discards", "f"), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +738,7 @@ int main(void)
 	    cmocka_unit_test(test_conf_serve),	  cmocka_unit_test(test_conf_refuses),
 	    cmocka_unit_test(test_conf_attach),	  cmocka_unit_test(test_stats_config),
 	    cmocka_unit_test(test_metrics_addr),
+	    cmocka_unit_test(test_crypt_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -110,6 +110,17 @@ host_ublk-powercut() {
 }
 host_san() { fs_host "$@"; }
 
+# Encryption: two fresh 64 MiB disks, one written through aioloop and read
+# by dm-crypt, the other the other way round (the guest checks both).
+host_crypt-fs() {
+	local a=$TMP/$2-a.img b=$TMP/$2-b.img
+	rm -f "$a" "$b"
+	truncate -s 64M "$a" "$b"
+	boot "$1" "$2" "$3" "$a" "$b"
+	report "$1" "$2" "$3"
+	rm -f "$a" "$b"
+}
+
 # Power cut under ext4: after 30 acknowledged fsyncs, qemu is killed; the
 # journal is replayed on a copy and every acknowledged file must be there.
 host_ublk-powercut-fs() {
