@@ -145,6 +145,9 @@ void state_remove(const char *name)
 
 	state_path(name, "", path, sizeof(path));
 	unlink(path);
+	/* A daemon killed before it could close its control socket left it. */
+	state_path(name, ".ctl", path, sizeof(path));
+	unlink(path);
 }
 
 /* A device gone for good (detached, or its daemon ended cleanly): its log

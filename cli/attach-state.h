@@ -44,6 +44,7 @@ void state_path(const char *name, const char *suffix, char *buf, size_t len);
 int state_write(const struct att_state *s);
 /* Read NAME's state file into s.  0 or -errno. */
 int state_read(const char *name, struct att_state *s);
+/* Remove NAME's state file and the control socket its daemon may have left. */
 void state_remove(const char *name);
 void log_remove(const char *name);
 /* "/dev/ublkb0" or "ublkb0" -> "ublkb0". */
