@@ -213,6 +213,12 @@ struct shared {
 	atomic_int shared_holders;
 	atomic_int errors;
 	atomic_int done;
+	/* Every ring exists before any thread starts, and none goes before all
+	 * are done: a thread's ring is never mapped where another thread's
+	 * ring was (TSan cannot see liburing's munmap and would report the
+	 * new ring's first SQE as a race), and no loop goes while another
+	 * thread may still post to it. */
+	pthread_barrier_t ready, end;
 };
 
 struct worker {
@@ -231,8 +237,11 @@ static void *worker_main(void *arg)
 
 	if (aiol_loop_create(NULL, &loop) < 0) {
 		atomic_fetch_add(&sh->errors, 1);
+		pthread_barrier_wait(&sh->ready);
+		pthread_barrier_wait(&sh->end);
 		return NULL;
 	}
+	pthread_barrier_wait(&sh->ready);
 	ord_queue_init(&q, sh->od, loop, 512);
 	for (int i = 0; i < ITERS; i++) {
 		ent_init(&w->x, w->id, NULL, NULL);
@@ -262,6 +271,7 @@ static void *worker_main(void *arg)
 		aiol_loop_run_once(loop, false);
 	}
 	atomic_fetch_add(&sh->done, 1);
+	pthread_barrier_wait(&sh->end);
 	aiol_loop_destroy(loop);
 	return NULL;
 }
@@ -274,6 +284,8 @@ static void test_cross_thread(void **state)
 
 	(void)state;
 	assert_int_equal(ord_dev_create(&sh.od), 0);
+	pthread_barrier_init(&sh.ready, NULL, 3);
+	pthread_barrier_init(&sh.end, NULL, 3);
 	for (int i = 0; i < 3; i++) {
 		w[i] = (struct worker){.sh = &sh, .id = i + 1, .rmw = i < 2};
 		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
@@ -282,6 +294,8 @@ static void test_cross_thread(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 	assert_int_equal(atomic_load(&sh.errors), 0);
 	assert_int_equal(atomic_load(&sh.done), 3);
+	pthread_barrier_destroy(&sh.ready);
+	pthread_barrier_destroy(&sh.end);
 	ord_dev_destroy(sh.od);
 }
 
