@@ -26,6 +26,7 @@
 
 #include "aioloop/crypt.h"
 #include "aioloop/log.h"
+#include "align.h"
 #include "engine_internal.h"
 
 /* Write-zeroes strategies (eng_priv.zmode). */
@@ -38,23 +39,6 @@ enum {
 static void eng_start(struct aiol_req *req);
 static void eng_after_lock(struct aiol_req *req);
 static void eng_finish(struct aiol_req *req, int res);
-
-static bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
-
-static uint64_t align_down(uint64_t x, uint64_t a)
-{
-	assert(is_pow2(a));
-	return x & ~(a - 1);
-}
-
-static uint64_t align_up(uint64_t x, uint64_t a)
-{
-	assert(is_pow2(a));
-	return (x + a - 1) & ~(a - 1);
-}
 
 static uint32_t load_caps(const struct aiol_dev *dev)
 {

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "aioloop/log.h"
+#include "align.h"
 #include "file.h"
 
 /* Largest direct I/O alignment the engine takes (its read-modify-write
@@ -62,23 +63,6 @@ int aiol_engine_parse(const char *s, enum aiol_engine *out)
 		}
 	}
 	return -EINVAL;
-}
-
-static bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
-
-static uint64_t align_down(uint64_t x, uint64_t a)
-{
-	assert(is_pow2(a));
-	return x & ~(a - 1);
-}
-
-static uint64_t align_up(uint64_t x, uint64_t a)
-{
-	assert(is_pow2(a));
-	return (x + a - 1) & ~(a - 1);
 }
 
 /* Read one unsigned number from a sysfs file; 0 if absent or unreadable. */
