@@ -14,6 +14,10 @@
  * keeps the old one until it completes, and the new one starts at the same
  * address, so every fixed buffer handed out stays valid.
  *
+ * Before it sleeps, a loop created with poll_us polls its ring for a
+ * window that the policy of spin.h learns from the gaps between
+ * completions, while requests are in flight (aiol_loop_inflight()).
+ *
  * Thread model: everything but aiol_loop_post() runs on the owning thread.
  * aiol_loop_post() pushes onto an atomic stack and writes the eventfd.
  */
@@ -31,6 +35,7 @@
 
 #include "aioloop/log.h"
 #include "aioloop/loop.h"
+#include "spin.h"
 
 #define ARENA_PAGE 4096u
 /* The arena's prefix in use (and registered) at first. */
@@ -42,6 +47,8 @@ struct aiol_loop {
 	unsigned int submit_batch;	/* see aiol_loop_opts */
 	unsigned int poll_us;		/* see aiol_loop_opts */
 	bool taskrun_flag;		/* the kernel flags pending task work */
+	struct aiol_spin spin;		/* adaptive polling (spin.h) */
+	unsigned int inflight;		/* see aiol_loop_inflight() */
 	/* deferred work, FIFO */
 	STAILQ_HEAD(, aiol_work) work;
 	/* cross-thread inbox (LIFO stack, reversed when drained) */
@@ -123,6 +130,7 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	STAILQ_INIT(&loop->buf_waiters);
 	loop->submit_batch = opts ? opts->submit_batch : 0;
 	loop->poll_us = opts ? opts->poll_us : 0;
+	aiol_spin_init(&loop->spin, loop->poll_us);
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_CQSIZE | (opts ? opts->flags : 0);
 	p.cq_entries = entries * 4;
@@ -273,25 +281,29 @@ static int run_work(struct aiol_loop *loop)
 	return n;
 }
 
-static uint64_t now_us(void)
+static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void aiol_loop_inflight(struct aiol_loop *loop, int delta)
+{
+	assert(delta >= 0 || loop->inflight >= (unsigned int)-delta);
+	loop->inflight += delta;
 }
 
 /*
- * Busy-poll for a completion for up to poll_us.  A thread that sleeps in
- * io_uring_enter() is woken by an interrupt, a wake-up and a context switch
- * for every completion; on a virtual machine each costs tens of
- * microseconds, as much as a fast disk's service time.  Returns true when a
- * CQE is ready.
+ * Busy-poll for a completion until now_ns() reaches end.  A thread that
+ * sleeps in io_uring_enter() is woken by an interrupt, a wake-up and a
+ * context switch for every completion; on a virtual machine each costs
+ * tens of microseconds, as much as a fast disk's service time.  Returns
+ * true when a CQE is ready.
  */
-static bool loop_poll(struct aiol_loop *loop)
+static bool loop_poll(struct aiol_loop *loop, uint64_t end)
 {
-	uint64_t end = now_us() + loop->poll_us;
-
 	io_uring_submit(&loop->ring);
 	for (;;) {
 		if (io_uring_cq_ready(&loop->ring))
@@ -303,10 +315,25 @@ static bool loop_poll(struct aiol_loop *loop)
 			if (io_uring_cq_ready(&loop->ring))
 				return true;
 		}
-		if (now_us() >= end)
+		if (now_ns() >= end)
 			return false;
 		sched_yield();
 	}
+}
+
+/* Poll before sleeping, if the policy says it pays now.  Returns true when
+ * a CQE is ready. */
+static bool loop_maybe_poll(struct aiol_loop *loop)
+{
+	uint64_t now = now_ns();
+	uint64_t w = aiol_spin_decide(&loop->spin, loop->inflight, now);
+	bool hit;
+
+	if (!w)
+		return false;
+	hit = loop_poll(loop, now + w);
+	aiol_spin_outcome(&loop->spin, hit);
+	return hit;
 }
 
 int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
@@ -314,7 +341,7 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 	struct io_uring_cqe *cqe;
 	int ret, n = 0;
 
-	if (wait && STAILQ_EMPTY(&loop->work) && loop->poll_us && loop_poll(loop))
+	if (wait && STAILQ_EMPTY(&loop->work) && loop->poll_us && loop_maybe_poll(loop))
 		ret = 0;
 	else if (wait && STAILQ_EMPTY(&loop->work))
 		ret = io_uring_submit_and_wait(&loop->ring, 1);
@@ -333,6 +360,8 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 			ev->fn(ev, res, flags);
 		n++;
 	}
+	if (n && loop->poll_us)
+		aiol_spin_seen(&loop->spin, now_ns());
 	n += run_work(loop);
 	return n;
 }
