@@ -44,11 +44,12 @@
 
 struct aiol_loop {
 	struct io_uring ring;
-	unsigned int submit_batch;	/* see aiol_loop_opts */
-	unsigned int poll_us;		/* see aiol_loop_opts */
-	bool taskrun_flag;		/* the kernel flags pending task work */
-	struct aiol_spin spin;		/* adaptive polling (spin.h) */
-	unsigned int inflight;		/* see aiol_loop_inflight() */
+	unsigned int submit_batch; /* see aiol_loop_opts */
+	unsigned int poll_us;	   /* see aiol_loop_opts */
+	bool taskrun_flag;	   /* the kernel flags pending task work */
+	bool deferred;		   /* DEFER_TASKRUN: batched wake-ups */
+	struct aiol_spin spin;	   /* adaptive polling (spin.h) */
+	unsigned int inflight;	   /* see aiol_loop_inflight() */
 	/* deferred work, FIFO */
 	STAILQ_HEAD(, aiol_work) work;
 	/* cross-thread inbox (LIFO stack, reversed when drained) */
@@ -61,11 +62,11 @@ struct aiol_loop {
 	uint8_t *arena;
 	size_t arena_bytes;
 	size_t npages;
-	uint64_t *bitmap;	/* 1 = page in use */
-	size_t hint;		/* next-fit start page */
-	size_t limit;		/* pages of the prefix the allocator uses */
-	size_t reg_pages;	/* pages registered as buffer 0 */
-	bool reg_frozen;	/* the ring refused a larger registration */
+	uint64_t *bitmap; /* 1 = page in use */
+	size_t hint;	  /* next-fit start page */
+	size_t limit;	  /* pages of the prefix the allocator uses */
+	size_t reg_pages; /* pages registered as buffer 0 */
+	bool reg_frozen;  /* the ring refused a larger registration */
 	size_t used;
 	bool arena_registered;
 	STAILQ_HEAD(, aiol_work) buf_waiters;
@@ -85,7 +86,7 @@ static void efd_complete(struct aiol_event *ev, int res, unsigned int flags)
 	(void)flags;
 	loop->efd_armed = false;
 	w = atomic_exchange_explicit(&loop->inbox, NULL, memory_order_acquire);
-	while (w) {		/* reverse into FIFO order */
+	while (w) { /* reverse into FIFO order */
 		struct aiol_work *n = STAILQ_NEXT(w, link);
 		STAILQ_NEXT(w, link) = rev;
 		rev = w;
@@ -130,19 +131,31 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	STAILQ_INIT(&loop->buf_waiters);
 	loop->submit_batch = opts ? opts->submit_batch : 0;
 	loop->poll_us = opts ? opts->poll_us : 0;
-	aiol_spin_init(&loop->spin, loop->poll_us);
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_CQSIZE | (opts ? opts->flags : 0);
 	p.cq_entries = entries * 4;
 	/* A polling thread runs its task work when it looks, not on an
 	 * interrupt: no IPI for every completion, and the kernel says when
-	 * there is task work to run (5.19+; older kernels: plain setup). */
+	 * there is task work to run (5.19+).  Better (6.1+), task work is
+	 * deferred until the thread asks for completions, and a thread that
+	 * sleeps for n of them is woken once, not n times; that needs a
+	 * single issuer, the thread that creates the loop (the loop's own).
+	 * Older kernels: the best of these they take. */
 	poll_flags = loop->poll_us ? IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG : 0;
-	pp = p;
-	pp.flags |= poll_flags;
-	ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
+	ret = -EINVAL;
+	if (poll_flags) {
+		pp = p;
+		pp.flags |= poll_flags | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+		ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
+		loop->deferred = ret == 0;
+	}
+	if (ret == -EINVAL && poll_flags) {
+		pp = p;
+		pp.flags |= poll_flags;
+		ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
+	}
 	loop->taskrun_flag = poll_flags && ret == 0;
-	if (ret == -EINVAL && poll_flags)
+	if (ret == -EINVAL)
 		ret = io_uring_queue_init_params(entries, &loop->ring, &p);
 	if (ret < 0) {
 		aiol_err("io_uring_queue_init: %s", strerror(-ret));
@@ -155,6 +168,7 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 		goto err_ring;
 	}
 	loop->efd_ev.fn = efd_complete;
+	aiol_spin_init(&loop->spin, loop->poll_us, loop->deferred);
 
 	loop->arena_bytes = arena;
 	loop->npages = arena / ARENA_PAGE;
@@ -170,15 +184,16 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 		ret = -ENOMEM;
 		goto err_arena;
 	}
-	loop->limit = ARENA_FIRST / ARENA_PAGE < loop->npages ? ARENA_FIRST / ARENA_PAGE
-							      : loop->npages;
+	loop->limit =
+	    ARENA_FIRST / ARENA_PAGE < loop->npages ? ARENA_FIRST / ARENA_PAGE : loop->npages;
 	iov.iov_base = loop->arena;
 	iov.iov_len = loop->limit * ARENA_PAGE;
 	ret = io_uring_register_buffers(&loop->ring, &iov, 1);
 	loop->arena_registered = ret == 0;
 	loop->reg_pages = ret == 0 ? loop->limit : 0;
 	if (ret < 0)
-		aiol_warn("buffer arena of %zu bytes not registered with the ring (%s): data I/O goes without fixed buffers",
+		aiol_warn("buffer arena of %zu bytes not registered with the ring (%s): data I/O "
+			  "goes without fixed buffers",
 			  iov.iov_len, strerror(-ret));
 
 	ret = io_uring_register_files_sparse(&loop->ring, FILE_SLOTS);
@@ -248,9 +263,8 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
 
 	do {
 		STAILQ_NEXT(w, link) = head;
-	} while (!atomic_compare_exchange_weak_explicit(&loop->inbox, &head, w,
-							memory_order_release,
-							memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &loop->inbox, &head, w, memory_order_release, memory_order_relaxed));
 	if (write(loop->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		aiol_err("eventfd write: %m");
 }
@@ -336,6 +350,21 @@ static bool loop_maybe_poll(struct aiol_loop *loop)
 	return hit;
 }
 
+/* Sleep for a completion, or for a batch of them when the policy says so
+ * (a timeout of poll_us bounds the wait for the batch). */
+static int loop_sleep(struct aiol_loop *loop)
+{
+	unsigned int nr = aiol_spin_batch(&loop->spin, loop->inflight);
+	struct __kernel_timespec ts;
+	struct io_uring_cqe *cqe;
+
+	if (nr <= 1)
+		return io_uring_submit_and_wait(&loop->ring, 1);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long long)loop->spin.cap_ns;
+	return io_uring_submit_and_wait_timeout(&loop->ring, &cqe, nr, &ts, NULL);
+}
+
 int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 {
 	struct io_uring_cqe *cqe;
@@ -344,10 +373,10 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 	if (wait && STAILQ_EMPTY(&loop->work) && loop->poll_us && loop_maybe_poll(loop))
 		ret = 0;
 	else if (wait && STAILQ_EMPTY(&loop->work))
-		ret = io_uring_submit_and_wait(&loop->ring, 1);
+		ret = loop_sleep(loop);
 	else
 		ret = io_uring_submit(&loop->ring);
-	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME)
 		return ret;
 
 	while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
@@ -486,9 +515,10 @@ static void arena_grow(struct aiol_loop *loop, size_t n)
 		loop->reg_pages = want;
 		return;
 	}
-	aiol_warn("buffer arena grown to %zu bytes but registered with the ring only up to %zu (%s): buffers past it go without fixed buffers",
+	aiol_warn("buffer arena grown to %zu bytes but registered with the ring only up to %zu "
+		  "(%s): buffers past it go without fixed buffers",
 		  iov.iov_len, loop->reg_pages * ARENA_PAGE, strerror(-ret));
-	loop->reg_frozen = true;	/* said once; never tried again */
+	loop->reg_frozen = true; /* said once; never tried again */
 }
 
 void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len)

@@ -7,12 +7,13 @@
  */
 #include "spin.h"
 
-void aiol_spin_init(struct aiol_spin *s, unsigned int cap_us)
+void aiol_spin_init(struct aiol_spin *s, unsigned int cap_us, bool batch)
 {
 	*s = (struct aiol_spin){
 	    .cap_ns = (uint64_t)cap_us * 1000u,
 	    .gap_ns = (uint64_t)cap_us * 1000u / SPIN_K,
 	    .backoff = SPIN_BACKOFF_MIN,
+	    .batch = batch && cap_us,
 	};
 }
 
@@ -44,7 +45,7 @@ uint64_t aiol_spin_decide(struct aiol_spin *s, unsigned int inflight, uint64_t n
 {
 	uint64_t w = aiol_spin_window(s), end;
 
-	if (!inflight || !w)
+	if (!inflight || !w || aiol_spin_batch(s, inflight) > 1)
 		goto sleep;
 	if (s->skip) {
 		s->skip--;
@@ -60,6 +61,13 @@ uint64_t aiol_spin_decide(struct aiol_spin *s, unsigned int inflight, uint64_t n
 sleep:
 	s->sleeps++;
 	return 0;
+}
+
+unsigned int aiol_spin_batch(const struct aiol_spin *s, unsigned int inflight)
+{
+	if (!s->batch || inflight < SPIN_BATCH_MIN)
+		return 1;
+	return inflight / 4 < SPIN_BATCH_MAX ? inflight / 4 : SPIN_BATCH_MAX;
 }
 
 void aiol_spin_outcome(struct aiol_spin *s, bool hit)

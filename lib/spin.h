@@ -11,6 +11,13 @@
  *
  *  - Nothing in flight: sleep.  Only requests the engine has accepted and
  *    not yet completed count (a socket waiting for its client does not).
+ *  - Many in flight (SPIN_BATCH_MIN or more) on a ring that can wake its
+ *    thread for a batch (IORING_SETUP_DEFER_TASKRUN): do not poll but
+ *    sleep for a quarter of them (at most SPIN_BATCH_MAX), with the cap
+ *    as a timeout.  Completions then keep coming while the thread sleeps,
+ *    and one wake-up serves several of them: what polling saves at a
+ *    high queue depth, without the CPU it burns.  (Completions that the
+ *    kernel does not batch, such as a socket's, still wake it at once.)
  *  - The window is SPIN_K times the mean gap between completion batches
  *    (an EWMA in which each new gap weighs 1/8, gaps clamped at twice the
  *    cap), at most the cap (--poll USEC).  When the mean gap
@@ -39,6 +46,8 @@
 #define SPIN_MISS_LIMIT 4     /* misses in a row before backing off */
 #define SPIN_BACKOFF_MIN 4u   /* waits slept through at the first back-off */
 #define SPIN_BACKOFF_MAX 256u /* ... at most */
+#define SPIN_BATCH_MIN 8u     /* in flight from which a batch is slept for */
+#define SPIN_BATCH_MAX 16u    /* completions one wake-up waits for, at most */
 
 struct aiol_spin {
 	uint64_t cap_ns;      /* upper bound of one poll; 0: never poll */
@@ -47,13 +56,15 @@ struct aiol_spin {
 	unsigned int misses;  /* polls in a row that found nothing */
 	unsigned int backoff; /* waits to sleep through at the next back-off */
 	unsigned int skip;    /* waits left to sleep through now */
+	bool batch;	      /* the ring wakes its thread for a batch */
 	/* counters, for statistics */
 	uint64_t polls, hits, sleeps;
 };
 
 /* Start with the window at the cap (polling is presumed to pay until
- * completions show otherwise).  cap_us 0: never poll. */
-void aiol_spin_init(struct aiol_spin *s, unsigned int cap_us);
+ * completions show otherwise).  cap_us 0: never poll.  batch: the ring
+ * can sleep for several completions at once (DEFER_TASKRUN). */
+void aiol_spin_init(struct aiol_spin *s, unsigned int cap_us, bool batch);
 
 /* A pass of the loop reaped one or more completions at now_ns. */
 void aiol_spin_seen(struct aiol_spin *s, uint64_t now_ns);
@@ -64,6 +75,14 @@ void aiol_spin_seen(struct aiol_spin *s, uint64_t now_ns);
  * decision; a poll must be followed by aiol_spin_outcome().
  */
 uint64_t aiol_spin_decide(struct aiol_spin *s, unsigned int inflight, uint64_t now_ns);
+
+/* How many completions to sleep for when the loop does not poll (1: the
+ * first one).  The timeout of a batch is cap_ns. */
+unsigned int aiol_spin_batch(const struct aiol_spin *s, unsigned int inflight);
+
+/* How many completions to sleep for when the loop does not poll (1: the
+ * first one).  The timeout of a batch is cap_ns. */
+unsigned int aiol_spin_batch(const struct aiol_spin *s, unsigned int inflight);
 
 /* The poll decided on found a completion (hit) or ran out (miss). */
 void aiol_spin_outcome(struct aiol_spin *s, bool hit);

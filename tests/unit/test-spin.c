@@ -30,7 +30,7 @@ static void test_off(void **state)
 	uint64_t t = US(1000);
 
 	(void)state;
-	aiol_spin_init(&s, 0);
+	aiol_spin_init(&s, 0, false);
 	feed(&s, &t, 5, 100);
 	assert_int_equal(aiol_spin_window(&s), 0);
 	assert_int_equal(aiol_spin_decide(&s, 32, t), 0);
@@ -42,7 +42,7 @@ static void test_nothing_in_flight_sleeps(void **state)
 	uint64_t t = US(1000);
 
 	(void)state;
-	aiol_spin_init(&s, 500);
+	aiol_spin_init(&s, 500, false);
 	feed(&s, &t, 10, 50);
 	assert_int_equal(aiol_spin_decide(&s, 0, t), 0);
 	assert_true(aiol_spin_decide(&s, 1, t) > 0);
@@ -53,7 +53,7 @@ static void test_first_window_is_the_cap(void **state)
 	struct aiol_spin s;
 
 	(void)state;
-	aiol_spin_init(&s, 500);
+	aiol_spin_init(&s, 500, false);
 	assert_int_equal(aiol_spin_window(&s), US(500));
 	/* No completion seen yet: a full window from now. */
 	assert_int_equal(aiol_spin_decide(&s, 1, US(7)), US(500));
@@ -65,7 +65,7 @@ static void test_learns_k_times_the_gap(void **state)
 	uint64_t t = US(1000);
 
 	(void)state;
-	aiol_spin_init(&s, 500);
+	aiol_spin_init(&s, 500, false);
 	feed(&s, &t, 10, 200);
 	/* The mean converges to 10 us (integer EWMA: within a few ns). */
 	assert_in_range(s.gap_ns, US(10) - 16, US(10) + 16);
@@ -83,7 +83,7 @@ static void test_capped(void **state)
 	uint64_t t = US(1000);
 
 	(void)state;
-	aiol_spin_init(&s, 100);
+	aiol_spin_init(&s, 100, false);
 	/* 4 x 40 us = 160 us > cap: the cap. */
 	feed(&s, &t, 40, 200);
 	assert_int_equal(aiol_spin_window(&s), US(100));
@@ -95,7 +95,7 @@ static void test_gaps_over_the_cap_sleep(void **state)
 	uint64_t t = US(1000);
 
 	(void)state;
-	aiol_spin_init(&s, 100);
+	aiol_spin_init(&s, 100, false);
 	/* Completions every 300 us: polling up to 100 us would not reach
 	 * the next one; sleep. */
 	feed(&s, &t, 300, 200);
@@ -112,7 +112,7 @@ static void test_one_long_gap_is_clamped(void **state)
 	uint64_t t = US(1000);
 
 	(void)state;
-	aiol_spin_init(&s, 100);
+	aiol_spin_init(&s, 100, false);
 	feed(&s, &t, 10, 200);
 	/* A 10-second idle counts as 2 x cap: the mean moves by 1/8 of
 	 * that, not to seconds. */
@@ -127,7 +127,7 @@ static void test_window_counts_from_last_completion(void **state)
 	uint64_t t = US(1000), w;
 
 	(void)state;
-	aiol_spin_init(&s, 500);
+	aiol_spin_init(&s, 500, false);
 	feed(&s, &t, 10, 200);
 	w = aiol_spin_window(&s);
 	/* Busy for half the window since the last completion: poll the rest. */
@@ -145,7 +145,7 @@ static void test_misses_back_off(void **state)
 	unsigned int slept;
 
 	(void)state;
-	aiol_spin_init(&s, 500);
+	aiol_spin_init(&s, 500, false);
 	feed(&s, &t, 10, 200);
 	/* SPIN_MISS_LIMIT - 1 misses: still polling. */
 	for (int i = 0; i < SPIN_MISS_LIMIT - 1; i++) {
@@ -186,7 +186,7 @@ static void test_backoff_is_bounded(void **state)
 	unsigned int slept = 0;
 
 	(void)state;
-	aiol_spin_init(&s, 500);
+	aiol_spin_init(&s, 500, false);
 	feed(&s, &t, 10, 200);
 	/* Never a hit: the back-off doubles up to SPIN_BACKOFF_MAX, no more. */
 	for (int round = 0; round < 20; round++) {
@@ -202,6 +202,33 @@ static void test_backoff_is_bounded(void **state)
 	assert_true(s.sleeps > s.polls);
 }
 
+static void test_many_in_flight_sleep_for_a_batch(void **state)
+{
+	struct aiol_spin s;
+	uint64_t t = US(1000);
+
+	(void)state;
+	/* A ring without batched wake-ups: always one, polling as usual. */
+	aiol_spin_init(&s, 500, false);
+	feed(&s, &t, 10, 200);
+	assert_int_equal(aiol_spin_batch(&s, 32), 1);
+	assert_true(aiol_spin_decide(&s, 32, t) > 0);
+	/* With them: few in flight poll, many sleep for a quarter, capped. */
+	aiol_spin_init(&s, 500, true);
+	feed(&s, &t, 10, 200);
+	assert_int_equal(aiol_spin_batch(&s, SPIN_BATCH_MIN - 1), 1);
+	assert_true(aiol_spin_decide(&s, SPIN_BATCH_MIN - 1, t) > 0);
+	aiol_spin_outcome(&s, true);
+	assert_int_equal(aiol_spin_batch(&s, SPIN_BATCH_MIN), SPIN_BATCH_MIN / 4);
+	assert_int_equal(aiol_spin_decide(&s, SPIN_BATCH_MIN, t), 0);
+	assert_int_equal(aiol_spin_batch(&s, 32), 8);
+	assert_int_equal(aiol_spin_decide(&s, 32, t), 0);
+	assert_int_equal(aiol_spin_batch(&s, 1000), SPIN_BATCH_MAX);
+	/* Polling off: no batch either (the loop then sleeps as it always did). */
+	aiol_spin_init(&s, 0, true);
+	assert_int_equal(aiol_spin_batch(&s, 32), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +242,7 @@ int main(void)
 	    cmocka_unit_test(test_window_counts_from_last_completion),
 	    cmocka_unit_test(test_misses_back_off),
 	    cmocka_unit_test(test_backoff_is_bounded),
+	    cmocka_unit_test(test_many_in_flight_sleep_for_a_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
