@@ -7,8 +7,8 @@
  *
  * The arena is mapped at its full size (MAP_NORESERVE: untouched pages
  * cost nothing) but used from its start as demand grows: the allocator
- * works inside a prefix of ARENA_FIRST bytes and doubles it only when no
- * free run fits there, and only the prefix is registered with the ring
+ * works inside a prefix of ARENA_FIRST bytes (1 MiB) and doubles it only
+ * when no free run fits there, and only the prefix is registered with the ring
  * (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
  * grown prefix replaces the registration of buffer 0: in-flight fixed I/O
  * keeps the old one until it completes, and the new one starts at the same
@@ -16,7 +16,8 @@
  *
  * Before it sleeps, a loop created with poll_us polls its ring for a
  * window that the policy of spin.h learns from the gaps between
- * completions, while requests are in flight (aiol_loop_inflight()).
+ * completions, while requests are in flight (aiol_loop_inflight()), or,
+ * with many in flight, sleeps for a batch of them.
  *
  * Thread model: everything but aiol_loop_post() runs on the owning thread.
  * aiol_loop_post() pushes onto an atomic stack and writes the eventfd.
@@ -38,8 +39,10 @@
 #include "spin.h"
 
 #define ARENA_PAGE 4096u
-/* The arena's prefix in use (and registered) at first. */
-#define ARENA_FIRST (8u << 20)
+/* The arena's prefix in use (and registered) at first: what a worker
+ * pins before its first client.  A server has a worker per CPU, so this
+ * is the idle RSS it costs per CPU; QD32 of 4 KiB takes 128 KiB of it. */
+#define ARENA_FIRST (1u << 20)
 #define FILE_SLOTS 64
 
 struct aiol_loop {
