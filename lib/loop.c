@@ -44,6 +44,9 @@
  * is the idle RSS it costs per CPU; QD32 of 4 KiB takes 128 KiB of it. */
 #define ARENA_FIRST (1u << 20)
 #define FILE_SLOTS 64
+/* A sched_yield() in a poll that takes longer than this gave the CPU to
+ * someone else for a time slice, not to a client for a moment. */
+#define YIELD_SLOW_NS 200000u
 
 struct aiol_loop {
 	struct io_uring ring;
@@ -317,10 +320,14 @@ void aiol_loop_inflight(struct aiol_loop *loop, int delta)
  * sleeps in io_uring_enter() is woken by an interrupt, a wake-up and a
  * context switch for every completion; on a virtual machine each costs
  * tens of microseconds, as much as a fast disk's service time.  Returns
- * true when a CQE is ready.
+ * true when a CQE is ready; false when end passed without one, or when a
+ * yield gave the CPU away for longer than YIELD_SLOW_NS (a CQE may be
+ * ready then: the sleep that follows returns at once).
  */
 static bool loop_poll(struct aiol_loop *loop, uint64_t end)
 {
+	uint64_t t;
+
 	io_uring_submit(&loop->ring);
 	for (;;) {
 		if (io_uring_cq_ready(&loop->ring))
@@ -332,9 +339,15 @@ static bool loop_poll(struct aiol_loop *loop, uint64_t end)
 			if (io_uring_cq_ready(&loop->ring))
 				return true;
 		}
-		if (now_ns() >= end)
+		t = now_ns();
+		if (t >= end)
 			return false;
 		sched_yield();
+		/* Another thread had this CPU for a long while: it is wanted
+		 * elsewhere, and a completion may have waited for us all that
+		 * time.  Polling does not pay here: give up, count a miss. */
+		if (now_ns() - t > YIELD_SLOW_NS)
+			return false;
 	}
 }
 

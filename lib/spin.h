@@ -26,7 +26,9 @@
  *    loop that has been busy running callbacks for longer than the window
  *    since its last completion sleeps ("completions have recently arrived
  *    within the window").
- *  - A poll that ends with nothing is a miss.  After SPIN_MISS_LIMIT misses
+ *  - A poll that ends with nothing is a miss; so is one whose yield gave
+ *    the CPU away for longer than a moment (the loop decides: the CPU is
+ *    wanted by another thread, and polling then only delays us).  After SPIN_MISS_LIMIT misses
  *    in a row polling stops paying: the next `backoff` waits sleep at once;
  *    each further round of misses doubles backoff (up to SPIN_BACKOFF_MAX),
  *    a poll that finds a completion resets it and the miss count.
