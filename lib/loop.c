@@ -8,8 +8,8 @@
  * The arena is mapped at its full size (MAP_NORESERVE: untouched pages
  * cost nothing) but used from its start as demand grows: the allocator
  * works inside a prefix of ARENA_FIRST bytes (1 MiB) and doubles it only
- * when no free run fits there, and only the prefix is registered with the ring
- * (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
+ * when no free run fits there, and only the prefix is registered with the
+ * ring (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
  * grown prefix replaces the registration of buffer 0: in-flight fixed I/O
  * keeps the old one until it completes, and the new one starts at the same
  * address, so every fixed buffer handed out stays valid.
@@ -50,12 +50,12 @@
 
 struct aiol_loop {
 	struct io_uring ring;
-	unsigned int submit_batch; /* see aiol_loop_opts */
-	unsigned int poll_us;	   /* see aiol_loop_opts */
-	bool taskrun_flag;	   /* the kernel flags pending task work */
-	bool deferred;		   /* DEFER_TASKRUN: batched wake-ups */
-	struct aiol_spin spin;	   /* adaptive polling (spin.h) */
-	unsigned int inflight;	   /* see aiol_loop_inflight() */
+	unsigned int submit_batch;	/* see aiol_loop_opts */
+	unsigned int poll_us;		/* see aiol_loop_opts */
+	bool taskrun_flag;		/* the kernel flags pending task work */
+	bool deferred;			/* DEFER_TASKRUN: batched wake-ups */
+	struct aiol_spin spin;		/* adaptive polling (spin.h) */
+	unsigned int inflight;		/* see aiol_loop_inflight() */
 	/* deferred work, FIFO */
 	STAILQ_HEAD(, aiol_work) work;
 	/* cross-thread inbox (LIFO stack, reversed when drained) */
@@ -68,11 +68,11 @@ struct aiol_loop {
 	uint8_t *arena;
 	size_t arena_bytes;
 	size_t npages;
-	uint64_t *bitmap; /* 1 = page in use */
-	size_t hint;	  /* next-fit start page */
-	size_t limit;	  /* pages of the prefix the allocator uses */
-	size_t reg_pages; /* pages registered as buffer 0 */
-	bool reg_frozen;  /* the ring refused a larger registration */
+	uint64_t *bitmap;	/* 1 = page in use */
+	size_t hint;		/* next-fit start page */
+	size_t limit;		/* pages of the prefix the allocator uses */
+	size_t reg_pages;	/* pages registered as buffer 0 */
+	bool reg_frozen;	/* the ring refused a larger registration */
 	size_t used;
 	bool arena_registered;
 	STAILQ_HEAD(, aiol_work) buf_waiters;
@@ -92,7 +92,7 @@ static void efd_complete(struct aiol_event *ev, int res, unsigned int flags)
 	(void)flags;
 	loop->efd_armed = false;
 	w = atomic_exchange_explicit(&loop->inbox, NULL, memory_order_acquire);
-	while (w) { /* reverse into FIFO order */
+	while (w) {		/* reverse into FIFO order */
 		struct aiol_work *n = STAILQ_NEXT(w, link);
 		STAILQ_NEXT(w, link) = rev;
 		rev = w;
@@ -190,16 +190,15 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 		ret = -ENOMEM;
 		goto err_arena;
 	}
-	loop->limit =
-	    ARENA_FIRST / ARENA_PAGE < loop->npages ? ARENA_FIRST / ARENA_PAGE : loop->npages;
+	loop->limit = ARENA_FIRST / ARENA_PAGE < loop->npages ? ARENA_FIRST / ARENA_PAGE
+							      : loop->npages;
 	iov.iov_base = loop->arena;
 	iov.iov_len = loop->limit * ARENA_PAGE;
 	ret = io_uring_register_buffers(&loop->ring, &iov, 1);
 	loop->arena_registered = ret == 0;
 	loop->reg_pages = ret == 0 ? loop->limit : 0;
 	if (ret < 0)
-		aiol_warn("buffer arena of %zu bytes not registered with the ring (%s): data I/O "
-			  "goes without fixed buffers",
+		aiol_warn("buffer arena of %zu bytes not registered with the ring (%s): data I/O goes without fixed buffers",
 			  iov.iov_len, strerror(-ret));
 
 	ret = io_uring_register_files_sparse(&loop->ring, FILE_SLOTS);
@@ -269,8 +268,9 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
 
 	do {
 		STAILQ_NEXT(w, link) = head;
-	} while (!atomic_compare_exchange_weak_explicit(
-	    &loop->inbox, &head, w, memory_order_release, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&loop->inbox, &head, w,
+							memory_order_release,
+							memory_order_relaxed));
 	if (write(loop->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		aiol_err("eventfd write: %m");
 }
@@ -531,10 +531,9 @@ static void arena_grow(struct aiol_loop *loop, size_t n)
 		loop->reg_pages = want;
 		return;
 	}
-	aiol_warn("buffer arena grown to %zu bytes but registered with the ring only up to %zu "
-		  "(%s): buffers past it go without fixed buffers",
+	aiol_warn("buffer arena grown to %zu bytes but registered with the ring only up to %zu (%s): buffers past it go without fixed buffers",
 		  iov.iov_len, loop->reg_pages * ARENA_PAGE, strerror(-ret));
-	loop->reg_frozen = true; /* said once; never tried again */
+	loop->reg_frozen = true;	/* said once; never tried again */
 }
 
 void *aiol_loop_buf_alloc(struct aiol_loop *loop, size_t len)
