@@ -2,8 +2,8 @@
 /*
  * libFuzzer harness for the NBD transmission phase (built a second time
  * with FUZZ_TLS as fuzz-tls: the same after STARTTLS and a PSK handshake,
- * so the stream goes through nbd/tls.c's ring-driven TLS transport).  The first input byte
- * picks a valid negotiation, which the harness sends itself:
+ * so the stream goes through nbd/tls-ring.c's TLS transport).  The first
+ * input byte picks a valid negotiation, which the harness sends itself:
  *   bit 0  NBD_OPT_STRUCTURED_REPLY
  *   bit 1  NBD_OPT_EXTENDED_HEADERS (32-byte requests; implies bit 0)
  *   bit 2  NBD_OPT_SET_META_CONTEXT base:allocation

@@ -6,7 +6,9 @@ fuzz/corpus/handshake/*: what a client sends after the greeting (client
 flags, options, and for sessions that reach transmission, a few requests),
 modelled on the sessions of nbdinfo, qemu-img, nbd-client and nbdcopy.
 fuzz/corpus/transmission/*: a mode byte (see fuzz-transmission.c) and a
-request stream.  Deterministic: rerunning gives the same files.
+request stream.  fuzz/corpus/core/*: the same requests for the protocol
+core alone (fuzz-core.c): a negotiation byte, an advertised-flags byte,
+and after each request what plays the engine (errno, extents).  Deterministic: rerunning gives the same files.
 
 Usage: gen-corpus.py [OUTDIR]   (default: the corpus/ beside this script)
 """
@@ -110,10 +112,43 @@ def transmissions():
     return t
 
 
+def engine(err=0, extents=()):
+    """What fuzz-core.c reads after a request: errno, then the extents."""
+    return bytes([err, len(extents)]) + b"".join(
+        bytes([f]) + struct.pack(">I", n) for n, f in extents)
+
+
+def cores():
+    t = {}
+    big = bytes((i * 7) & 0xFF for i in range(8192))
+    sparse = ((4096, 3), (8192, 0), (4096, 2), (1 << 20, 0))
+    t["simple"] = bytes([0, 0x1F]) + req(READ, 0, 4096) + engine() + \
+        req(WRITE, 8192, 8192, FUA, 2, big) + engine() + req(FLUSH, cookie=3) + engine(5) + \
+        req(TRIM, 0, 4096, cookie=4) + engine(95) + req(DISC)
+    t["structured"] = bytes([1 | 4, 0x1F]) + req(READ, 0, 65536) + engine(0, sparse) + \
+        req(READ, 0, 4096, DF, 2) + engine(75) + req(BSTATUS, 0, 65536, cookie=3) + \
+        engine(0, sparse) + req(BSTATUS, 0, 4096, REQ_ONE, 4) + engine(0, sparse) + \
+        req(ZEROES, 0, 4096, FAST_ZERO, 5) + engine(95) + req(READ, 0, 0, cookie=6) + engine()
+    t["extended"] = bytes([2 | 4, 0x1F]) + ereq(READ, 0, 65536) + engine(0, sparse) + \
+        ereq(WRITE, 512, 512, PAYLOAD_LEN | FUA, 2, big[:512]) + engine(28) + \
+        ereq(WRITE, 0, 256, 0, 3, big[:256]) + engine() + \
+        ereq(BSTATUS, 0, 1 << 33, cookie=4) + engine(0, sparse) + \
+        ereq(WRITE, 0, 1 << 40, PAYLOAD_LEN, 5)
+    t["readonly"] = bytes([1 | 8, 0x1F]) + req(WRITE, 0, 512, payload=big[:512]) + engine() + \
+        req(TRIM, 0, 512, cookie=2) + engine() + req(99, cookie=3) + engine() + \
+        req(READ, 1 << 40, 512, cookie=4) + engine()
+    # option data (byte 0 bit 7; byte 1: bit 0 meta, bit 1 SET)
+    t["option-info"] = bytes([0x80, 0]) + name_info("fuzz", (0, 1, 2, 3))
+    t["option-set-meta"] = bytes([0x80, 3]) + meta("", ["base:allocation", "qemu:x"])
+    t["option-list-meta"] = bytes([0x80, 1]) + meta("ro", ["base:"])
+    return t
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(
         os.path.abspath(__file__)), "corpus")
-    for sub, items in (("handshake", handshakes()), ("transmission", transmissions())):
+    for sub, items in (("handshake", handshakes()), ("transmission", transmissions()),
+                       ("core", cores())):
         d = os.path.join(out, sub)
         os.makedirs(d, exist_ok=True)
         for name, data in items.items():

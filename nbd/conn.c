@@ -3,53 +3,71 @@
  * The transmission phase of one NBD connection, driven entirely by its
  * worker's event loop (one io_uring per worker thread):
  *
- *   socket --RECV--> staging buffer --parse+validate--> request slot
- *        WRITE payload: copied from staging if already there, the rest
- *        received straight into the slot's arena buffer
+ *   transport --recv--> staging buffer --parse+validate (request.c)-->
+ *        request slot; WRITE payload: copied from staging if already
+ *        there, the rest received straight into the slot's arena buffer
  *   slot --aiol_submit--> engine queue of (worker, export) --done()-->
- *   reply headers built in the slot, data referenced in place
- *   --> per-connection send queue --SENDMSG (many replies, one iovec)--> socket
+ *   reply encoded in the slot (reply.c), data referenced in place
+ *   --> per-connection send queue --writev (many replies at once)--> transport
  *
- * Requests complete and are answered out of order.  Only one RECV and one
- * SENDMSG are in flight per connection; short sends are resumed.  Memory is
+ * The transport (transport.h) is plain or TLS; this file never asks which.
+ * Requests complete and are answered out of order.  Only one recv and one
+ * writev are in flight per connection; short sends are resumed.  Memory is
  * bounded: NBD_SLOTS preallocated slots, one fixed staging buffer, and data
  * buffers from the worker's arena (aiol_loop_buf_alloc), which keeps
  * NBD_ENGINE_RESERVE free for the engine's bounce buffers.  When there is no
  * free slot or no arena space, the connection stops reading its socket
  * until there is (backpressure); rejected WRITE payloads are drained through
- * the staging buffer.
+ * the staging buffer.  Its life is one enum conn_state.
  *
  * Thread model: everything here runs on the worker's loop thread, except
  * nbd_conn_start(), which runs on the handshake thread and only posts.
  * A connection is freed from a deferred work item once nothing of it is in
- * flight: no RECV, no SENDMSG, no engine request, no queued work.
+ * flight (conn_idle(): no recv, no send, no engine request, no queued
+ * reply, no queued work) and its transport has closed.
  */
 #include <errno.h>
 #include <limits.h>
-#include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "aioloop/log.h"
 #include "internal.h"
-#include "tls.h"
+#include "reply.h"
 
 #define NBD_SLOTS 128				/* requests in flight per connection */
 #define RXBUF_SIZE (64u << 10)			/* staging buffer for headers */
 #define RX_EXACT_MIN (32u << 10)		/* writes this long: payload in place */
 #define NBD_BS_EXT 64				/* extents per BLOCK_STATUS reply */
-#define NBD_SPARSE_EXT 16			/* extents looked up for a sparse read */
+#define NBD_SPARSE_EXT NBD_REPLY_SPARSE_MAX	/* extents looked up for a sparse read */
 #define NBD_SPARSE_MIN (64u << 10)		/* reads this long are checked for holes */
 #define NBD_ENGINE_RESERVE ((size_t)(4u << 20)) /* arena left for bounces */
-#define SLOT_IOV (2 * NBD_SPARSE_EXT + 4)
-#define SLOT_HDR_BYTES ((NBD_SPARSE_EXT + 2) * 48)
 #define TX_IOV_MAX 256
 #define TX_FIRST 4				/* replies in a send that starts the queue */
 
 _Static_assert(NBD_WORKER_ARENA_MIN >= NBD_MAX_PAYLOAD + NBD_ENGINE_RESERVE,
 	       "a worker's arena must fit one maximal request besides the reserve");
+
+/*
+ * A connection's life, in the only order it moves in:
+ *
+ *   SERVING --server shutdown, requests in flight--> STOPPING
+ *   SERVING, STOPPING --DISC, end of stream, shutdown with nothing in
+ *                       flight--> DRAINING
+ *   any of the above --protocol violation, send error, grace over--> DEAD
+ *   DRAINING, DEAD --nothing in flight--> CLOSING --transport closed--> CLOSED
+ *
+ * and then freed.  Below DRAINING requests are read; from DEAD on replies
+ * are dropped.
+ */
+enum conn_state {
+	CONN_SERVING = 0,
+	CONN_STOPPING, /* server shutdown: new requests get ESHUTDOWN */
+	CONN_DRAINING, /* no more requests read; in-flight ones finish, replies go out */
+	CONN_DEAD,     /* hard disconnect: replies dropped, I/O in flight ends */
+	CONN_CLOSING,  /* the transport is closing (TLS: close_notify) */
+	CONN_CLOSED,   /* the transport is closed: free */
+};
 
 enum rx_state {
 	RX_HDR = 0, /* waiting for a request header in staging */
@@ -66,19 +84,18 @@ struct nbd_slot {
 	size_t buflen;
 	bool sparse_phase; /* req is the hole lookup before a READ */
 	uint32_t nsparse;  /* extents the lookup found */
-	unsigned int niov;
-	size_t hdr_used;
-	struct iovec iov[SLOT_IOV];
+	struct nbd_reply reply; /* into iov and hdrs: reply.iov[0..reply.niov) */
+	struct iovec iov[NBD_REPLY_IOV_MAX];
 	struct aiol_extent ext[NBD_BS_EXT];
-	uint8_t hdrs[SLOT_HDR_BYTES];
+	uint8_t hdrs[NBD_REPLY_HDR_MAX];
 };
 
 struct nbd_conn {
 	struct nbd_worker *w;
 	struct nbd_conn *next, *prev; /* worker's list */
 	struct aiol_queue *q;
-	int rfd, wfd;
-	bool rsock, wsock; /* RECV/SENDMSG, else READ/WRITEV (pipes) */
+	struct nbd_transport *t; /* plain or TLS: never asked which */
+	enum conn_state state;
 	uint32_t caps;	   /* AIOL_CAP_* of the export */
 	struct nbd_conn_params params;
 	struct aiol_work start_work;
@@ -94,19 +111,13 @@ struct nbd_conn {
 	uint8_t *rx_dst;
 	uint64_t rx_left;
 	uint64_t drain_left;
-	struct aiol_event rx_ev;
 	bool rx_busy;
 	bool rx_exact; /* receive only up to the end of the next header */
 	bool rx_cancelled;
-	bool rx_stopped; /* no more requests are read */
 	bool wait_slot;
 	bool buf_waiting;
 	bool lenient_logged; /* a WRITE without PAYLOAD_LEN was said once */
 
-	/* state */
-	bool stopping; /* server shutdown: ESHUTDOWN to new requests */
-	bool dead;     /* hard disconnect: replies are dropped */
-	bool closing;
 	unsigned int inflight; /* engine requests */
 
 	/* slots */
@@ -118,16 +129,10 @@ struct nbd_conn {
 	unsigned int tx_nslots; /* slots at the head covered by the send in flight */
 	unsigned int tx_niov, tx_pos;
 	bool tx_busy;
-	struct aiol_event tx_ev;
-	struct msghdr msg;
 	struct iovec txiov[TX_IOV_MAX];
 
-	/* TLS: socket I/O through nbd/tls.c instead of RECV/SENDMSG */
-	struct nbd_tls_io *tls;
-	bool tls_closing, tls_closed;
-	size_t buf_bytes;	/* arena bytes held by this connection's slots */
-	int64_t payload_deadline_ms;	/* a WRITE payload must have arrived by then */
-	struct __kernel_timespec payload_ts;
+	size_t buf_bytes;	     /* arena bytes held by this connection's slots */
+	int64_t payload_deadline_ms; /* a WRITE payload must have arrived by then */
 };
 
 static void rx_process(struct nbd_conn *c);
@@ -142,8 +147,7 @@ static struct nbd_slot *slot_get(struct nbd_conn *c)
 	if (s) {
 		c->free_slots = s->next;
 		s->next = NULL;
-		s->niov = 0;
-		s->hdr_used = 0;
+		s->reply.niov = 0;
 		s->buf = NULL;
 		s->buflen = 0;
 		s->sparse_phase = false;
@@ -187,241 +191,28 @@ static void *conn_buf_alloc(struct nbd_conn *c, size_t len)
 	return buf;
 }
 
-/* ---- reply building ---- */
-
-static void *slot_hdr(struct nbd_slot *s, size_t len)
-{
-	void *p = s->hdrs + s->hdr_used;
-
-	s->hdr_used += len;
-	return p;
-}
-
-static void slot_iov(struct nbd_slot *s, void *base, size_t len)
-{
-	if (!len)
-		return;
-	/* Merge with the previous entry when contiguous (headers). */
-	if (s->niov && (uint8_t *)s->iov[s->niov - 1].iov_base + s->iov[s->niov - 1].iov_len ==
-			   (uint8_t *)base) {
-		s->iov[s->niov - 1].iov_len += len;
-		return;
-	}
-	s->iov[s->niov].iov_base = base;
-	s->iov[s->niov].iov_len = len;
-	s->niov++;
-}
-
-static void put_be32(void *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put_be64(void *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
-}
+/* ---- replies (encoded by reply.c into the slot) ---- */
 
 static void reply_error(struct nbd_slot *s, uint32_t error)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint8_t *h;
-	size_t n;
-
-	s->niov = 0;
-	s->hdr_used = 0;
-	if (!p->structured) {
-		h = slot_hdr(s, sizeof(struct nbd_simple_reply));
-		nbd_build_simple_reply(h, error, s->hdr.cookie);
-		slot_iov(s, h, sizeof(struct nbd_simple_reply));
-		return;
-	}
-	h = slot_hdr(s, sizeof(struct nbd_ext_reply));
-	n = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
-			    s->hdr.cookie, s->hdr.offset, sizeof(struct nbd_chunk_error));
-	s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
-	{
-		struct nbd_chunk_error e = {.error = htobe32(error), .msg_len = 0};
-		uint8_t *pe = slot_hdr(s, sizeof(e));
-
-		memcpy(pe, &e, sizeof(e));
-	}
-	slot_iov(s, h, n + sizeof(struct nbd_chunk_error));
+	nbd_reply_error(&s->reply, &s->conn->params, &s->hdr, error);
 }
 
-/* Success without payload (everything but READ and BLOCK_STATUS). */
 static void reply_ok(struct nbd_slot *s)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint8_t *h = slot_hdr(s, sizeof(struct nbd_ext_reply));
-	size_t n;
-
-	if (!p->extended && !(p->structured && s->hdr.type == NBD_CMD_READ))
-		n = nbd_build_simple_reply(h, 0, s->hdr.cookie);
-	else
-		n = nbd_build_chunk(h, p->extended, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE,
-				    s->hdr.cookie, s->hdr.offset, 0);
-	slot_iov(s, h, n);
-}
-
-/* One READ chunk: data from buf+rel, or a hole. */
-static void read_chunk(struct nbd_slot *s, bool last, bool hole, uint64_t rel, uint64_t len)
-{
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint16_t flags = last ? NBD_REPLY_FLAG_DONE : 0;
-	uint8_t *h = slot_hdr(s, sizeof(struct nbd_ext_reply));
-	size_t n;
-
-	if (hole) {
-		n = nbd_build_chunk(h, p->extended, flags, NBD_REPLY_TYPE_OFFSET_HOLE,
-				    s->hdr.cookie, s->hdr.offset, 12);
-		s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
-		put_be64(slot_hdr(s, 8), s->hdr.offset + rel);
-		put_be32(slot_hdr(s, 4), (uint32_t)len);
-		slot_iov(s, h, n + 12);
-	} else {
-		n = nbd_build_chunk(h, p->extended, flags, NBD_REPLY_TYPE_OFFSET_DATA,
-				    s->hdr.cookie, s->hdr.offset, 8 + len);
-		s->hdr_used -= sizeof(struct nbd_ext_reply) - n;
-		put_be64(slot_hdr(s, 8), s->hdr.offset + rel);
-		slot_iov(s, h, n + 8);
-		slot_iov(s, (uint8_t *)s->buf + rel, len);
-	}
-}
-
-struct seg {
-	uint64_t rel, len;
-	bool hole;
-};
-
-/* Split the read range into data and hole segments from the hole lookup
- * (s->ext[0..nsparse)), merging neighbours of the same kind.  Returns the
- * count (<= NBD_SPARSE_EXT + 1). */
-static unsigned int read_segments(const struct nbd_slot *s, struct seg *seg)
-{
-	uint64_t len = s->hdr.len, pos = 0;
-	unsigned int n = 0;
-
-	for (uint32_t i = 0; i < s->nsparse && pos < len; i++) {
-		uint64_t el = s->ext[i].len;
-		bool hole = s->ext[i].flags & AIOL_EXT_ZERO;
-
-		if (!el)
-			break;
-		if (el > len - pos)
-			el = len - pos;
-		if (n && seg[n - 1].hole == hole)
-			seg[n - 1].len += el;
-		else
-			seg[n++] = (struct seg){.rel = pos, .len = el, .hole = hole};
-		pos += el;
-	}
-	if (pos < len) {
-		if (n && !seg[n - 1].hole)
-			seg[n - 1].len += len - pos;
-		else
-			seg[n++] = (struct seg){.rel = pos, .len = len - pos, .hole = false};
-	}
-	return n;
-}
-
-static bool segments_have_data(const struct nbd_slot *s)
-{
-	struct seg seg[NBD_SPARSE_EXT + 1];
-	unsigned int n = read_segments(s, seg);
-
-	for (unsigned int i = 0; i < n; i++)
-		if (!seg[i].hole)
-			return true;
-	return false;
+	nbd_reply_ok(&s->reply, &s->conn->params, &s->hdr);
 }
 
 static void reply_read(struct nbd_slot *s)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	struct seg seg[NBD_SPARSE_EXT + 1];
-	unsigned int n;
-
-	if (s->hdr.len == 0) {
-		reply_ok(s);
-		return;
-	}
-	if (!p->structured) {
-		uint8_t *h = slot_hdr(s, sizeof(struct nbd_simple_reply));
-
-		nbd_build_simple_reply(h, 0, s->hdr.cookie);
-		slot_iov(s, h, sizeof(struct nbd_simple_reply));
-		slot_iov(s, s->buf, s->hdr.len);
-		return;
-	}
-	if (!s->nsparse) {
-		read_chunk(s, true, false, 0, s->hdr.len);
-		return;
-	}
-	n = read_segments(s, seg);
-	for (unsigned int i = 0; i < n; i++)
-		read_chunk(s, i == n - 1, seg[i].hole, seg[i].rel, seg[i].len);
+	nbd_reply_read(&s->reply, &s->conn->params, &s->hdr, s->buf, s->ext, s->nsparse);
 }
 
 static void reply_block_status(struct nbd_slot *s)
 {
-	const struct nbd_conn_params *p = &s->conn->params;
-	uint8_t *wire = (uint8_t *)s->ext;
-	size_t esz = p->extended ? 16 : 8;
-	uint64_t len = s->hdr.len, sum = 0;
-	uint32_t k = 0, n = s->req.ext_count;
-	uint8_t *h;
-	size_t hn;
+	uint32_t n = s->req.ext_count < NBD_BS_EXT ? s->req.ext_count : NBD_BS_EXT;
 
-	if (n > NBD_BS_EXT)
-		n = NBD_BS_EXT;
-	/* Convert in place: wire entry k never lies beyond engine entry i >= k. */
-	for (uint32_t i = 0; i < n && sum < len; i++) {
-		uint64_t el = s->ext[i].len;
-		uint32_t ef = s->ext[i].flags & (NBD_STATE_HOLE | NBD_STATE_ZERO);
-
-		if (!el)
-			break;
-		if (el > len - sum)
-			el = len - sum;
-		if (p->extended) {
-			put_be64(wire + 16 * k, el);
-			put_be64(wire + 16 * k + 8, ef);
-		} else {
-			put_be32(wire + 8 * k, (uint32_t)el);
-			put_be32(wire + 8 * k + 4, ef);
-		}
-		k++;
-		sum += el;
-		if (s->hdr.flags & NBD_CMD_FLAG_REQ_ONE)
-			break;
-	}
-	if (k == 0) {
-		/* Nothing known: one extent of plain data, always a safe answer. */
-		if (p->extended) {
-			put_be64(wire, len);
-			put_be64(wire + 8, 0);
-		} else {
-			put_be32(wire, (uint32_t)len);
-			put_be32(wire + 4, 0);
-		}
-		k = 1;
-	}
-	h = slot_hdr(s, sizeof(struct nbd_ext_reply) + 8);
-	hn = nbd_build_chunk(
-	    h, p->extended, NBD_REPLY_FLAG_DONE,
-	    p->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT : NBD_REPLY_TYPE_BLOCK_STATUS,
-	    s->hdr.cookie, s->hdr.offset, (p->extended ? 8 : 4) + (uint64_t)k * esz);
-	put_be32(h + hn, 1); /* context id of base:allocation */
-	hn += 4;
-	if (p->extended) {
-		put_be32(h + hn, k);
-		hn += 4;
-	}
-	slot_iov(s, h, hn);
-	slot_iov(s, wire, k * esz);
+	nbd_reply_block_status(&s->reply, &s->conn->params, &s->hdr, s->ext, n);
 }
 
 /* ---- send side ---- */
@@ -436,7 +227,7 @@ static void tx_enqueue(struct nbd_slot *s)
 {
 	struct nbd_conn *c = s->conn;
 
-	if (c->dead) {
+	if (c->state >= CONN_DEAD) {
 		slot_put(s);
 		conn_maybe_close(c);
 		return;
@@ -450,37 +241,10 @@ static void tx_enqueue(struct nbd_slot *s)
 	tx_schedule(c);
 }
 
-static void tx_done(struct aiol_event *ev, int res, unsigned int flags);
-
-static void tls_tx_done(void *arg, int res)
-{
-	struct nbd_conn *c = arg;
-
-	tx_done(&c->tx_ev, res, 0);
-}
-
 static void tx_post(struct nbd_conn *c)
 {
-	struct io_uring_sqe *sqe;
-
-	if (c->tls) {
-		c->tx_busy = true;
-		nbd_tls_io_writev(c->tls, c->txiov + c->tx_pos, (int)(c->tx_niov - c->tx_pos),
-				  tls_tx_done, c);
-		return;
-	}
-	sqe = aiol_loop_sqe(c->w->loop, &c->tx_ev);
-
-	if (c->wsock) {
-		memset(&c->msg, 0, sizeof(c->msg));
-		c->msg.msg_iov = c->txiov + c->tx_pos;
-		c->msg.msg_iovlen = c->tx_niov - c->tx_pos;
-		io_uring_prep_sendmsg(sqe, c->wfd, &c->msg, MSG_NOSIGNAL);
-	} else {
-		io_uring_prep_writev(sqe, c->wfd, c->txiov + c->tx_pos, c->tx_niov - c->tx_pos,
-				     (uint64_t)-1);
-	}
 	c->tx_busy = true;
+	c->t->ops->writev(c->t, c->txiov + c->tx_pos, (int)(c->tx_niov - c->tx_pos));
 }
 
 /*
@@ -495,12 +259,12 @@ static void tx_send(struct nbd_conn *c, unsigned int max_slots)
 {
 	unsigned int n = 0, ns = 0;
 
-	if (c->tx_busy || !c->txq_head || c->dead)
+	if (c->tx_busy || !c->txq_head || c->state >= CONN_DEAD)
 		return;
-	for (struct nbd_slot *s = c->txq_head; s && n + s->niov <= TX_IOV_MAX && ns < max_slots;
-	     s = s->next) {
-		memcpy(c->txiov + n, s->iov, s->niov * sizeof(struct iovec));
-		n += s->niov;
+	for (struct nbd_slot *s = c->txq_head;
+	     s && n + s->reply.niov <= TX_IOV_MAX && ns < max_slots; s = s->next) {
+		memcpy(c->txiov + n, s->iov, s->reply.niov * sizeof(struct iovec));
+		n += s->reply.niov;
 		ns++;
 	}
 	c->tx_nslots = ns;
@@ -528,23 +292,24 @@ static void tx_release(struct nbd_conn *c, unsigned int n)
 
 static void conn_fail(struct nbd_conn *c, const char *why);
 
-static void tx_done(struct aiol_event *ev, int res, unsigned int flags)
+/* The transport's send_done. */
+static void tx_done(void *arg, int res)
 {
-	struct nbd_conn *c = aiol_container_of(ev, struct nbd_conn, tx_ev);
+	struct nbd_conn *c = arg;
 	size_t left = res > 0 ? (size_t)res : 0;
+	bool dead = c->state >= CONN_DEAD;
 
-	(void)flags;
 	c->tx_busy = false;
 	if (res == -EINTR || res == -EAGAIN) {
-		if (!c->dead) {
+		if (!dead) {
 			tx_post(c);
 			return;
 		}
 	}
-	if (res <= 0 || c->dead) {
+	if (res <= 0 || dead) {
 		tx_release(c, c->tx_nslots);
 		c->tx_nslots = 0;
-		if (!c->dead)
+		if (!dead)
 			conn_fail(c, res < 0 ? strerror(-res) : "send returned 0");
 		conn_maybe_close(c);
 		return;
@@ -674,7 +439,7 @@ static void slot_done(struct aiol_req *req, int res)
 		if (res == 0) {
 			s->nsparse =
 			    req->ext_count < NBD_SPARSE_EXT ? req->ext_count : NBD_SPARSE_EXT;
-			if (!segments_have_data(s))
+			if (!nbd_read_has_data(s->hdr.len, s->ext, s->nsparse))
 				goto reply; /* all holes: no read at all */
 		}
 		/* Data somewhere (or the lookup failed): read everything. */
@@ -700,22 +465,13 @@ reply:
 		reply_ok(s);
 	}
 	tx_enqueue(s);
-	if (c->stopping && c->inflight == 0)
+	if (c->state == CONN_STOPPING && c->inflight == 0)
 		conn_stop_rx(c);
 	else if (c->inflight == 0)
 		conn_maybe_close(c);
 }
 
 /* ---- receive side ---- */
-
-static void rx_done(struct aiol_event *ev, int res, unsigned int flags);
-
-static void tls_rx_done(void *arg, int res)
-{
-	struct nbd_conn *c = arg;
-
-	rx_done(&c->rx_ev, res, 0);
-}
 
 static void rx_post(struct nbd_conn *c, void *buf, size_t len)
 {
@@ -727,37 +483,7 @@ static void rx_post(struct nbd_conn *c, void *buf, size_t len)
 	if (len > (1u << 30))
 		len = 1u << 30;
 	c->rx_busy = true;
-	if (c->tls) {
-		nbd_tls_io_set_read_deadline(c->tls, deadline);
-		nbd_tls_io_recv(c->tls, buf, len, tls_rx_done, c);
-		return;
-	}
-	nbd_post_recv(c->w->loop, &c->rx_ev, c->rfd, c->rsock, buf, len, deadline, &c->payload_ts);
-}
-
-void nbd_post_recv(struct aiol_loop *loop, struct aiol_event *ev, int fd, bool sock, void *buf,
-		   size_t len, int64_t deadline_ms, struct __kernel_timespec *ts)
-{
-	struct io_uring_sqe *sqe;
-	int64_t left;
-
-	/* The receive and its linked timeout go in one batch. */
-	if (deadline_ms && io_uring_sq_space_left(aiol_loop_ring(loop)) < 2)
-		io_uring_submit(aiol_loop_ring(loop));
-	sqe = aiol_loop_sqe(loop, ev);
-	if (sock)
-		io_uring_prep_recv(sqe, fd, buf, len, 0);
-	else
-		io_uring_prep_read(sqe, fd, buf, (unsigned int)len, (uint64_t)-1);
-	if (!deadline_ms)
-		return;
-	left = deadline_ms - nbd_now_ms();
-	if (left < 1)
-		left = 1;
-	ts->tv_sec = left / 1000;
-	ts->tv_nsec = (left % 1000) * 1000000;
-	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_prep_link_timeout(aiol_loop_sqe(loop, NULL), ts, 0);
+	c->t->ops->recv(c->t, buf, len, deadline);
 }
 
 /* Handle the header at the start of staging.  Returns true to go on
@@ -790,7 +516,7 @@ static bool rx_request(struct nbd_conn *c, size_t hlen)
 		conn_stop_rx(c);
 		return false;
 	}
-	if (!v.error && c->stopping)
+	if (!v.error && c->state == CONN_STOPPING)
 		v.error = NBD_ESHUTDOWN;
 	if (!c->free_slots) {
 		c->wait_slot = true;
@@ -852,7 +578,7 @@ static void rx_process(struct nbd_conn *c)
 {
 	size_t hlen = nbd_req_hdr_size(c->params.extended);
 
-	while (!c->rx_stopped && !c->rx_busy) {
+	while (c->state < CONN_DRAINING && !c->rx_busy) {
 		size_t avail = c->rx_end - c->rx_start;
 
 		switch (c->rx_state) {
@@ -890,13 +616,13 @@ static void rx_process(struct nbd_conn *c)
 	}
 }
 
-static void rx_done(struct aiol_event *ev, int res, unsigned int flags)
+/* The transport's recv_done. */
+static void rx_done(void *arg, int res)
 {
-	struct nbd_conn *c = aiol_container_of(ev, struct nbd_conn, rx_ev);
+	struct nbd_conn *c = arg;
 
-	(void)flags;
 	c->rx_busy = false;
-	if (c->rx_stopped) {
+	if (c->state >= CONN_DRAINING) {
 		conn_maybe_close(c);
 		return;
 	}
@@ -938,38 +664,40 @@ static void rx_resume(struct aiol_work *wk)
 	rx_process(c);
 }
 
-/* Stop reading requests: cancel the pending receive, drop a half-received
- * WRITE.  The connection closes once its work is done. */
-static void conn_stop_rx(struct nbd_conn *c)
+/* No more reading: drop what a read was waiting for and a half-received
+ * WRITE, cancel the pending receive; the connection closes once its work
+ * is done.  Idempotent. */
+static void rx_quiesce(struct nbd_conn *c)
 {
-	if (!c->rx_stopped) {
-		c->rx_stopped = true;
-		c->wait_slot = false;
-		c->buf_waiting = false;
-		if (c->rx_slot) {
-			slot_put(c->rx_slot);
-			c->rx_slot = NULL;
-		}
+	c->wait_slot = false;
+	c->buf_waiting = false;
+	if (c->rx_slot) {
+		slot_put(c->rx_slot);
+		c->rx_slot = NULL;
 	}
-	if (c->rx_busy && !c->rx_cancelled && c->tls) {
-		nbd_tls_io_cancel_read(c->tls);
-		c->rx_cancelled = true;
-	} else if (c->rx_busy && !c->rx_cancelled) {
-		struct io_uring_sqe *sqe = aiol_loop_sqe(c->w->loop, NULL);
-
-		io_uring_prep_cancel(sqe, &c->rx_ev, 0);
+	if (c->rx_busy && !c->rx_cancelled) {
+		c->t->ops->cancel_recv(c->t);
 		c->rx_cancelled = true;
 	}
 	conn_maybe_close(c);
 }
 
-/* Hard disconnect: stop everything, drop queued replies. */
+/* Stop reading requests (DISC, end of stream, shutdown). */
+static void conn_stop_rx(struct nbd_conn *c)
+{
+	if (c->state < CONN_DRAINING)
+		c->state = CONN_DRAINING;
+	rx_quiesce(c);
+}
+
+/* Hard disconnect: stop everything, drop queued replies.  A connection
+ * already closing needs none: its transport cancels what it has in flight. */
 static void conn_fail(struct nbd_conn *c, const char *why)
 {
-	if (c->dead)
+	if (c->state >= CONN_DEAD)
 		return;
 	aiol_info("nbd: disconnecting a client: %s", why);
-	c->dead = true;
+	c->state = CONN_DEAD;
 	/* Replies not yet handed to the kernel are dropped. */
 	{
 		unsigned int keep = c->tx_busy ? c->tx_nslots : 0, i = 0;
@@ -991,11 +719,8 @@ static void conn_fail(struct nbd_conn *c, const char *why)
 			slot_put(s);
 		}
 	}
-	if (c->rsock)
-		shutdown(c->rfd, SHUT_RDWR);
-	if (c->wsock && c->wfd != c->rfd)
-		shutdown(c->wfd, SHUT_RDWR);
-	conn_stop_rx(c);
+	c->t->ops->abort(c->t);
+	rx_quiesce(c);
 }
 
 /* ---- life cycle ---- */
@@ -1011,22 +736,26 @@ static void conn_free(struct nbd_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	close(c->rfd);
-	if (c->wfd != c->rfd)
-		close(c->wfd);
-	nbd_tls_io_free(c->tls);
+	c->t->ops->free(c->t);
 	free(c->rxbuf);
 	free(c->slots);
 	free(c);
-	nbd_server_client_gone(w->srv);
+	w->conn_gone(w);
 }
 
-static void tls_closed(void *arg, int res)
+/* Nothing of the connection in flight: no receive, no send, no engine
+ * request, no reply waiting to be sent. */
+static bool conn_idle(const struct nbd_conn *c)
+{
+	return !c->rx_busy && !c->tx_busy && !c->inflight && !c->txq_head;
+}
+
+/* The transport's closed. */
+static void transport_closed(void *arg)
 {
 	struct nbd_conn *c = arg;
 
-	(void)res;
-	c->tls_closed = true;
+	c->state = CONN_CLOSED;
 	aiol_loop_defer(c->w->loop, &c->close_work);
 }
 
@@ -1034,28 +763,32 @@ static void conn_close_work(struct aiol_work *wk)
 {
 	struct nbd_conn *c = aiol_container_of(wk, struct nbd_conn, close_work);
 
-	if (c->rx_busy || c->tx_busy || c->inflight || c->txq_head)
+	if (!conn_idle(c))
 		return; /* a completion will call conn_maybe_close again */
 	if (c->tx_work.queued || c->resume_work.queued) {
 		aiol_loop_defer(c->w->loop, &c->close_work); /* after them */
 		return;
 	}
-	if (c->tls && !c->tls_closed) {
-		/* close_notify, then wait until no TLS SQE is in flight. */
-		if (!c->tls_closing)
-			nbd_tls_io_close(c->tls, tls_closed, c);
-		c->tls_closing = true;
+	switch (c->state) {
+	case CONN_DRAINING:
+	case CONN_DEAD:
+		/* TLS: close_notify, then wait until no SQE is in flight. */
+		c->state = CONN_CLOSING;
+		c->t->ops->close(c->t);
 		return;
+	case CONN_CLOSED:
+		aiol_debug("nbd: connection closed");
+		conn_free(c);
+		return;
+	default:
+		return; /* CLOSING: transport_closed() brings it back */
 	}
-	aiol_debug("nbd: connection closed");
-	conn_free(c);
 }
 
 static void conn_maybe_close(struct nbd_conn *c)
 {
-	if (!c->rx_stopped || c->rx_busy || c->tx_busy || c->inflight || c->txq_head)
-		return;
-	aiol_loop_defer(c->w->loop, &c->close_work);
+	if (c->state >= CONN_DRAINING && c->state < CONN_CLOSING && conn_idle(c))
+		aiol_loop_defer(c->w->loop, &c->close_work);
 }
 
 static void conn_start_work(struct aiol_work *wk)
@@ -1069,7 +802,6 @@ static void conn_start_work(struct aiol_work *wk)
 	w->conns = c;
 	w->nconns++;
 	if (w->stopping) {
-		c->stopping = true;
 		conn_stop_rx(c);
 		return;
 	}
@@ -1080,7 +812,8 @@ void nbd_conn_shutdown_all(struct nbd_worker *w)
 {
 	for (struct nbd_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		c->stopping = true;
+		if (c->state < CONN_STOPPING)
+			c->state = CONN_STOPPING;
 		if (c->inflight == 0)
 			conn_stop_rx(c);
 	}
@@ -1104,11 +837,10 @@ void nbd_worker_buf_ready(struct nbd_worker *w)
 	}
 }
 
-int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_session *s)
+int nbd_conn_start(struct nbd_worker *w, struct nbd_transport *t, const struct nbd_session *s)
 {
 	const struct nbd_export *e = &w->srv->exports[s->export_idx];
 	struct nbd_conn *c;
-	struct stat st;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -1122,16 +854,23 @@ int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_sess
 		return -ENOMEM;
 	}
 	for (unsigned int i = 0; i < NBD_SLOTS; i++) {
-		c->slots[i].conn = c;
-		c->slots[i].next = i + 1 < NBD_SLOTS ? &c->slots[i + 1] : NULL;
+		struct nbd_slot *sl = &c->slots[i];
+
+		sl->conn = c;
+		sl->next = i + 1 < NBD_SLOTS ? &c->slots[i + 1] : NULL;
+		sl->reply = (struct nbd_reply){.iov = sl->iov,
+					       .iov_max = NBD_REPLY_IOV_MAX,
+					       .hdr = sl->hdrs,
+					       .hdr_max = NBD_REPLY_HDR_MAX};
 	}
 	c->free_slots = &c->slots[0];
 	c->w = w;
 	c->q = w->queues[s->export_idx];
-	c->rfd = rfd;
-	c->wfd = wfd;
-	c->rsock = fstat(rfd, &st) == 0 && S_ISSOCK(st.st_mode);
-	c->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+	c->t = t;
+	t->recv_done = rx_done;
+	t->send_done = tx_done;
+	t->closed = transport_closed;
+	t->arg = c;
 	c->caps = e->info->caps;
 	c->params = (struct nbd_conn_params){
 	    .size = e->info->size,
@@ -1145,14 +884,6 @@ int nbd_conn_start(struct nbd_worker *w, int rfd, int wfd, const struct nbd_sess
 	c->resume_work.fn = rx_resume;
 	c->tx_work.fn = tx_start;
 	c->close_work.fn = conn_close_work;
-	c->rx_ev.fn = rx_done;
-	c->tx_ev.fn = tx_done;
-	if (s->tls && nbd_tls_io_new(w->loop, rfd, wfd, s->tls, &c->tls) < 0) {
-		free(c->slots);
-		free(c->rxbuf);
-		free(c);
-		return -ENOMEM;
-	}
 	aiol_debug("nbd: client on export '%s'%s%s%s", e->name,
 		   s->structured ? ", structured replies" : "",
 		   s->extended ? ", extended headers" : "", s->meta ? ", base:allocation" : "");

@@ -21,86 +21,13 @@
 
 #include "aioloop/log.h"
 #include "internal.h"
+#include "option.h"
 #include "tls.h"
 
 #define NBD_OPT_MAX_LEN (64u << 10) /* option data we accept at all */
 #define NBD_MAX_OPTIONS 4096	    /* options per connection (DoS bound) */
 #define OUT_BUF_SIZE (3 * NBD_MAX_STRING)
-#define META_ID_BASE_ALLOCATION 1
 
-static const char base_allocation[] = "base:allocation";
-
-/* ---- plain byte I/O ---- */
-
-int nbd_poll_wait(int fd, short events, int stop_fd, int timeout_ms, int64_t deadline_ms)
-{
-	struct pollfd p[2] = {
-	    {.fd = fd, .events = events},
-	    {.fd = stop_fd, .events = POLLIN},
-	};
-	int n;
-
-	for (;;) {
-		n = poll(p, stop_fd >= 0 ? 2 : 1, nbd_wait_ms(timeout_ms, deadline_ms));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (p[0].revents)
-			return 0;
-		return -ESHUTDOWN;
-	}
-}
-
-static int io_wait(struct nbd_io *io, int fd, short events)
-{
-	return nbd_poll_wait(fd, events, io->stop_fd, io->timeout_ms, io->deadline_ms);
-}
-
-static ssize_t plain_recv(struct nbd_io *io, void *buf, size_t len)
-{
-	ssize_t n;
-	int ret;
-
-	for (;;) {
-		ret = io_wait(io, io->rfd, POLLIN);
-		if (ret < 0)
-			return ret;
-		n = read(io->rfd, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno != EINTR && errno != EAGAIN)
-			return -errno;
-	}
-}
-
-static ssize_t plain_send(struct nbd_io *io, const void *buf, size_t len)
-{
-	ssize_t n;
-	int ret;
-
-	for (;;) {
-		n = send(io->wfd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(io->wfd, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		ret = io_wait(io, io->wfd, POLLOUT);
-		if (ret < 0)
-			return ret;
-	}
-}
-
-const struct nbd_io_ops nbd_io_plain = {
-    .recv = plain_recv,
-    .send = plain_send,
-};
 
 static int read_full(struct nbd_io *io, void *buf, size_t len)
 {
@@ -150,34 +77,6 @@ struct hs {
 	int meta_export;    /* ... for this export */
 };
 
-static uint32_t get_be32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be32toh(v);
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be16toh(v);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	v = htobe16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
 /* Send one option reply: header then len bytes of data (len <= OUT_BUF_SIZE - 20). */
 static int opt_reply(struct hs *hs, uint32_t opt, uint32_t type, const void *data, size_t len)
 {
@@ -200,55 +99,30 @@ static int opt_error(struct hs *hs, uint32_t opt, uint32_t type)
 	return opt_reply(hs, opt, type, NULL, 0);
 }
 
-uint16_t nbd_export_tflags(const struct nbd_export *e, bool structured)
-{
-	uint16_t f = e->tflags;
-
-	if (structured)
-		f |= NBD_FLAG_SEND_DF;
-	return f;
-}
-
 static int send_info(struct hs *hs, uint32_t opt, uint16_t type, const void *data, size_t len)
 {
-	uint8_t b[2 + NBD_MAX_STRING];
+	uint8_t b[sizeof(struct nbd_be16) + NBD_MAX_STRING];
 
-	put_be16(b, type);
-	memcpy(b + 2, data, len);
-	return opt_reply(hs, opt, NBD_REP_INFO, b, 2 + len);
+	((struct nbd_be16 *)(void *)b)->v = htobe16(type);
+	memcpy(b + sizeof(struct nbd_be16), data, len);
+	return opt_reply(hs, opt, NBD_REP_INFO, b, sizeof(struct nbd_be16) + len);
 }
 
 /* NBD_OPT_INFO / NBD_OPT_GO.  Returns 0 (replied, stay in negotiation),
  * 1 (GO acknowledged), -errno. */
 static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_session *out)
 {
-	const uint8_t *b = hs->buf;
 	const struct nbd_export *e;
-	bool want_name = false, want_desc = false;
-	uint32_t namelen;
-	uint16_t nreq;
+	struct nbd_opt_info oi;
+	uint32_t err;
 	int idx, ret;
 
-	if (len < 6)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	namelen = get_be32(b);
-	if (namelen > len - 6 || namelen > NBD_MAX_STRING)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	nreq = get_be16(b + 4 + namelen);
-	if (len != 6 + namelen + 2u * nreq)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
+	err = nbd_opt_parse_info(hs->buf, len, &oi);
+	if (err)
+		return opt_error(hs, opt, err);
+	idx = nbd_export_find(hs->srv, oi.name, oi.namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
-	for (unsigned int i = 0; i < nreq; i++) {
-		uint16_t t = get_be16(b + 6 + namelen + 2 * i);
-
-		if (t == NBD_INFO_NAME)
-			want_name = true;
-		else if (t == NBD_INFO_DESCRIPTION)
-			want_desc = true;
-		/* NBD_INFO_BLOCK_SIZE is always sent; others are ignored. */
-	}
 	e = &hs->srv->exports[idx];
 
 	{
@@ -261,12 +135,12 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 		if (ret < 0)
 			return ret;
 	}
-	if (want_name) {
+	if (oi.want_name) {
 		ret = send_info(hs, opt, NBD_INFO_NAME, e->name, strlen(e->name));
 		if (ret < 0)
 			return ret;
 	}
-	if (want_desc && e->description) {
+	if (oi.want_desc && e->description) {
 		ret = send_info(hs, opt, NBD_INFO_DESCRIPTION, e->description,
 				strlen(e->description));
 		if (ret < 0)
@@ -296,10 +170,9 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 /* NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT. */
 static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 {
-	const uint8_t *b = hs->buf;
 	bool set = opt == NBD_OPT_SET_META_CONTEXT;
-	bool match = false;
-	uint32_t namelen, nq, pos;
+	struct nbd_opt_meta om;
+	uint32_t err;
 	int idx, ret;
 
 	if (set)
@@ -307,47 +180,24 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 	if (!hs->structured)
 		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
 	/* Parse everything before replying anything. */
-	if (len < 8)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	namelen = get_be32(b);
-	if (namelen > len - 8 || namelen > NBD_MAX_STRING)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	nq = get_be32(b + 4 + namelen);
-	pos = 8 + namelen;
-	for (uint32_t i = 0; i < nq; i++) {
-		uint32_t ql;
-
-		if (len - pos < 4)
-			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-		ql = get_be32(b + pos);
-		pos += 4;
-		if (ql > len - pos)
-			return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-		if (ql == sizeof(base_allocation) - 1 && !memcmp(b + pos, base_allocation, ql))
-			match = true;
-		else if (!set && ql == 5 && !memcmp(b + pos, "base:", 5))
-			match = true; /* namespace wildcard, LIST only */
-		pos += ql;
-	}
-	if (pos != len)
-		return opt_error(hs, opt, NBD_REP_ERR_INVALID);
-	if (nq == 0 && !set)
-		match = true; /* list everything */
-	idx = nbd_server_find_export(hs->srv, (const char *)b + 4, namelen);
+	err = nbd_opt_parse_meta(hs->buf, len, set, &om);
+	if (err)
+		return opt_error(hs, opt, err);
+	idx = nbd_export_find(hs->srv, om.name, om.namelen);
 	if (idx < 0)
 		return opt_error(hs, opt, NBD_REP_ERR_UNKNOWN);
 
-	if (match) {
-		uint8_t r[4 + sizeof(base_allocation) - 1];
+	if (om.match) {
+		uint8_t r[sizeof(struct nbd_be32) + NBD_BASE_ALLOCATION_LEN];
 
-		put_be32(r, set ? META_ID_BASE_ALLOCATION : 0);
-		memcpy(r + 4, base_allocation, sizeof(base_allocation) - 1);
+		((struct nbd_be32 *)(void *)r)->v = htobe32(set ? NBD_CONTEXT_BASE_ALLOCATION : 0);
+		memcpy(r + sizeof(struct nbd_be32), nbd_base_allocation, NBD_BASE_ALLOCATION_LEN);
 		ret = opt_reply(hs, opt, NBD_REP_META_CONTEXT, r, sizeof(r));
 		if (ret < 0)
 			return ret;
 	}
 	if (set) {
-		hs->meta_selected = match;
+		hs->meta_selected = om.match;
 		hs->meta_export = idx;
 	}
 	return opt_reply(hs, opt, NBD_REP_ACK, NULL, 0);
@@ -355,7 +205,8 @@ static int opt_meta(struct hs *hs, uint32_t opt, uint32_t len)
 
 static int opt_list(struct hs *hs, uint32_t opt, uint32_t len)
 {
-	uint8_t r[4 + 2 * NBD_MAX_STRING];
+	const size_t h = sizeof(struct nbd_be32); /* the name's length */
+	uint8_t r[sizeof(struct nbd_be32) + 2 * NBD_MAX_STRING];
 	int ret;
 
 	if (len)
@@ -364,11 +215,11 @@ static int opt_list(struct hs *hs, uint32_t opt, uint32_t len)
 		const struct nbd_export *e = &hs->srv->exports[i];
 		size_t nl = strlen(e->name), dl = e->description ? strlen(e->description) : 0;
 
-		put_be32(r, (uint32_t)nl);
-		memcpy(r + 4, e->name, nl);
+		((struct nbd_be32 *)(void *)r)->v = htobe32((uint32_t)nl);
+		memcpy(r + h, e->name, nl);
 		if (dl)
-			memcpy(r + 4 + nl, e->description, dl);
-		ret = opt_reply(hs, opt, NBD_REP_SERVER, r, 4 + nl + dl);
+			memcpy(r + h + nl, e->description, dl);
+		ret = opt_reply(hs, opt, NBD_REP_SERVER, r, h + nl + dl);
 		if (ret < 0)
 			return ret;
 	}
@@ -388,7 +239,7 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 			   hs->extended ? "after extended headers" : "name too long");
 		return -EPROTO;
 	}
-	idx = nbd_server_find_export(hs->srv, (const char *)hs->buf, len);
+	idx = nbd_export_find(hs->srv, (const char *)hs->buf, len);
 	if (idx < 0) {
 		char safe[65];
 		size_t n = len < sizeof(safe) - 1 ? len : sizeof(safe) - 1;
@@ -416,7 +267,7 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 	return 1;
 }
 
-/* NBD_OPT_STARTTLS (nbd/tls.c does the TLS part).  After the TLS
+/* NBD_OPT_STARTTLS (tls-sync.c does the TLS part).  After the TLS
  * handshake everything negotiated before it is forgotten. */
 static int opt_starttls(struct hs *hs, uint32_t opt, uint32_t len)
 {

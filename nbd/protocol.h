@@ -126,6 +126,18 @@
 #define NBD_MAX_PAYLOAD (64u << 20) /* largest READ/WRITE served */
 
 /* Wire structures (big-endian). */
+
+/* A lone big-endian field inside variable-length option data or an option
+ * reply (a name length, a count, an info type, a context id): read and
+ * written in place through these, with be*toh/htobe* like the rest. */
+struct nbd_be16 {
+	uint16_t v;
+} NBD_PACKED;
+
+struct nbd_be32 {
+	uint32_t v;
+} NBD_PACKED;
+
 struct nbd_greeting {
 	uint64_t magic;	     /* NBD_MAGIC */
 	uint64_t opts_magic; /* NBD_OPTS_MAGIC */
@@ -210,9 +222,24 @@ struct nbd_chunk_offset_hole {
 	uint32_t len;
 } NBD_PACKED;
 
+struct nbd_chunk_offset_data {
+	uint64_t offset; /* followed by the data */
+} NBD_PACKED;
+
 struct nbd_chunk_error {
 	uint32_t error;
 	uint16_t msg_len; /* followed by the message */
+} NBD_PACKED;
+
+/* NBD_REPLY_TYPE_BLOCK_STATUS payload, then descriptors. */
+struct nbd_chunk_block_status {
+	uint32_t context_id;
+} NBD_PACKED;
+
+/* NBD_REPLY_TYPE_BLOCK_STATUS_EXT payload, then extended descriptors. */
+struct nbd_chunk_block_status_ext {
+	uint32_t context_id;
+	uint32_t count;
 } NBD_PACKED;
 
 struct nbd_block_descriptor {
@@ -236,5 +263,10 @@ _Static_assert(sizeof(struct nbd_ext_request) == 32, "extended request");
 _Static_assert(sizeof(struct nbd_simple_reply) == 16, "simple reply");
 _Static_assert(sizeof(struct nbd_structured_reply) == 20, "structured reply");
 _Static_assert(sizeof(struct nbd_ext_reply) == 32, "extended reply");
+_Static_assert(sizeof(struct nbd_chunk_offset_hole) == 12, "OFFSET_HOLE payload");
+_Static_assert(sizeof(struct nbd_chunk_offset_data) == 8, "OFFSET_DATA payload head");
+_Static_assert(sizeof(struct nbd_chunk_error) == 6, "ERROR payload head");
+_Static_assert(sizeof(struct nbd_block_descriptor) == 8, "block descriptor");
+_Static_assert(sizeof(struct nbd_block_descriptor_ext) == 16, "extended block descriptor");
 
 #endif

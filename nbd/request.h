@@ -47,6 +47,9 @@ struct nbd_verdict {
 			     its length taken as the payload's */
 };
 
+/* The id of base:allocation, the one metadata context served. */
+#define NBD_CONTEXT_BASE_ALLOCATION 1
+
 /* Header size on the wire. */
 static inline size_t nbd_req_hdr_size(bool extended)
 {

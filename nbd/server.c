@@ -39,19 +39,6 @@
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define SHUTDOWN_GRACE_S 10 /* then connections still busy are cut */
 
-int nbd_server_find_export(const struct nbd_server *srv, const char *name, size_t len)
-{
-	if (len == 0)
-		return srv->nexports ? 0 : -1;
-	for (unsigned int i = 0; i < srv->nexports; i++) {
-		const char *n = srv->exports[i].name;
-
-		if (strlen(n) == len && !memcmp(n, name, len))
-			return (int)i;
-	}
-	return -1;
-}
-
 /* ---- workers ---- */
 
 static void worker_stop(struct aiol_work *wk)
@@ -182,9 +169,41 @@ static void client_done(struct nbd_server *srv, bool handshake, bool gone)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-void nbd_server_client_gone(struct nbd_server *srv)
+/* A worker's connection has been freed (its loop thread). */
+static void worker_conn_gone(struct nbd_worker *w)
 {
-	client_done(srv, false, true);
+	client_done(w->srv, false, true);
+}
+
+/*
+ * Move a negotiated connection to the next worker (round-robin), on the
+ * transport it continues on: TLS when it did STARTTLS, whose session it
+ * takes, plain otherwise.  This is the one place that looks: from here on
+ * the connection only sees a struct nbd_transport.  Takes the fds and the
+ * session on every path (closed and freed on failure).  0 or -errno.
+ */
+static int start_conn(struct nbd_server *srv, int rfd, int wfd, const struct nbd_session *s)
+{
+	unsigned int i = atomic_fetch_add(&srv->next_worker, 1) % srv->nworkers;
+	struct nbd_worker *w = &srv->workers[i];
+	struct nbd_transport *t;
+	int ret;
+
+	if (s->tls)
+		ret = nbd_transport_tls_new(w->loop, rfd, wfd, s->tls, &t);
+	else
+		ret = nbd_transport_plain_new(w->loop, rfd, wfd, &t);
+	if (ret < 0) {
+		nbd_tls_free(s->tls);
+		close(rfd);
+		if (wfd != rfd)
+			close(wfd);
+		return ret;
+	}
+	ret = nbd_conn_start(w, t, s);
+	if (ret < 0)
+		t->ops->free(t);
+	return ret;
 }
 
 static void *hs_thread(void *arg)
@@ -204,16 +223,12 @@ static void *hs_thread(void *arg)
 
 	ret = nbd_handshake(srv, &io, &s);
 	if (ret == 0) {
-		unsigned int i = atomic_fetch_add(&srv->next_worker, 1) % srv->nworkers;
-
-		ret = nbd_conn_start(&srv->workers[i], job->rfd, job->wfd, &s);
-		if (ret == 0) {
-			client_done(srv, true, false);
-			free(job);
-			return NULL;
-		}
-		aiol_err("nbd: cannot start a connection: %s", strerror(-ret));
-		nbd_tls_free(s.tls);
+		ret = start_conn(srv, job->rfd, job->wfd, &s);
+		if (ret < 0)
+			aiol_err("nbd: cannot start a connection: %s", strerror(-ret));
+		client_done(srv, true, ret < 0);
+		free(job);
+		return NULL;
 	} else if (ret < 0 && ret != -ECONNRESET && ret != -EPROTO && ret != -ENOENT) {
 		aiol_debug("nbd: negotiation ended: %s", strerror(-ret));
 	}
@@ -277,7 +292,6 @@ int nbd_server_add_client(struct nbd_server *srv, int fd)
 int nbd_server_add_client_transmission(struct nbd_server *srv, int fd, unsigned int export_index)
 {
 	struct nbd_session s = {.export_idx = export_index};
-	unsigned int i;
 	int ret;
 
 	if (export_index >= srv->nexports) {
@@ -288,12 +302,9 @@ int nbd_server_add_client_transmission(struct nbd_server *srv, int fd, unsigned 
 	ret = client_enter(srv);
 	if (ret < 0)
 		goto err_close;
-	i = atomic_fetch_add(&srv->next_worker, 1) % srv->nworkers;
-	ret = nbd_conn_start(&srv->workers[i], fd, fd, &s);
+	ret = start_conn(srv, fd, fd, &s);
 	client_done(srv, true, ret < 0);
-	if (ret < 0)
-		goto err_close;
-	return 0;
+	return ret;
 
 err_close:
 	close(fd);
@@ -327,73 +338,6 @@ void nbd_server_wait_idle(struct nbd_server *srv)
 }
 
 /* ---- create / shutdown / destroy ---- */
-
-static uint16_t export_flags(const struct aiol_dev_info *info)
-{
-	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
-
-	if (info->caps & AIOL_CAP_FLUSH)
-		f |= NBD_FLAG_SEND_FLUSH;
-	if (info->caps & AIOL_CAP_FUA)
-		f |= NBD_FLAG_SEND_FUA;
-	if (info->caps & AIOL_CAP_ROTATIONAL)
-		f |= NBD_FLAG_ROTATIONAL;
-	if (info->read_only) {
-		f |= NBD_FLAG_READ_ONLY;
-		return f;
-	}
-	if (info->caps & AIOL_CAP_DISCARD)
-		f |= NBD_FLAG_SEND_TRIM;
-	if (info->caps & AIOL_CAP_WRITE_ZEROES) {
-		f |= NBD_FLAG_SEND_WRITE_ZEROES;
-		if (info->caps & AIOL_CAP_FAST_ZERO)
-			f |= NBD_FLAG_SEND_FAST_ZERO;
-	}
-	return f;
-}
-
-static void free_exports(struct nbd_server *srv)
-{
-	for (unsigned int i = 0; i < srv->nexports; i++) {
-		free(srv->exports[i].name);
-		free(srv->exports[i].description);
-	}
-	free(srv->exports);
-}
-
-static int setup_exports(struct nbd_server *srv, const struct nbd_export_opts *ex, unsigned int n)
-{
-	srv->exports = calloc(n, sizeof(*srv->exports));
-	if (!srv->exports)
-		return -ENOMEM;
-	srv->nexports = n;
-	for (unsigned int i = 0; i < n; i++) {
-		struct nbd_export *e = &srv->exports[i];
-		const char *name = ex[i].name ? ex[i].name : "";
-
-		if (!ex[i].dev || strlen(name) > NBD_MAX_STRING ||
-		    (ex[i].description && strlen(ex[i].description) > NBD_MAX_STRING)) {
-			aiol_err("nbd: export %u: missing device or name/description over %u bytes",
-				 i, NBD_MAX_STRING);
-			return -EINVAL;
-		}
-		for (unsigned int j = 0; j < i; j++) {
-			if (!strcmp(srv->exports[j].name, name)) {
-				aiol_err("nbd: export name '%s' given twice", name);
-				return -EINVAL;
-			}
-		}
-		e->name = strdup(name);
-		e->description = ex[i].description ? strdup(ex[i].description) : NULL;
-		if (!e->name || (ex[i].description && !e->description))
-			return -ENOMEM;
-		e->dev = ex[i].dev;
-		e->info = aiol_dev_info(e->dev);
-		e->tflags = export_flags(e->info);
-		e->pref_block = e->info->dio_align > 4096 ? e->info->dio_align : 4096;
-	}
-	return 0;
-}
 
 int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexports,
 		      const struct nbd_server_opts *opts, struct nbd_server **out)
@@ -441,7 +385,7 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 	srv->max_conn_inflight = o.max_conn_inflight ? o.max_conn_inflight : (size_t)128 << 20;
 	srv->payload_timeout_ms = o.payload_timeout_ms ? (int)o.payload_timeout_ms : 60000;
 	srv->poll_us = o.poll_us < 0 ? 0 : o.poll_us ? (unsigned int)o.poll_us : NBD_DEFAULT_POLL_US;
-	ret = setup_exports(srv, exports, nexports);
+	ret = nbd_exports_setup(srv, exports, nexports);
 	if (ret < 0)
 		goto err;
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -460,6 +404,7 @@ int nbd_server_create(const struct nbd_export_opts *exports, unsigned int nexpor
 
 		w->srv = srv;
 		w->index = i;
+		w->conn_gone = worker_conn_gone;
 		w->queues = calloc(nexports, sizeof(*w->queues));
 		if (!w->queues) {
 			ret = -ENOMEM;
@@ -549,7 +494,7 @@ void nbd_server_destroy(struct nbd_server *srv)
 		free(srv->workers[i].queues);
 	}
 	free(srv->workers);
-	free_exports(srv);
+	nbd_exports_free(srv);
 	if (srv->stop_fd >= 0)
 		close(srv->stop_fd);
 	pthread_cond_destroy(&srv->cond);

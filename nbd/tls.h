@@ -2,27 +2,21 @@
 /*
  * TLS for the NBD server (STARTTLS, NBD_OPT_STARTTLS), with GnuTLS.
  *
- * Two layers:
+ * The layers, one file each, each using only those above it:
  *
- *  - struct nbd_tls_creds: the server's credentials, loaded once at startup
- *    from --tls-certificates DIR (ca-cert.pem, server-cert.pem,
- *    server-key.pem, optional ca-crl.pem: the layout of nbdkit and qemu) or
- *    --tls-psk FILE (psktool's "identity:hexkey" lines).  Shared read-only
- *    by all threads.
+ *  - tls-mode.c: --tls=MODE parsing (built with or without GnuTLS).
+ *  - tls-creds.c, struct nbd_tls_creds: the server's credentials, loaded
+ *    once at startup from --tls-certificates DIR or --tls-psk FILE.
+ *    Shared read-only by all threads.
+ *  - tls-session.c, struct nbd_tls: one connection's session, GnuTLS over
+ *    memory buffers; it never touches a socket (tls-session.h, private).
+ *  - tls-sync.c: a blocking driver of a session on a negotiation thread,
+ *    and the STARTTLS glue that swaps struct nbd_io (handshake-io.h) to it.
+ *  - tls-ring.c, struct nbd_tls_io: a driver of a session on a worker's
+ *    ring (exact-length plaintext reads and writes with callbacks, the
+ *    handshake), and the TLS struct nbd_transport (transport.h) over it.
  *
- *  - struct nbd_tls: one connection's TLS session over memory buffers.  It
- *    never touches a socket: ciphertext received from the socket is put into
- *    its input buffer (nbd_tls_in_space()/nbd_tls_in_commit()), ciphertext
- *    to send is taken from its output buffer (nbd_tls_out_pending()/
- *    nbd_tls_out_consume()).  The connection's ring recv/send completions
- *    feed and drain those buffers, so TLS adds no blocking call and no
- *    thread to the one-ring event loop.
- *
- *  - struct nbd_tls_io: an optional driver that does exactly that on one
- *    fd and one aiol_loop: exact-length plaintext reads and writes with
- *    completion callbacks, and the handshake.  A connection whose socket
- *    I/O goes through read/write hooks can switch to it after the
- *    STARTTLS ACK has been sent.
+ * Without GnuTLS, tls-none.c defines every function below, failing.
  *
  * All functions return 0 / a byte count or -errno.  Per-connection objects
  * are used from the thread that owns the connection only.
@@ -108,37 +102,11 @@ bool nbd_io_is_tls(const struct nbd_io *io);
 struct nbd_tls *nbd_io_take_tls(struct nbd_io *io);
 void nbd_io_free_tls(struct nbd_io *io);
 
-/* Ciphertext in: where to receive (at least 1 byte while the session is not
- * stalled on output), then how many bytes arrived (0 = peer closed). */
-size_t nbd_tls_in_space(struct nbd_tls *t, void **buf);
-void nbd_tls_in_commit(struct nbd_tls *t, size_t n);
-/* Copy bytes already read from the socket into the input (bytes a buffered
- * reader read past the STARTTLS option).  Returns 0 or -ENOBUFS. */
-int nbd_tls_feed(struct nbd_tls *t, const void *buf, size_t len);
-
-/* Ciphertext out: bytes waiting to be sent, and how many were sent. */
-size_t nbd_tls_out_pending(struct nbd_tls *t, const void **buf);
-void nbd_tls_out_consume(struct nbd_tls *t, size_t n);
-
-/* Step the handshake: 0 done, -EAGAIN (feed input / drain output and call
- * again), -EACCES (peer certificate refused), -EPROTO (TLS failure). */
-int nbd_tls_handshake(struct nbd_tls *t);
-/* Plaintext read: bytes read (> 0), 0 at the peer's close_notify or EOF,
- * -EAGAIN when more ciphertext is needed, -EPROTO on a TLS error. */
-ssize_t nbd_tls_read(struct nbd_tls *t, void *buf, size_t len);
-/* Plaintext bytes already decrypted and ready for nbd_tls_read(). */
-size_t nbd_tls_read_pending(struct nbd_tls *t);
-/* Plaintext write: encrypts up to one record into the output buffer.
- * Returns the bytes consumed (> 0), -EAGAIN when the output buffer should
- * be drained first, -EPROTO on a TLS error. */
-ssize_t nbd_tls_write(struct nbd_tls *t, const void *buf, size_t len);
-/* Queue a close_notify alert into the output. */
-void nbd_tls_bye(struct nbd_tls *t);
 /* Description of the negotiated session for the log ("TLS1.3 ...") or
  * of the PSK identity; valid until nbd_tls_free(). */
 const char *nbd_tls_describe(struct nbd_tls *t);
 
-/* ---- driver over one socket fd on an aiol_loop ---- */
+/* ---- driver over one fd pair on an aiol_loop (tls-ring.c) ---- */
 
 typedef void (*nbd_tls_io_cb)(void *arg, int res);
 
@@ -182,5 +150,12 @@ void nbd_tls_io_writev(struct nbd_tls_io *io, const struct iovec *iov, int iovcn
 		       nbd_tls_io_cb cb, void *arg);
 /* True while SQEs on the fd are in flight. */
 bool nbd_tls_io_busy(const struct nbd_tls_io *io);
+
+/* The TLS transport (transport.h) of a connection leaving negotiation
+ * with session t, over rfd/wfd on loop: takes the fds and t (freed with
+ * the transport).  0, or -ENOMEM/-ENOTSUP with nothing taken. */
+struct nbd_transport;
+int nbd_transport_tls_new(struct aiol_loop *loop, int rfd, int wfd, struct nbd_tls *t,
+			  struct nbd_transport **out);
 
 #endif

@@ -70,6 +70,17 @@ need_serve() {
 	fi
 }
 
+# TLS must be built in: a -Dtls=disabled build refuses --tls and says so
+# (here, before it would read the empty key file and fail on that).
+need_tls() {
+	truncate -s 1M "$TESTTMP/need-tls.img"
+	if "$AIOLOOP" serve --tls=on --tls-psk /dev/null -U "$TESTTMP/need-tls.sock" \
+		"$TESTTMP/need-tls.img" 2>&1 | grep -q 'no TLS support'; then
+		skip "$1" "this build has no TLS support (-Dtls=disabled or GnuTLS missing)"
+		exit 0
+	fi
+}
+
 # Sanitizer reports in a server log.
 san_clean() {	# NAME
 	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TESTTMP/$1.log"

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of nbd/tls.c: the server side (struct nbd_tls_io on a real
- * aiol_loop, over one end of a socketpair) against a blocking GnuTLS client
- * in a thread on the other end.  X.509 and PSK handshakes, a 1 MiB echo in
- * both directions through records of every size, client certificates from
- * the right and from a foreign CA with --tls-verify-peer, a TLS 1.1-only
- * client, and credential files that are missing or malformed.
+ * Unit tests of the TLS layers of nbd/ (tls-*.c): the server side (struct
+ * nbd_tls_io on a real aiol_loop, over one end of a socketpair) against a
+ * blocking GnuTLS client in a thread on the other end.  X.509 and PSK
+ * handshakes, a 1 MiB echo in both directions through records of every
+ * size, client certificates from the right and from a foreign CA with
+ * --tls-verify-peer, a TLS 1.1-only client, and credential files that are
+ * missing or malformed.
  * Certificates come from tests/harden/mkcerts.sh (certtool); without it
  * the program exits 77.
  */

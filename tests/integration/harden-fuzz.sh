@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The libFuzzer harnesses, briefly: build them (clang, build-fuzz/), replay
 # every saved regression input (fuzz/regress/TARGET/*) and the seed corpus,
-# then fuzz each target (handshake, transmission, transmission over TLS)
-# for FUZZ_SECONDS (default 20) from the seeds.
+# then fuzz each target (handshake, transmission, transmission over TLS,
+# the protocol core alone) for FUZZ_SECONDS (default 20) from the seeds.
 # A crash, sanitizer report or hang fails the test and leaves the input in
 # build-fuzz/artifacts/TARGET/.
 set -u
@@ -19,7 +19,7 @@ fi
 echo "ok - fuzz harnesses build with clang (-fsanitize=fuzzer,address,undefined)"
 rc=0
 work=${TESTTMP:-$(mktemp -d)}
-for t in handshake transmission tls; do
+for t in handshake transmission tls core; do
 	seeds=$t
 	[ $t = tls ] && seeds=transmission	# same input format, sent over TLS
 	inputs=(fuzz/corpus/"$seeds"/*)

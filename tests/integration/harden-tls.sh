@@ -8,6 +8,7 @@
 # The X.509 server runs the sanitizer build when there is one.
 . "$SRCDIR/tests/harden/lib.sh"
 need_serve "TLS tests"
+need_tls "TLS tests"
 for t in nbdinfo nbdcopy qemu-img qemu-io certtool; do
 	command -v $t >/dev/null || { skip "TLS tests" "$t is not installed"; exit 0; }
 done
