@@ -3,8 +3,8 @@
  * aioloop attach / detach / list: a backing file as a kernel block device,
  * with losetup's habits.
  *
- * attach forks a daemon (setsid) that serves the device (ublk: ublk/dev.c;
- * kernel NBD client: ublk/nbd-attach.c), waits on a pipe until the device
+ * attach forks a daemon (setsid) that serves the device (ublk: attach/ublk/dev.c;
+ * kernel NBD client: attach/nbd/nbd-attach.c), waits on a pipe until the device
  * is live, prints its path and exits 0; on failure it prints the daemon's
  * reason and exits 1.  The daemon keeps its state in /run/aioloop/NAME
  * (key=value lines: the device, backing file, offset, size limit,

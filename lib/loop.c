@@ -60,6 +60,10 @@ struct aiol_loop {
 	STAILQ_HEAD(, aiol_work) work;
 	/* cross-thread inbox (LIFO stack, reversed when drained) */
 	_Atomic(struct aiol_work *) inbox;
+	/* aiol_loop_post() calls still between their push and their eventfd
+	 * write: the loop may run the work they pushed (woken by an earlier
+	 * write) and its owner destroy it before they are done with it. */
+	atomic_uint posters;
 	int efd;
 	uint64_t efd_val;
 	struct aiol_event efd_ev;
@@ -223,6 +227,9 @@ void aiol_loop_destroy(struct aiol_loop *loop)
 {
 	if (!loop)
 		return;
+	/* A poster whose work already ran may still be writing the eventfd. */
+	while (atomic_load_explicit(&loop->posters, memory_order_acquire))
+		sched_yield();
 	io_uring_queue_exit(&loop->ring);
 	if (loop->efd >= 0)
 		close(loop->efd);
@@ -266,6 +273,7 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
 	struct aiol_work *head = atomic_load_explicit(&loop->inbox, memory_order_relaxed);
 	uint64_t one = 1;
 
+	atomic_fetch_add_explicit(&loop->posters, 1, memory_order_seq_cst);
 	do {
 		STAILQ_NEXT(w, link) = head;
 	} while (!atomic_compare_exchange_weak_explicit(&loop->inbox, &head, w,
@@ -273,6 +281,7 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
 							memory_order_relaxed));
 	if (write(loop->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		aiol_err("eventfd write: %m");
+	atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_release);
 }
 
 /*

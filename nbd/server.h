@@ -4,7 +4,7 @@
  * engine devices, served by N worker threads, each running one event loop
  * (one io_uring) that carries its connections' socket I/O, their disk I/O
  * and their replies.  Callers hand it connected sockets; listening is the
- * caller's business (nbd/listen.h, cli/serve.c, ublk/'s kernel-NBD attach
+ * caller's business (nbd/listen.h, cli/serve.c, attach/'s kernel-NBD attach
  * over a socketpair).
  *
  * Thread safety: nbd_server_add_client*(), nbd_server_connections() and
@@ -70,7 +70,7 @@ int nbd_server_add_client(struct nbd_server *srv, int fd);
  * be pipes.  Both are owned and closed by the server. */
 int nbd_server_add_client_fds(struct nbd_server *srv, int in_fd, int out_fd);
 
-/* For the kernel NBD client (ublk/nbd-attach.c), which is configured out
+/* For the kernel NBD client (attach/nbd/nbd-attach.c), which is configured out
  * of band and sends requests at once: serve fd from the transmission
  * phase on, no handshake, simple replies only, on export export_index.
  * Takes ownership of fd.  Returns 0 or -errno as nbd_server_add_client(). */

@@ -128,8 +128,8 @@ static struct nl_msg *nbdnl_msg(const struct nbdnl *nl, uint8_t cmd)
 {
 	struct nl_msg *m = nlmsg_alloc();
 
-	if (m && !genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, nl->family, 0, 0, cmd,
-			      NBD_GENL_VERSION)) {
+	if (m &&
+	    !genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, nl->family, 0, 0, cmd, NBD_GENL_VERSION)) {
 		nlmsg_free(m);
 		m = NULL;
 	}

@@ -66,7 +66,9 @@ struct aiol_loop_opts {
 
 /* Create a loop for the calling thread.  Returns 0 or -errno. */
 int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out);
-/* Destroy; the caller has drained everything it submitted. */
+/* Destroy; the caller has drained everything it submitted.  Work posted by
+ * other threads may already have run: a poster still finishing its
+ * aiol_loop_post() call is waited for. */
 void aiol_loop_destroy(struct aiol_loop *loop);
 
 /* The ring, for frontends that prepare their own SQEs (sockets, uring_cmd). */

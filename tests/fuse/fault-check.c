@@ -100,8 +100,7 @@ static unsigned long long counter(const char *name)
 	return 0;
 }
 
-static int run(struct eng_env *e, uint8_t op, uint64_t off, uint64_t len, void *buf,
-	       uint32_t flags)
+static int run(struct eng_env *e, uint8_t op, uint64_t off, uint64_t len, void *buf, uint32_t flags)
 {
 	return eng_run(e, op, off, len, buf, flags);
 }
@@ -112,8 +111,10 @@ static bool read_ok(struct eng_env *e, uint64_t off, uint64_t len, int *res)
 	uint8_t *buf = malloc(len);
 	bool ok;
 
-	if (!buf)
+	if (!buf) {
+		*res = -ENOMEM;
 		return false;
+	}
 	memset(buf, 0xa5, len);
 	*res = run(e, AIOL_OP_READ, off, len, buf, 0);
 	ok = *res == 0 && !memcmp(buf, model + off, len);
@@ -128,7 +129,7 @@ static bool model_matches_disk(void)
 
 static int open_env(struct eng_env *e, enum aiol_engine engine, enum aiol_direct direct)
 {
-	struct aiol_open_opts o = { .engine = engine, .direct = direct };
+	struct aiol_open_opts o = {.engine = engine, .direct = direct};
 
 	return eng_env_open(e, disk_path, &o, 0, 0);
 }
@@ -182,11 +183,10 @@ static void check_short_read(struct eng_env *e)
 	bool ok = true;
 	int res;
 
-	rules("clear\nshort read 3146962\n");	/* 3 MiB + 1234 */
+	rules("clear\nshort read 3146962\n"); /* 3 MiB + 1234 */
 	c0 = counter("short_read");
 	ok = read_ok(e, 3 * MiB, 64 * KiB, &res);
-	result(ok && counter("short_read") > c0,
-	       "a read cut short is completed (res %d)", res);
+	result(ok && counter("short_read") > c0, "a read cut short is completed (res %d)", res);
 	ok = read_ok(e, 3 * MiB + 1, 1233 + 7, &res);
 	result(ok, "unaligned, cut short (res %d)", res);
 
@@ -194,8 +194,8 @@ static void check_short_read(struct eng_env *e)
 	c0 = counter("short_read");
 	ok = read_ok(e, 100, 300000, &res);
 	result(ok && counter("short_read") > c0 + 2,
-	       "a read where every transfer is halved is completed (res %d, %llu cuts)",
-	       res, counter("short_read") - c0);
+	       "a read where every transfer is halved is completed (res %d, %llu cuts)", res,
+	       counter("short_read") - c0);
 	/* Many at once. */
 	for (int i = 0; i < 32; i++) {
 		uint64_t len = eng_rand_range(&rng, 1, 100 * KiB);
@@ -210,23 +210,21 @@ static void check_short_read(struct eng_env *e)
 	if (eng_drain(e, 60000) < 0)
 		ok = false;
 	for (int i = 0; i < 32; i++) {
-		if (ops[i].res != 0 ||
-		    memcmp(bufs[i], model + ops[i].req.off, ops[i].req.len))
+		if (ops[i].res != 0 || memcmp(bufs[i], model + ops[i].req.off, ops[i].req.len))
 			ok = false;
 		free(bufs[i]);
 	}
 	result(ok, "32 halved reads in flight all complete with the right data");
 
 	/* A read that keeps returning 0 bytes must fail, not succeed or spin. */
-	rules("clear\nshort read 3158016\neof read 3158016\n");	/* 3 MiB + 12 KiB */
+	rules("clear\nshort read 3158016\neof read 3158016\n"); /* 3 MiB + 12 KiB */
 	buf = malloc(64 * KiB);
 	if (!buf)
 		exit(1);
 	c0 = counter("eof_read");
 	res = run(e, AIOL_OP_READ, 3 * MiB, 64 * KiB, buf, 0);
 	result(res < 0 && res != -ETIMEDOUT && counter("eof_read") > c0,
-	       "a read that hits a premature end of file fails (res %d %s)", res,
-	       strerror(-res));
+	       "a read that hits a premature end of file fails (res %d %s)", res, strerror(-res));
 	free(buf);
 	rules("clear\n");
 }
@@ -254,7 +252,7 @@ static bool kernel_uring_short_odirect_write_ok(void)
 	if (io_uring_queue_init(4, &ring, 0) < 0)
 		goto out;
 	memcpy(buf, model, 16384);
-	buf[0] ^= 1;	/* differs from the model until rewritten */
+	buf[0] ^= 1; /* differs from the model until rewritten */
 	rules("clear\nshort write 5000\n");
 	sqe = io_uring_get_sqe(&ring);
 	io_uring_prep_write(sqe, fd, buf, 16384, 0);
@@ -269,9 +267,9 @@ static bool kernel_uring_short_odirect_write_ok(void)
 		ok = model_matches_disk();
 		model[0] ^= 1;
 	} else {
-		ok = true;	/* a short count or an error: the engine sees it */
+		ok = true; /* a short count or an error: the engine sees it */
 	}
-	if (pwrite(fd, model, 16384, 0) != 16384)	/* aligned: model is page-aligned */
+	if (pwrite(fd, model, 16384, 0) != 16384) /* aligned: model is page-aligned */
 		ok = false;
 out:
 	free(buf);
@@ -289,7 +287,7 @@ static void check_short_write(struct eng_env *e)
 	buf = malloc(200000);
 	if (!buf)
 		exit(1);
-	rules("clear\nshort write 3150728\n");	/* 3 MiB + 5000 */
+	rules("clear\nshort write 3150728\n"); /* 3 MiB + 5000 */
 	c0 = counter("short_write");
 	eng_rand_fill(&rng, buf, 20000);
 	memcpy(model + 3 * MiB + 4000, buf, 20000);
@@ -322,7 +320,8 @@ static void check_eagain(struct eng_env *e)
 	rules("clear\neagain read 3\n");
 	c0 = counter("eagain_read");
 	ok = read_ok(e, 2 * MiB + 5, 100000, &res);
-	result(ok && counter("eagain_read") > c0, "a read that gets EAGAIN is retried (res %d)", res);
+	result(ok && counter("eagain_read") > c0, "a read that gets EAGAIN is retried (res %d)",
+	       res);
 	buf = malloc(70000);
 	if (!buf)
 		exit(1);
@@ -352,7 +351,8 @@ static void check_nodirect(enum aiol_engine engine)
 	res = open_env(&e, engine, AIOL_DIRECT_AUTO);
 	if (res == -EINVAL && engine == AIOL_ENGINE_AIO) {
 		printf("skip - %s: direct=auto on a backing without O_DIRECT: "
-		       "the aio backend needs O_DIRECT\n", tag);
+		       "the aio backend needs O_DIRECT\n",
+		       tag);
 	} else {
 		result(res == 0 && !e.info->direct,
 		       "direct=auto on a backing without O_DIRECT goes buffered (res %d)", res);
@@ -429,7 +429,7 @@ int main(int argc, char **argv)
 		argc = 0;
 	if (argc != 4 || aiol_engine_parse(argv[2], &engine) < 0) {
 		fprintf(stderr, "Usage: fault-check MOUNTPOINT uring|aio|threads|sync auto|on|off "
-			"[PHASE,...]\n");
+				"[PHASE,...]\n");
 		return 2;
 	}
 	aiol_log_setup("fault-check", AIOL_LOG_ERR, NULL);

@@ -64,30 +64,40 @@ enum kind { K_EIO, K_SHORT, K_HALF, K_EOF, K_EAGAIN };
 struct rule {
 	enum kind kind;
 	enum dir dir;
-	uint64_t start, len;	/* K_EIO: range; K_SHORT, K_EOF: start;
-				 * K_EAGAIN: failures left (start) */
+	uint64_t start, len; /* K_EIO: range; K_SHORT, K_EOF: start;
+			      * K_EAGAIN: failures left (start) */
 };
 
 enum counter {
-	C_EIO_READ, C_EIO_WRITE, C_SHORT_READ, C_SHORT_WRITE, C_EOF_READ,
-	C_EAGAIN_READ, C_EAGAIN_WRITE, C_NODIRECT, C_NOFALLOCATE, C_READS, C_WRITES, C_MAX
+	C_EIO_READ,
+	C_EIO_WRITE,
+	C_SHORT_READ,
+	C_SHORT_WRITE,
+	C_EOF_READ,
+	C_EAGAIN_READ,
+	C_EAGAIN_WRITE,
+	C_NODIRECT,
+	C_NOFALLOCATE,
+	C_READS,
+	C_WRITES,
+	C_MAX
 };
 
 static const char *const counter_names[C_MAX] = {
-	"eio_read", "eio_write", "short_read", "short_write", "eof_read",
-	"eagain_read", "eagain_write", "nodirect", "nofallocate", "reads", "writes",
+    "eio_read",	    "eio_write", "short_read",	"short_write", "eof_read", "eagain_read",
+    "eagain_write", "nodirect",	 "nofallocate", "reads",       "writes",
 };
 
 static struct {
 	pthread_mutex_t lock;
-	int fd;				/* the backing file */
+	int fd; /* the backing file */
 	struct rule rules[MAX_RULES];
 	unsigned int nrules;
 	bool nodirect, nofallocate;
 	uint64_t count[C_MAX];
-	char ctl_in[4096];		/* a partial line written to ctl */
+	char ctl_in[4096]; /* a partial line written to ctl */
 	size_t ctl_in_len;
-} fs = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+} fs = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* ---- rules ---- */
 
@@ -107,12 +117,12 @@ static int rule_apply(const char *line)
 {
 	char word[16], dirw[16];
 	unsigned long long a = 0, b = 0;
-	struct rule r = { 0 };
+	struct rule r = {0};
 	int n;
 
 	n = sscanf(line, "%15s %15s %llu %llu", word, dirw, &a, &b);
 	if (n < 1)
-		return 0;	/* blank line */
+		return 0; /* blank line */
 	if (!strcmp(word, "clear")) {
 		fs.nrules = 0;
 		fs.nodirect = false;
@@ -309,7 +319,7 @@ static int ffs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	(void)fi;
 	switch (lookup(path)) {
 	case N_CTL:
-		return 0;	/* "> ctl" */
+		return 0; /* "> ctl" */
 	case N_DISK:
 		return ftruncate(fs.fd, size) < 0 ? -errno : 0;
 	default:
@@ -365,8 +375,7 @@ static int ctl_write(const char *buf, size_t size)
 	return ret < 0 ? ret : (int)size;
 }
 
-static int ffs_read(const char *path, char *buf, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static int ffs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	ssize_t r;
 	int ret;
@@ -430,24 +439,25 @@ static off_t ffs_lseek(const char *path, off_t off, int whence, struct fuse_file
 }
 
 static const struct fuse_operations ffs_ops = {
-	.init = ffs_init,
-	.getattr = ffs_getattr,
-	.readdir = ffs_readdir,
-	.open = ffs_open,
-	.truncate = ffs_truncate,
-	.read = ffs_read,
-	.write = ffs_write,
-	.fsync = ffs_fsync,
-	.fallocate = ffs_fallocate,
-	.lseek = ffs_lseek,
+    .init = ffs_init,
+    .getattr = ffs_getattr,
+    .readdir = ffs_readdir,
+    .open = ffs_open,
+    .truncate = ffs_truncate,
+    .read = ffs_read,
+    .write = ffs_write,
+    .fsync = ffs_fsync,
+    .fallocate = ffs_fallocate,
+    .lseek = ffs_lseek,
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: faultfs [--sync-dio] [--rule TEXT]... BACKING MOUNTPOINT [FUSE-OPTION...]\n"
-		   "Rules: eio read|write START LEN, short read|write AT, half read|write,\n"
-		   "       eof read AT, eagain read|write N, nodirect, nofallocate, clear.\n"
-		   "Change them later by writing lines to MOUNTPOINT/ctl.\n");
+	fprintf(f,
+		"Usage: faultfs [--sync-dio] [--rule TEXT]... BACKING MOUNTPOINT [FUSE-OPTION...]\n"
+		"Rules: eio read|write START LEN, short read|write AT, half read|write,\n"
+		"       eof read AT, eagain read|write N, nodirect, nofallocate, clear.\n"
+		"Change them later by writing lines to MOUNTPOINT/ctl.\n");
 }
 
 int main(int argc, char **argv)

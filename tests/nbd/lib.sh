@@ -3,7 +3,7 @@
 # Starts servers on Unix sockets under $TESTTMP, kills everything it
 # started on exit, prints "ok -"/"not ok -"/"skip -" lines.
 
-: "${AIOLOOP:?run through tests/run-all}"
+: "${AIOLOOP:?run through meson test (scripts/check)}"
 : "${TESTTMP:=$(mktemp -d /tmp/aioloop-t.XXXXXX)}"
 : "${SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
 NBD_FAILED=0

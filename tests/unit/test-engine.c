@@ -140,7 +140,7 @@ static int fx_teardown(void **state)
 static void fx_need_direct(struct fx *f)
 {
 	if (f->cfg->direct == AIOL_DIRECT_AUTO && !g_odirect) {
-		print_message("skip - %s: %s has no O_DIRECT (set TMPDIR to a disk file system)\n",
+		print_message("# skip - %s: %s has no O_DIRECT (set TMPDIR to a disk file system)\n",
 			      f->cfg->name, eng_tmpdir());
 		skip();
 	}
@@ -822,7 +822,7 @@ static void window_end_neighbour(void **state)
 			 f->cfg->name, f->env.info->direct, nb.lost, nb.rounds,
 			 (unsigned long long)nb.at);
 	if (nb.rounds == 0) {
-		print_message("skip - %s: the other writer never ran in 5 s (machine too busy)\n",
+		print_message("# skip - %s: the other writer never ran in 5 s (machine too busy)\n",
 			      f->cfg->name);
 		skip();
 	}
@@ -1185,7 +1185,7 @@ static void tmpfs(void **state)
 	int fd, ret;
 
 	if (statfs("/dev/shm", &sfs) < 0 || sfs.f_type != TMPFS_MAGIC) {
-		print_message("skip - %s: /dev/shm is not a tmpfs\n", f->cfg->name);
+		print_message("# skip - %s: /dev/shm is not a tmpfs\n", f->cfg->name);
 		skip();
 	}
 	snprintf(path, sizeof(f->extra), "/dev/shm/aioloop-test-engine.XXXXXX");
@@ -1558,7 +1558,7 @@ int main(int argc, char **argv)
 	aiol_log_setup("test-engine", AIOL_LOG_WARN, NULL);
 	g_seed = seed ? strtoull(seed, NULL, 0) : (uint64_t)time(NULL);
 	g_odirect = eng_dir_has_odirect(eng_tmpdir());
-	printf("test-engine: files in %s (O_DIRECT %s), AIOLOOP_TEST_SEED=%llu\n",
+	printf("# test-engine: files in %s (O_DIRECT %s), AIOLOOP_TEST_SEED=%llu\n",
 	       eng_tmpdir(), g_odirect ? "available" : "unavailable",
 	       (unsigned long long)g_seed);
 	if (argc > 1)

@@ -67,7 +67,7 @@ static const char *disk_dir(void)
 static void skip_without_direct(void)
 {
 	if (eng_dir_is_tmpfs(disk_dir()) || !eng_dir_has_odirect(disk_dir())) {
-		print_message("skip: no O_DIRECT on the file system of %s\n", disk_dir());
+		print_message("# skip: no O_DIRECT on the file system of %s\n", disk_dir());
 		skip();
 	}
 }
@@ -191,7 +191,7 @@ static void test_tmpfs_direct(void **state)
 	struct aiol_dev *dev;
 
 	if (!f->path[0]) {
-		print_message("skip: /dev/shm is not a tmpfs here\n");
+		print_message("# skip: /dev/shm is not a tmpfs here\n");
 		skip();
 		return;
 	}
@@ -326,7 +326,7 @@ static void test_forced_read_only(void **state)
 	struct aiol_dev *dev;
 
 	if (!make_unwritable(f->path, false)) {
-		print_message("skip: cannot make a file unwritable here\n");
+		print_message("# skip: cannot make a file unwritable here\n");
 		skip();
 		return;
 	}

@@ -432,7 +432,7 @@ static void for_engines(void **state, void (*fn)(const char *, enum aiol_engine)
 	struct fixture *f = *state;
 
 	if (!f->path[0]) {
-		print_message("skip: %s\n", f->is_bdev ? "AIOLOOP_TEST_BDEV names no scratch block device" :
+		print_message("# skip: %s\n", f->is_bdev ? "AIOLOOP_TEST_BDEV names no scratch block device" :
 			      "no scratch file on a file system of this kind here");
 		skip();
 		return;
