@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/loop.h>
 #include <linux/magic.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -37,6 +39,8 @@ struct fixture {
 	char path[256];
 	bool direct;	/* the file system does O_DIRECT */
 	bool is_bdev;	/* never unlinked */
+	char backing[256]; /* a loop device this test attached: its file */
+	int loop_fd;	   /* ... and the device, open, to detach it */
 };
 
 static int make(void **state, const char *dir, bool want_tmpfs)
@@ -79,8 +83,52 @@ static int setup_shm(void **state)
 	return make(state, "/dev/shm", true);
 }
 
-/* A scratch block device named by AIOLOOP_TEST_BDEV (its data is
- * overwritten; at least 96 MiB), e.g. a loop device set up by root. */
+/* Attach a fresh 96 MiB file on a disk file system (direct I/O) as a loop
+ * device, as root; returns the device's fd (kept to detach it) or -1. */
+static int attach_loop(struct fixture *f)
+{
+	struct loop_config lc = { .block_size = 512, .info.lo_flags = LO_FLAGS_AUTOCLEAR };
+	int ctl, nr, fd, lfd = -1;
+
+	snprintf(f->backing, sizeof(f->backing), "/var/tmp/aioloop-rmw-bdev-XXXXXX");
+	fd = mkstemp(f->backing);
+	if (fd < 0) {
+		f->backing[0] = 0;
+		return -1;
+	}
+	if (ftruncate(fd, 96 * MiB) < 0)
+		goto out;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		goto out;
+	nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+	close(ctl);
+	if (nr < 0)
+		goto out;
+	snprintf(f->path, sizeof(f->path), "/dev/loop%d", nr);
+	lfd = open(f->path, O_RDWR | O_CLOEXEC);
+	lc.fd = (uint32_t)fd;
+	lc.info.lo_flags |= LO_FLAGS_DIRECT_IO;
+	if (lfd >= 0 && ioctl(lfd, LOOP_CONFIGURE, &lc) < 0) {
+		lc.info.lo_flags &= ~LO_FLAGS_DIRECT_IO;
+		if (ioctl(lfd, LOOP_CONFIGURE, &lc) < 0) {
+			close(lfd);
+			lfd = -1;
+		}
+	}
+out:
+	close(fd);
+	if (lfd < 0) {
+		f->path[0] = 0;
+		unlink(f->backing);
+		f->backing[0] = 0;
+	}
+	return lfd;
+}
+
+/* A scratch block device: the one named by AIOLOOP_TEST_BDEV (its data is
+ * overwritten; at least 96 MiB) or, as root, a loop device this test
+ * attaches to a file of its own (detached and removed by teardown). */
 static int setup_bdev(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -89,8 +137,11 @@ static int setup_bdev(void **state)
 	*state = f;
 	if (!f)
 		return -1;
+	f->loop_fd = -1;
 	if (d && *d)
 		snprintf(f->path, sizeof(f->path), "%s", d);
+	else if (geteuid() == 0)
+		f->loop_fd = attach_loop(f);
 	f->direct = true;
 	f->is_bdev = true;
 	return 0;
@@ -102,6 +153,12 @@ static int teardown(void **state)
 
 	if (f && f->path[0] && !f->is_bdev)
 		unlink(f->path);
+	if (f && f->is_bdev && f->loop_fd >= 0) {
+		ioctl(f->loop_fd, LOOP_CLR_FD, 0);
+		close(f->loop_fd);
+	}
+	if (f && f->backing[0])
+		unlink(f->backing);
 	free(f);
 	return 0;
 }
@@ -432,7 +489,7 @@ static void for_engines(void **state, void (*fn)(const char *, enum aiol_engine)
 	struct fixture *f = *state;
 
 	if (!f->path[0]) {
-		print_message("# skip: %s\n", f->is_bdev ? "AIOLOOP_TEST_BDEV names no scratch block device" :
+		print_message("# skip: %s\n", f->is_bdev ? "no scratch block device (AIOLOOP_TEST_BDEV unset, and no loop device could be attached)" :
 			      "no scratch file on a file system of this kind here");
 		skip();
 		return;
