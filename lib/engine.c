@@ -372,6 +372,7 @@ static void done_work(struct aiol_work *w)
 		return;
 	}
 	q->outstanding--;
+	aiol_loop_inflight(q->loop, -1);
 	AIOL_DEBUG_DATA("req %p op %u off %llu len %llu: %d", (void *)req, req->op,
 			(unsigned long long)req->off, (unsigned long long)req->len, res);
 	req->done(req, res);
@@ -444,6 +445,7 @@ int aiol_submit(struct aiol_queue *q, struct aiol_req *req)
 	p->q = q;
 	p->io.done = io_done;
 	q->outstanding++;
+	aiol_loop_inflight(q->loop, 1);
 	ret = eng_validate(q, req);
 	if (ret <= 0) {
 		AIOL_DEBUG_DATA("req op %u off %llu len %llu rejected: %d", req->op,

@@ -9,13 +9,18 @@
  *
  * The arena is mapped at its full size (MAP_NORESERVE: untouched pages
  * cost nothing) but used from its start as demand grows: the allocator
- * works inside a prefix of ARENA_FIRST bytes and doubles it only when no
- * free run fits there, and only the prefix is registered with the ring
- * (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
+ * works inside a prefix of ARENA_FIRST bytes (1 MiB) and doubles it only
+ * when no free run fits there, and only the prefix is registered with the
+ * ring (registration pins its pages and charges them to RLIMIT_MEMLOCK).  A
  * grown prefix replaces the registration of buffer 0 alone (the kernel's
  * slots of a sparse table are left as they are): in-flight fixed I/O
  * keeps the old one until it completes, and the new one starts at the same
  * address, so every fixed buffer handed out stays valid.
+ *
+ * Before it sleeps, a loop created with poll_us polls its ring for a
+ * window that the policy of spin.h learns from the gaps between
+ * completions, while requests are in flight (aiol_loop_inflight()), or,
+ * with many in flight, sleeps for a batch of them.
  *
  * Thread model: everything but aiol_loop_post() runs on the owning thread.
  * aiol_loop_post() pushes onto an atomic stack and writes the eventfd.
@@ -34,17 +39,26 @@
 
 #include "aioloop/log.h"
 #include "aioloop/loop.h"
+#include "spin.h"
 
 #define ARENA_PAGE 4096u
-/* The arena's prefix in use (and registered) at first. */
-#define ARENA_FIRST (8u << 20)
+/* The arena's prefix in use (and registered) at first: what a worker
+ * pins before its first client.  A server has a worker per CPU, so this
+ * is the idle RSS it costs per CPU; QD32 of 4 KiB takes 128 KiB of it. */
+#define ARENA_FIRST (1u << 20)
 #define FILE_SLOTS 64
+/* A sched_yield() in a poll that takes longer than this gave the CPU to
+ * someone else for a time slice, not to a client for a moment. */
+#define YIELD_SLOW_NS 200000u
 
 struct aiol_loop {
 	struct io_uring ring;
 	unsigned int submit_batch;	/* see aiol_loop_opts */
 	unsigned int poll_us;		/* see aiol_loop_opts */
 	bool taskrun_flag;		/* the kernel flags pending task work */
+	bool deferred;			/* DEFER_TASKRUN: batched wake-ups */
+	struct aiol_spin spin;		/* adaptive polling (spin.h) */
+	unsigned int inflight;		/* see aiol_loop_inflight() */
 	/* deferred work, FIFO */
 	STAILQ_HEAD(, aiol_work) work;
 	/* cross-thread inbox (LIFO stack, reversed when drained) */
@@ -135,13 +149,26 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 	p.cq_entries = entries * 4;
 	/* A polling thread runs its task work when it looks, not on an
 	 * interrupt: no IPI for every completion, and the kernel says when
-	 * there is task work to run (5.19+; older kernels: plain setup). */
+	 * there is task work to run (5.19+).  Better (6.1+), task work is
+	 * deferred until the thread asks for completions, and a thread that
+	 * sleeps for n of them is woken once, not n times; that needs a
+	 * single issuer, the thread that creates the loop (the loop's own).
+	 * Older kernels: the best of these they take. */
 	poll_flags = loop->poll_us ? IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG : 0;
-	pp = p;
-	pp.flags |= poll_flags;
-	ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
+	ret = -EINVAL;
+	if (poll_flags) {
+		pp = p;
+		pp.flags |= poll_flags | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+		ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
+		loop->deferred = ret == 0;
+	}
+	if (ret == -EINVAL && poll_flags) {
+		pp = p;
+		pp.flags |= poll_flags;
+		ret = io_uring_queue_init_params(entries, &loop->ring, &pp);
+	}
 	loop->taskrun_flag = poll_flags && ret == 0;
-	if (ret == -EINVAL && poll_flags)
+	if (ret == -EINVAL)
 		ret = io_uring_queue_init_params(entries, &loop->ring, &p);
 	if (ret < 0) {
 		aiol_err("io_uring_queue_init: %s", strerror(-ret));
@@ -154,6 +181,7 @@ int aiol_loop_create(const struct aiol_loop_opts *opts, struct aiol_loop **out)
 		goto err_ring;
 	}
 	loop->efd_ev.fn = efd_complete;
+	aiol_spin_init(&loop->spin, loop->poll_us, loop->deferred);
 
 	loop->arena_bytes = arena;
 	loop->npages = arena / ARENA_PAGE;
@@ -304,24 +332,32 @@ static int run_work(struct aiol_loop *loop)
 	return n;
 }
 
-static uint64_t now_us(void)
+static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void aiol_loop_inflight(struct aiol_loop *loop, int delta)
+{
+	assert(delta >= 0 || loop->inflight >= (unsigned int)-delta);
+	loop->inflight += delta;
 }
 
 /*
- * Busy-poll for a completion for up to poll_us.  A thread that sleeps in
- * io_uring_enter() is woken by an interrupt, a wake-up and a context switch
- * for every completion; on a virtual machine each costs tens of
- * microseconds, as much as a fast disk's service time.  Returns true when a
- * CQE is ready.
+ * Busy-poll for a completion until now_ns() reaches end.  A thread that
+ * sleeps in io_uring_enter() is woken by an interrupt, a wake-up and a
+ * context switch for every completion; on a virtual machine each costs
+ * tens of microseconds, as much as a fast disk's service time.  Returns
+ * true when a CQE is ready; false when end passed without one, or when a
+ * yield gave the CPU away for longer than YIELD_SLOW_NS (a CQE may be
+ * ready then: the sleep that follows returns at once).
  */
-static bool loop_poll(struct aiol_loop *loop)
+static bool loop_poll(struct aiol_loop *loop, uint64_t end)
 {
-	uint64_t end = now_us() + loop->poll_us;
+	uint64_t t;
 
 	io_uring_submit(&loop->ring);
 	for (;;) {
@@ -334,10 +370,46 @@ static bool loop_poll(struct aiol_loop *loop)
 			if (io_uring_cq_ready(&loop->ring))
 				return true;
 		}
-		if (now_us() >= end)
+		t = now_ns();
+		if (t >= end)
 			return false;
 		sched_yield();
+		/* Another thread had this CPU for a long while: it is wanted
+		 * elsewhere, and a completion may have waited for us all that
+		 * time.  Polling does not pay here: give up, count a miss. */
+		if (now_ns() - t > YIELD_SLOW_NS)
+			return false;
 	}
+}
+
+/* Poll before sleeping, if the policy says it pays now.  Returns true when
+ * a CQE is ready. */
+static bool loop_maybe_poll(struct aiol_loop *loop)
+{
+	uint64_t now = now_ns();
+	uint64_t w = aiol_spin_decide(&loop->spin, loop->inflight, now);
+	bool hit;
+
+	if (!w)
+		return false;
+	hit = loop_poll(loop, now + w);
+	aiol_spin_outcome(&loop->spin, hit);
+	return hit;
+}
+
+/* Sleep for a completion, or for a batch of them when the policy says so
+ * (a timeout of poll_us bounds the wait for the batch). */
+static int loop_sleep(struct aiol_loop *loop)
+{
+	unsigned int nr = aiol_spin_batch(&loop->spin, loop->inflight);
+	struct __kernel_timespec ts;
+	struct io_uring_cqe *cqe;
+
+	if (nr <= 1)
+		return io_uring_submit_and_wait(&loop->ring, 1);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long long)loop->spin.cap_ns;
+	return io_uring_submit_and_wait_timeout(&loop->ring, &cqe, nr, &ts, NULL);
 }
 
 int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
@@ -345,13 +417,13 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 	struct io_uring_cqe *cqe;
 	int ret, n = 0;
 
-	if (wait && STAILQ_EMPTY(&loop->work) && loop->poll_us && loop_poll(loop))
+	if (wait && STAILQ_EMPTY(&loop->work) && loop->poll_us && loop_maybe_poll(loop))
 		ret = 0;
 	else if (wait && STAILQ_EMPTY(&loop->work))
-		ret = io_uring_submit_and_wait(&loop->ring, 1);
+		ret = loop_sleep(loop);
 	else
 		ret = io_uring_submit(&loop->ring);
-	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME)
 		return ret;
 
 	while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
@@ -364,6 +436,8 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 			ev->fn(ev, res, flags);
 		n++;
 	}
+	if (n && loop->poll_us)
+		aiol_spin_seen(&loop->spin, now_ns());
 	n += run_work(loop);
 	return n;
 }

@@ -58,8 +58,10 @@ struct aiol_loop_opts {
 	unsigned int submit_batch;	/* while running deferred work, submit as soon as
 					 * this many SQEs are ready; 0: once per pass */
 	unsigned int poll_us;	/* before sleeping for a completion, poll the ring for
-				 * up to this many microseconds (yielding the CPU to
-				 * anything else runnable); 0: sleep at once */
+				 * at most this many microseconds (yielding the CPU to
+				 * anything else runnable), only while requests are in
+				 * flight and for a window learnt from the gaps between
+				 * completions; 0: sleep at once */
 	unsigned int kernel_bufs;	/* empty registered-buffer slots after the arena
 					 * (indices 1..kernel_bufs) for buffers the kernel
 					 * installs (ublk zero copy); 0: none */
@@ -79,6 +81,12 @@ struct io_uring *aiol_loop_ring(struct aiol_loop *loop);
  * SQ is full it submits first.  ev may be NULL for SQEs whose completion is
  * of no interest (their CQEs are dropped). */
 struct io_uring_sqe *aiol_loop_sqe(struct aiol_loop *loop, struct aiol_event *ev);
+
+/* Requests in flight on this loop go up (delta > 0) or down: the polling
+ * policy polls only while some are.  The engine counts the requests
+ * accepted by its queues on the loop; a frontend need not.  Loop thread
+ * only. */
+void aiol_loop_inflight(struct aiol_loop *loop, int delta);
 
 /* Submit pending SQEs, wait for at least one completion (unless work is
  * pending or wait is false), dispatch all CQEs and run all deferred work.

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # bench/compare --quick: the benchmark harness runs end to end in seconds and
 # writes a well-formed report (Markdown table with rows, JSON that parses
-# and has every target accounted for, a PNG), leaves no server process and
+# and has every target accounted for, CPU per I/O for every NBD job, PNGs,
+# no absolute path of the tree), leaves no server process and
 # no loop device behind.  It asserts no speeds: the figures of a smoke run
 # on a busy machine mean nothing.
 set -u
@@ -47,7 +48,7 @@ fi
 
 md=$(find "$out" -maxdepth 1 -name '*.md' | head -n1)
 json=$(find "$out" -maxdepth 1 -name '*.json' | head -n1)
-png=$(find "$out" -maxdepth 1 -name '*.png' | head -n1)
+png=$(find "$out" -maxdepth 1 -name '*.png' ! -name '*-cpu.png' | head -n1)
 
 if [ -n "$json" ] && python3 - "$json" <<'EOF'
 import json, sys
@@ -62,10 +63,15 @@ for name, t in r["targets"].items():
     for wl, res in t["results"].items():
         for k in ("iops", "mib_s", "p50_us", "p99_us"):
             assert isinstance(res[k], (int, float)) and res[k] >= 0, (name, wl, k)
+        if t["kind"] in ("nbd", "bench"):
+            v = res["server_cpu_us_per_io"]
+            assert isinstance(v, (int, float)) and v >= 0, (name, wl, "cpu/io")
+        if t["kind"] == "nbd":
+            assert res["server_idle_rss_mib"] > 0, (name, wl, "idle rss")
         ran += 1
 assert ran > 0, "no job ran"
 assert "raw" in r["targets"] and r["targets"]["raw"]["results"], "raw file did not run"
-assert len(r["checks"]) == 8, "expected 8 goal checks"
+assert len(r["checks"]) == 12, "expected 12 goal checks"
 for c in r["checks"]:
     assert c["status"] in ("MET", "MISSED", "NOT MEASURED"), c
 for k in ("cpu", "cores", "kernel", "fs", "versions"):
@@ -78,9 +84,11 @@ else
 fi
 
 if [ -n "$md" ] && grep -q '^| raw | [0-9]' "$md" &&
-	[ "$(grep -c '^target: .*: \(MET\|MISSED\|NOT MEASURED\)' "$md")" = 8 ] &&
-	grep -q '^## Machine' "$md" && grep -q '^## Method' "$md"; then
-	echo "ok - bench-quick: Markdown report has table rows, goal lines, machine and method"
+	[ "$(grep -c '^target: .*: \(MET\|MISSED\|NOT MEASURED\)' "$md")" = 12 ] &&
+	grep -q '^## Machine' "$md" && grep -q '^## Method' "$md" &&
+	grep -q '^## CPU per I/O' "$md" && grep -q '^## Memory' "$md" &&
+	grep -q '^## Noise' "$md"; then
+	echo "ok - bench-quick: Markdown report has table rows, goal lines, machine, method, CPU, memory, noise"
 else
 	echo "not ok - bench-quick: Markdown report missing or without rows ($md)"
 fi
@@ -91,6 +99,21 @@ elif ! command -v gnuplot >/dev/null; then
 	echo "skip - bench-quick: PNG plot: gnuplot not installed"
 else
 	echo "not ok - bench-quick: PNG plot missing or not a PNG ($png)"
+fi
+
+cpng=$(find "$out" -maxdepth 1 -name '*-cpu.png' | head -n1)
+if [ -n "$cpng" ] && [ "$(head -c 8 "$cpng" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
+	echo "ok - bench-quick: IOPS against CPU per I/O plot written"
+elif ! command -v gnuplot >/dev/null; then
+	echo "skip - bench-quick: CPU plot: gnuplot not installed"
+else
+	echo "not ok - bench-quick: CPU plot missing or not a PNG ($cpng)"
+fi
+
+if [ -n "$md" ] && ! grep -qF "$SRCDIR/" "$md" "$json"; then
+	echo "ok - bench-quick: the report names no absolute path of the tree"
+else
+	echo "not ok - bench-quick: the report names absolute paths of the tree: $(grep -ohF "$SRCDIR/" "$md" "$json" | head -n1)"
 fi
 
 if grep -q '^\[ *1/[0-9]*\]' "$TESTTMP/compare.err"; then
