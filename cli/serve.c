@@ -33,6 +33,8 @@
 #define DEMO_SIZE ((uint64_t)256 << 20)
 /* Offsets and sizes end up in off_t. */
 #define MAX_OFFSET ((uint64_t)INT64_MAX)
+/* Fewer online CPUs than this: the workers sleep unless --poll is given. */
+#define SERVE_POLL_MIN_CPUS 4
 
 static void usage(FILE *f)
 {
@@ -70,9 +72,8 @@ static void usage(FILE *f)
 		"(default 60)\n"
 		"      --poll USEC          a busy worker polls for completions at most this long "
 		"before it sleeps\n"
-		"                           (adaptive; default %d, or 0 with an rbd: export; 0: "
-		"sleep at\n"
-		"                           once, costing latency)\n"
+		"                           (adaptive; default %d with 4 CPUs or more, else 0, and 0\n"
+		"                           with an rbd: export; 0: sleep at once)\n"
 		"      --pidfile FILE       write the process id to FILE once listening\n"
 		"      --control PATH       control socket for 'aioloop stats' (default\n"
 		"                           " CLI_RUN_DIR "/serve-PID.ctl; 'none': no socket)\n"
@@ -703,6 +704,16 @@ int cmd_serve(int argc, char **argv)
 	for (unsigned int i = 0; i < nex && !so.poll_us; i++)
 		if (aiol_dev_info(devs[i])->engine == AIOL_ENGINE_RBD)
 			so.poll_us = -1;
+	/* With under 4 CPUs the clients, the workers and the kernel's
+	 * completion work share them, and a worker that polls takes the CPU
+	 * they need: on 2 vCPUs polling lost in every workload but one and
+	 * cost twice the CPU (bench/results/2026-12-02-vm-goals.md).  Unless
+	 * --poll says otherwise, sleep there too. */
+	if (!so.poll_us && sysconf(_SC_NPROCESSORS_ONLN) < SERVE_POLL_MIN_CPUS) {
+		so.poll_us = -1;
+		aiol_info("polling off: %ld CPUs online (under %d; --poll USEC turns it on)",
+			  sysconf(_SC_NPROCESSORS_ONLN), SERVE_POLL_MIN_CPUS);
+	}
 
 	if (nbd_tls_creds_load(&cfg.tls, &tls) < 0)
 		goto out;	/* it said which file was wrong */
