@@ -11,7 +11,8 @@
 # sectors, with and without --iv-large-sectors, IV and data offsets and
 # both XTS key sizes.  Then fio crc32c verify over 4 connections of an
 # encrypted image, block status all data on a fresh (all hole) image,
-# discard refused unless --allow-discards, and a snapshot read-only.
+# discard refused unless --allow-discards, a snapshot read-only, and the
+# export following an image grown while served.
 . "$(dirname "$0")/../nbd/lib.sh"
 . "$SRCDIR/tests/ceph/lib.sh"
 for t in nbdcopy nbdinfo qemu-io python3; do
@@ -19,6 +20,7 @@ for t in nbdcopy nbdinfo qemu-io python3; do
 done
 python3 -c 'import cryptography' 2>/dev/null ||
 	{ skip "RBD crypt: python3-cryptography is not installed (scripts/install-deps)"; exit 77; }
+[ -n "$NBD_PY" ] || { skip "RBD crypt: python3-libnbd is not installed (scripts/install-deps)"; exit 77; }
 rbd_requires "RBD crypt"
 rbd_cluster
 PLAIN="python3 $SRCDIR/tests/crypt/plain.py"
@@ -161,5 +163,36 @@ check "snapshot: decrypts (zeroes written before it)" bash -c "
 	qemu-io -f raw -r -c 'read -P 0 0 4M' '$uri' >'$TESTTMP/qio.out' 2>&1 && ! grep -q -i 'fail\|error\|pattern' '$TESTTMP/qio.out'"
 stop_server; st=$?
 check "server exits 0 (got $st)" test $st = 0
+
+# ---- an encrypted export follows the image grown while served, in whole
+# encryption sectors, and the grown part is encrypted like the rest
+enc4=(--encrypt aes-xts-plain64 --key-file "$TESTTMP/k32" --encrypt-sector-size 4096)
+rbdc create --size 16M grow
+start_server "$AIOLOOP" "$log" "$sock" "${enc4[@]}" --offset 1000000 "rbd:rbd/grow:conf=$CEPH_CONF" ||
+	{ notok "server starts on rbd:rbd/grow"; exit 1; }
+check "grown: the export is the image after the offset, in whole sectors" \
+	test "$(nbdinfo --size "$uri")" = $((((16 << 20) - 1000000) / 4096 * 4096))
+rbdc resize --size 32M grow >/dev/null 2>&1
+want=$((((32 << 20) - 1000000) / 4096 * 4096))
+for _ in $(seq 100); do
+	[ "$(nbdinfo --size "$uri")" = $want ] && break
+	sleep 0.1
+done
+check "grown: after rbd resize while served, new connections see $want bytes" \
+	test "$(nbdinfo --size "$uri")" = $want
+head -c 4M /dev/urandom >"$TESTTMP/tail.raw"
+check "grown: the new end written through NBD" "$NBD_PY" -c '
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pwrite(open(sys.argv[2], "rb").read(), int(sys.argv[3]) - (4 << 20))
+h.shutdown()' "$uri" "$TESTTMP/tail.raw" $want
+stop_server; st=$?
+check "server exits 0 (got $st)" test $st = 0
+check "grown: the new end decrypts from rbd export to what was written" bash -c "
+	rm -f '$TESTTMP/grow.raw' && rbd -c '$CEPH_CONF' export rbd/grow '$TESTTMP/grow.raw' >/dev/null 2>&1 &&
+	$PLAIN decrypt --key-file '$TESTTMP/k32' --sector-size 4096 --offset 1000000 --size $want \
+		'$TESTTMP/grow.raw' '$TESTTMP/grow.dec' &&
+	cmp -s <(tail -c 4194304 '$TESTTMP/grow.dec') '$TESTTMP/tail.raw'"
 [ $NBD_FAILED != 0 ] && cat "$log"
 nbd_finish
