@@ -31,11 +31,12 @@
  * Resize: the export follows the image's size at open, and refresh_size
  * (aiol_dev_refresh_size: `aioloop resize`) reads it again.  With an
  * on_resize callback in the open options the store also watches the image
- * (rbd_update_watch): librbd calls rbd_watch_cb on a thread of its own
- * after any change to the image's header, which reads the size (a header
- * refresh may block it, which is why this never runs on a loop thread; the
- * rbd tool's ggate watcher does the same) and calls on_resize only when
- * the size differs from the one last read.  The fast path never looks at
+ * (rbd_update_watch): librbd calls rbd_watch_cb after any change to the
+ * image's header, on its update-watcher thread (apart from the threads
+ * that complete I/O, which it therefore never holds up), which reads the
+ * size (a header refresh may block it, which is why this never runs on a
+ * loop thread; the rbd tool's ggate watcher does the same) and calls
+ * on_resize only when the size differs from the one last read.  The fast path never looks at
  * it: requests are validated against the engine's size, an atomic that
  * refresh_size stores.  rbd_update_unwatch, first thing at close, waits
  * for a callback in progress.
