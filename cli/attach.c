@@ -15,7 +15,10 @@
  * device) and waits until it is gone; a ublk device whose daemon died is
  * stopped and deleted directly.  list reads the state files.  resize leaves
  * a request in STATE_DIR/NAME.resize and signals the daemon
- * (ATTACH_SIG_CONTROL), which answers in NAME.resized.
+ * (ATTACH_SIG_CONTROL), which answers in NAME.resized.  A ublk device also
+ * follows its backing where the store watches it (an RBD image resized by
+ * another client): the store's on_resize callback raises the same signal,
+ * and the daemon re-reads the size as for `aioloop resize DEVICE`.
  *
  * Thread model: the CLI is single-threaded; the daemon's main thread
  * becomes the device's control thread with SIGTERM, SIGINT, SIGHUP and
@@ -29,6 +32,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +67,10 @@ struct attach_ctx {
 	enum ublk_data_path data_path; /* ublk: asked, then the one in use */
 	int poll_us;
 	uint64_t resize_limit; /* the size limit of the resize in progress */
+	/* the backing's size changed (on_resize, a store's thread); and the
+	 * resize in progress is that one, which nobody waits an answer for */
+	atomic_bool resize_auto_asked;
+	bool resize_auto;
 	enum ublk_recovery recovery;
 };
 
@@ -162,10 +170,19 @@ static int resize_request(void *arg, uint64_t *sizelimit)
 	FILE *f;
 	int ret = -ENOENT;
 
+	ctx->resize_auto = false;
 	state_path(ctx->st.name, ".resize", path, sizeof(path));
 	f = fopen(path, "re");
-	if (!f)
-		return -ENOENT;
+	if (!f) {
+		/* Not asked by `aioloop resize`: the store saw the backing
+		 * change size (resize_on_backing), so re-read it. */
+		if (!atomic_exchange(&ctx->resize_auto_asked, false))
+			return -ENOENT;
+		ctx->resize_auto = true;
+		ctx->resize_limit = 0;
+		*sizelimit = 0;
+		return 0;
+	}
 	if (fgets(line, sizeof(line), f) && sscanf(line, "sizelimit=%llu", &v) == 1) {
 		*sizelimit = v;
 		ctx->resize_limit = v;
@@ -187,8 +204,24 @@ static void resize_done(void *arg, int err, uint64_t size, const char *why)
 		s->sizelimit = ctx->resize_limit ? ctx->resize_limit : s->sizelimit;
 		state_write(s);
 	}
+	if (ctx->resize_auto) {
+		if (err < 0)
+			aiol_warn("%s: the backing changed size; the device keeps its own: %s",
+				  s->device, why);
+		return;
+	}
 	snprintf(detail, sizeof(detail), "%" PRIu64, size);
 	control_answer(s->name, ".resized", err, detail, why);
+}
+
+/* on_resize (a thread of the store's): the backing changed size under the
+ * device; the control thread resizes it as `aioloop resize` would. */
+static void resize_on_backing(void *arg)
+{
+	struct attach_ctx *ctx = arg;
+
+	atomic_store(&ctx->resize_auto_asked, true);
+	kill(getpid(), ATTACH_SIG_CONTROL);
 }
 
 /* The daemon side of `aioloop upgrade`: STATE_DIR/NAME.upgrade asks, the
@@ -247,6 +280,9 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .stats = &ctx->stats,
 		};
 
+		/* A device follows its backing where the store can tell. */
+		uo.open.on_resize = resize_on_backing;
+		uo.open.resize_arg = ctx;
 		ret = ublk_dev_run(&uo);
 	} else {
 		struct nbd_attach_opts no = {

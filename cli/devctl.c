@@ -121,8 +121,9 @@ int cmd_resize(int argc, char **argv)
 		fprintf(argc < 2 || argc > 3 ? stderr : stdout,
 			"Usage: aioloop resize DEVICE [SIZE]\n"
 			"Tell the kernel the device's new size: without SIZE, what the backing\n"
-			"file has now (losetup -c); with SIZE, that many bytes (a backing file\n"
-			"that is shorter is extended).  ublk devices, Linux 6.16+.\n");
+			"file (or rbd: image) has now (losetup -c); with SIZE, that many bytes (a\n"
+			"backing file that is shorter is extended; an image is not).  ublk\n"
+			"devices, Linux 6.16+.\n");
 		return argc < 2 || argc > 3 ? EXIT_USAGE : 0;
 	}
 	if (argc == 3 && cli_parse_size("SIZE", argv[2], 1, INT64_MAX, &size, &err) < 0) {

@@ -8,6 +8,12 @@
  *
  * Signals are blocked in every thread and read from a signalfd by the main
  * thread, which is the only one that acts on them.
+ *
+ * An export follows its backing's size where the store watches it (an RBD
+ * image resized by another client): the store's on_resize callback, on a
+ * thread of the store's, re-reads the size (aiol_dev_refresh_size), which
+ * the connections that come after see; a connection keeps the size it was
+ * told at its handshake, as NBD has no way to tell it another.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +21,9 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +43,27 @@
 #define MAX_OFFSET ((uint64_t)INT64_MAX)
 /* Fewer online CPUs than this: the workers sleep unless --poll is given. */
 #define SERVE_POLL_MIN_CPUS 4
+
+/* What an export's on_resize callback needs: its dev, once opened. */
+struct serve_resize {
+	struct aiol_dev *_Atomic dev;
+	pthread_mutex_t mu;	/* one aiol_dev_refresh_size at a time */
+};
+
+/* on_resize (a store's thread): the export takes the backing's new size. */
+static void serve_on_resize(void *arg)
+{
+	struct serve_resize *r = arg;
+	struct aiol_dev *dev;
+	uint64_t size;
+
+	pthread_mutex_lock(&r->mu);
+	dev = atomic_load(&r->dev);
+	if (dev && aiol_dev_refresh_size(dev, 0, &size) == 0)
+		aiol_info("%s: the export is now %" PRIu64 " bytes, for new connections",
+			  aiol_dev_info(dev)->path, size);
+	pthread_mutex_unlock(&r->mu);
+}
 
 static void usage(FILE *f)
 {
@@ -588,6 +617,7 @@ int cmd_serve(int argc, char **argv)
 	unsigned int nex;
 	struct nbd_export_opts eo[SERVE_MAX_EXPORTS];
 	struct aiol_dev *devs[SERVE_MAX_EXPORTS] = {NULL};
+	struct serve_resize rsz[SERVE_MAX_EXPORTS];
 	struct nbd_server_opts so;
 	struct nbd_listen l = {.n = 0};
 	struct nbd_server *srv = NULL;
@@ -606,6 +636,10 @@ int cmd_serve(int argc, char **argv)
 	int ret, rc = 1, sfd = -1, nact;
 	sigset_t mask;
 
+	for (unsigned int i = 0; i < SERVE_MAX_EXPORTS; i++) {
+		atomic_init(&rsz[i].dev, NULL);
+		pthread_mutex_init(&rsz[i].mu, NULL);
+	}
 	ret = cli_config_expand(argc, argv, serve_longopts, &av, &err);
 	if (ret == 0)
 		ret = serve_parse_args(av.argc, av.argv, &cfg, &err);
@@ -685,9 +719,12 @@ int cmd_serve(int argc, char **argv)
 		o.offset = ex[i].offset;
 		o.sizelimit = ex[i].sizelimit;
 		o.read_only = cfg.ro || ex[i].ro;
+		o.on_resize = serve_on_resize;
+		o.resize_arg = &rsz[i];
 		ret = aiol_dev_open(ex[i].file, &o, &devs[i]);
 		if (ret < 0)
 			goto out; /* the engine said why */
+		atomic_store(&rsz[i].dev, devs[i]);
 		eo[i] = (struct nbd_export_opts){
 		    .name = ex[i].name,
 		    .description = i == 0 ? cfg.desc : NULL,
@@ -814,6 +851,8 @@ out:
 	nbd_server_destroy(srv);
 	for (unsigned int i = 0; i < nex; i++)
 		aiol_dev_close(devs[i]);
+	for (unsigned int i = 0; i < SERVE_MAX_EXPORTS; i++)
+		pthread_mutex_destroy(&rsz[i].mu);
 	nbd_tls_creds_free(tls);
 	aiol_crypt_key_free(key);
 	if (pidfile && rc == 0)

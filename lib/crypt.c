@@ -16,7 +16,8 @@
  *   DISCARD  passes down only with allow_discards, and then never serves
  *            write-zeroes (AIOL_STORE_DISCARD_NOZERO);
  *   EXTENTS  answers "all data" without asking;
- *   FLUSH, CACHE and FUA pass down.
+ *   FLUSH, CACHE and FUA pass down;
+ *   a resize takes the lower store's new size in whole sectors.
  * Short transfers and -EAGAIN of the lower store are resubmitted here, so
  * that only whole sectors are ever decrypted.
  *
@@ -498,6 +499,37 @@ static int crypt_sync(struct aiol_store *st)
 	return cs->lower->ops->sync(cs->lower);
 }
 
+/* Online resize: the lower store's new size, in whole encryption
+ * sectors (control path; -EOPNOTSUPP where the lower store cannot). */
+static int crypt_refresh_size(struct aiol_store *st, uint64_t sizelimit, uint64_t *size_out)
+{
+	struct crypt_store *cs = crypt_store_of(st);
+	struct aiol_store *lower = cs->lower;
+	uint64_t size;
+	int ret;
+
+	if (!lower->ops->refresh_size) {
+		aiol_err("%s: the %s store cannot change its size", lower->info.path,
+			 lower->ops->name);
+		return -EOPNOTSUPP;
+	}
+	ret = lower->ops->refresh_size(lower, sizelimit, &size);
+	if (ret < 0)
+		return ret;
+	size &= ~((uint64_t)cs->geom.sector_size - 1);
+	if (size == 0) {
+		aiol_err("%s: no whole %u-byte encryption sector is left visible", lower->info.path,
+			 cs->geom.sector_size);
+		return -ENOSPC;
+	}
+	__atomic_store_n(&st->info.backing_size,
+			 __atomic_load_n(&lower->info.backing_size, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&st->info.size, size, __ATOMIC_RELEASE);
+	*size_out = size;
+	return 0;
+}
+
 static void crypt_close(struct aiol_store *st)
 {
 	struct crypt_store *cs = crypt_store_of(st);
@@ -517,6 +549,7 @@ static const struct aiol_store_ops crypt_store_ops = {
     .submit = crypt_submit,
     .busy = crypt_busy,
     .sync = crypt_sync,
+    .refresh_size = crypt_refresh_size,
     .close = crypt_close,
 };
 

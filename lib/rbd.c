@@ -28,6 +28,19 @@
  * through aiol_store_complete_post.  The engine bounds how many are queued
  * (the queue depth).
  *
+ * Resize: the export follows the image's size at open, and refresh_size
+ * (aiol_dev_refresh_size: `aioloop resize`) reads it again.  With an
+ * on_resize callback in the open options the store also watches the image
+ * (rbd_update_watch): librbd calls rbd_watch_cb after any change to the
+ * image's header, on its update-watcher thread (apart from the threads
+ * that complete I/O, which it therefore never holds up), which reads the
+ * size (a header refresh may block it, which is why this never runs on a
+ * loop thread; the rbd tool's ggate watcher does the same) and calls
+ * on_resize only when the size differs from the one last read.  The fast path never looks at
+ * it: requests are validated against the engine's size, an atomic that
+ * refresh_size stores.  rbd_update_unwatch, first thing at close, waits
+ * for a callback in progress.
+ *
  * Opening (rados_create, reading the configuration, rados_connect,
  * rbd_open) blocks and is control path.  Connection timeouts are set short
  * (client_mount_timeout, rados_mon_op_timeout) so that an absent cluster
@@ -86,7 +99,13 @@ struct rbd_store {
 	rados_ioctx_t ioctx;
 	rbd_image_t image;
 	int efd;
-	char *path; /* rbd:POOL/IMAGE[@SNAP], for messages */
+	char *path;	    /* rbd:POOL/IMAGE[@SNAP], for messages */
+	uint64_t sizelimit; /* the window's limit (0: to the end); refresh_size */
+	/* the image watch (rbd_update_watch), with on_resize */
+	bool watching;
+	uint64_t watch_handle;
+	void (*on_resize)(void *arg);
+	void *resize_arg;
 	pthread_mutex_t st_mu;
 	struct rbd_queue *queues[RBD_MAX_QUEUES]; /* slot -> queue; under st_mu */
 };
@@ -557,6 +576,8 @@ static int rbd_sync(struct aiol_store *st)
 
 static void rbd_store_free(struct rbd_store *rs)
 {
+	if (rs->watching)
+		rbd_update_unwatch(rs->image, rs->watch_handle);
 	if (rs->image)
 		rbd_close(rs->image);
 	if (rs->ioctx)
@@ -575,6 +596,62 @@ static void rbd_store_close(struct aiol_store *st)
 	rbd_store_free(rbd_store_of(st));
 }
 
+/* The visible size of an image of backing bytes: what it leaves after the
+ * offset, at most limit (0: no limit); 0 when nothing is left. */
+static uint64_t rbd_visible(uint64_t backing, uint64_t offset, uint64_t limit)
+{
+	uint64_t size = backing > offset ? backing - offset : 0;
+
+	return limit && limit < size ? limit : size;
+}
+
+/* Online resize: the image's size now gives the window, as at open
+ * (control path; rbd_get_size may refresh the image's header, blocking). */
+static int rbd_refresh_size(struct aiol_store *st, uint64_t sizelimit, uint64_t *size_out)
+{
+	struct rbd_store *rs = rbd_store_of(st);
+	struct aiol_dev_info *info = &st->info;
+	uint64_t backing, size, limit = sizelimit ? sizelimit : rs->sizelimit;
+	int ret;
+
+	ret = rbd_get_size(rs->image, &backing);
+	if (ret < 0) {
+		aiol_err("%s: size of the image: %s", rs->path, strerror(-ret));
+		return ret;
+	}
+	size = rbd_visible(backing, info->offset, limit);
+	if (size == 0) {
+		aiol_err("%s: an image of %" PRIu64 " bytes leaves nothing visible after offset "
+			 "%" PRIu64,
+			 rs->path, backing, info->offset);
+		return -ENOSPC;
+	}
+	rs->sizelimit = limit;
+	__atomic_store_n(&info->backing_size, backing, __ATOMIC_RELAXED);
+	__atomic_store_n(&info->size, size, __ATOMIC_RELEASE);
+	*size_out = size;
+	return 0;
+}
+
+/* librbd's update watch (a thread of librbd's): the image's header
+ * changed; tell the owner if its size did. */
+static void rbd_watch_cb(void *arg)
+{
+	struct rbd_store *rs = arg;
+	uint64_t backing;
+	int ret;
+
+	ret = rbd_get_size(rs->image, &backing);
+	if (ret < 0) {
+		aiol_warn("%s: size of the image after a change: %s", rs->path, strerror(-ret));
+		return;
+	}
+	if (backing == __atomic_load_n(&rs->base.info.backing_size, __ATOMIC_RELAXED))
+		return;
+	aiol_info("%s: the image is now %" PRIu64 " bytes", rs->path, backing);
+	rs->on_resize(rs->resize_arg);
+}
+
 static const struct aiol_store_ops rbd_store_ops = {
     .name = "rbd",
     .queue_create = rbd_queue_create,
@@ -582,6 +659,7 @@ static const struct aiol_store_ops rbd_store_ops = {
     .submit = rbd_submit,
     .busy = rbd_busy,
     .sync = rbd_sync,
+    .refresh_size = rbd_refresh_size,
     .close = rbd_store_close,
 };
 
@@ -650,6 +728,7 @@ static int rbd_window(struct rbd_store *rs, const struct aiol_open_opts *o, uint
 	info->size = size;
 	info->offset = o->offset;
 	info->backing_size = backing;
+	rs->sizelimit = o->sizelimit;
 	return 0;
 }
 
@@ -757,6 +836,17 @@ int aiol_rbd_store_open(const char *name, const struct aiol_open_opts *opts,
 		rs->base.caps |= AIOL_STORE_EXTENTS;
 	rs->base.discard_align = 1;
 	rs->base.max_depth = 0;
+	/* A snapshot never changes size. */
+	if (opts->on_resize && !n.snap) {
+		rs->on_resize = opts->on_resize;
+		rs->resize_arg = opts->resize_arg;
+		ret = rbd_update_watch(rs->image, &rs->watch_handle, rbd_watch_cb, rs);
+		if (ret < 0) {
+			aiol_err("%s: rbd_update_watch: %s", rs->path, strerror(-ret));
+			goto err;
+		}
+		rs->watching = true;
+	}
 	aiol_debug("%s: %" PRIu64 " bytes at offset %" PRIu64 " of %" PRIu64
 		   ", block size %u%s, store caps 0x%x",
 		   rs->path, rs->base.info.size, rs->base.info.offset, size,

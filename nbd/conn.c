@@ -921,7 +921,7 @@ int nbd_conn_start(struct nbd_worker *w, struct nbd_transport *t, const struct n
 	t->arg = c;
 	c->caps = e->info->caps;
 	c->params = (struct nbd_conn_params){
-	    .size = e->info->size,
+	    .size = __atomic_load_n(&e->info->size, __ATOMIC_ACQUIRE),
 	    .tflags = nbd_export_tflags(e, s->structured),
 	    .structured = s->structured,
 	    .extended = s->extended,

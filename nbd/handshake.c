@@ -127,7 +127,7 @@ static int opt_info_go(struct hs *hs, uint32_t opt, uint32_t len, struct nbd_ses
 	{
 		struct nbd_info_export ie = {
 		    .info = htobe16(NBD_INFO_EXPORT),
-		    .size = htobe64(e->info->size),
+		    .size = htobe64(__atomic_load_n(&e->info->size, __ATOMIC_ACQUIRE)),
 		    .flags = htobe16(nbd_export_tflags(e, hs->structured)),
 		};
 		ret = opt_reply(hs, opt, NBD_REP_INFO, &ie, sizeof(ie));
@@ -252,7 +252,7 @@ static int opt_export_name(struct hs *hs, uint32_t len, struct nbd_session *out)
 		return -ENOENT;
 	}
 	e = &hs->srv->exports[idx];
-	r.size = htobe64(e->info->size);
+	r.size = htobe64(__atomic_load_n(&e->info->size, __ATOMIC_ACQUIRE));
 	r.flags = htobe16(nbd_export_tflags(e, hs->structured));
 	ret = write_full(hs->io, &r, sizeof(r));
 	if (ret == 0 && !hs->no_zeroes)

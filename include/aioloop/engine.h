@@ -53,6 +53,15 @@ struct aiol_open_opts {
 	/* Encryption (aioloop/crypt.h): the file store under the
 	 * encryption stage; NULL: none. */
 	const struct aiol_crypt_opts *crypt;
+	/* Optional: called when the store learns that what it shows has
+	 * changed size under it (the RBD store: another client resized the
+	 * image; a file's size is not watched).  It runs on a thread of the
+	 * store's, never a loop thread, one call at a time, and may block:
+	 * the callee may call aiol_dev_refresh_size() there, or hand the
+	 * work to its control thread.  Not called once aiol_dev_close() has
+	 * begun. */
+	void (*on_resize)(void *arg);
+	void *resize_arg;
 };
 
 /* Capabilities of an opened dev (bits of aiol_dev_info.caps). */
@@ -98,8 +107,9 @@ const struct aiol_dev_info *aiol_dev_info(const struct aiol_dev *dev);
 int aiol_dev_sync(struct aiol_dev *dev);
 /*
  * Online resize: the store re-reads its size (its refresh_size op; the file
- * store: a file's st_size, a block device's BLKGETSIZE64) and the visible
- * size becomes what it leaves after the offset, at most the size limit
+ * store: a file's st_size, a block device's BLKGETSIZE64; the RBD store:
+ * the image's; the encryption stage: the lower store's, in whole
+ * encryption sectors) and the visible size becomes what it leaves after the offset, at most the size limit
  * (sizelimit non-zero: the new limit, kept for later calls; 0: the one in
  * force), rounded down to the direct I/O alignment as at open.  Control
  * path, one call at a time from any thread; requests validated after it

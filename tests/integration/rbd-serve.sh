@@ -5,11 +5,13 @@
 # what the rbd tool exports, qemu-io patterns, block status on a fresh image
 # (all hole) and after writes, discard and write-zeroes, a snapshot served
 # read-only, an offset/size-limit window, and the export's size following
-# the image's at open; then a round trip, FUA, discard, zeroes and block
-# status under the sanitizer build's server, completions crossing loops.
+# the image's, at open and, for new connections, when it is resized while
+# served; then a round trip, FUA, discard, zeroes and block status under
+# the sanitizer build's server, completions crossing loops, and a resize.
 . "$(dirname "$0")/../nbd/lib.sh"
 . "$SRCDIR/tests/ceph/lib.sh"
 rbd_requires "RBD serve"
+[ -n "$NBD_PY" ] || { skip "RBD serve: python3-libnbd is not installed (scripts/install-deps)"; exit 0; }
 rbd_cluster
 sock=$TESTTMP/r.sock log=$TESTTMP/r.log
 uri="nbd+unix:///?socket=$sock"
@@ -96,8 +98,44 @@ check "after rbd resize the export is 128 MiB" test "$(nbdinfo --size "$uri")" =
 check "the grown part reads as zeroes and is a hole" bash -c "
 	qemu-io -f raw -c 'read -P 0 64M 64M' '$uri' | grep -q '^read' &&
 	nbdinfo --map '$uri' | tail -n 1 | awk '\$1 + \$2 == 134217728 && \$3 == 3 {f=1} END {exit !f}'"
+# The image grown by another client while served: a new connection sees
+# the new size (the store watches the image), one already open keeps its own.
+# (The held connection checks on the server's side: libnbd's own range
+# check is off, and a read past the size it was told must be refused.)
+exec 7> >(exec "$NBD_PY" -c '
+import nbd, sys
+h = nbd.NBD()
+h.set_strict_mode(0)
+h.connect_uri(sys.argv[1])
+sys.stdin.read()
+size = h.get_size()
+h.pread(4096, size - 4096)
+try:
+    h.pread(4096, size)
+    print("read past", size)
+except nbd.Error:
+    print("refused past", size)
+h.shutdown()' "$uri" >"$TESTTMP/held.out" 2>&1)
+held=$!
+sleep 1
+rbdc resize --size 192M img >/dev/null 2>&1
+for _ in $(seq 100); do
+	[ "$(nbdinfo --size "$uri")" = $((192 << 20)) ] && break
+	sleep 0.1
+done
+check "rbd resize while served: a new connection sees 192 MiB" test "$(nbdinfo --size "$uri")" = $((192 << 20))
+check "... and can read the new end" bash -c "qemu-io -f raw -c 'read -P 0 191M 1M' '$uri' | grep -q '^read'"
+check "... and write it" qio -c "write -P 0x42 191M 1M" -c "read -P 0x42 191M 1M"
+exec 7>&-
+wait $held
+check "a connection open across the resize keeps the size it was told" \
+	test "$(cat "$TESTTMP/held.out")" = "refused past $((128 << 20))"
+check "the server logged the new size" grep -q "the export is now $((192 << 20)) bytes" "$log"
 stop_server; st=$?
 check "server exits 0 (got $st)" test $st = 0
+check "what was written at the new end is in the image (rbd export)" bash -c "
+	rm -f '$TESTTMP/grown.raw' && rbd -c '$CEPH_CONF' export rbd/img '$TESTTMP/grown.raw' >/dev/null 2>&1 &&
+	cmp -s <(tail -c 1048576 '$TESTTMP/grown.raw') <(head -c 1048576 /dev/zero | tr '\\0' '\\102')"
 [ $NBD_FAILED != 0 ] && cat "$log"
 
 # ---- the sanitizer build's server (ASan+UBSan), where it is built: two
@@ -112,6 +150,12 @@ if [ -n "${AIOLOOP_SAN:-}" ] && [ -x "$AIOLOOP_SAN" ]; then
 	check "sanitizer server: FUA, discard, zeroes, block status" bash -c "
 		qemu-io -f raw -c 'write -f -P 7 0 64k' -c 'discard 4M 4M' -c 'write -z 8M 1M' -c flush '$uri' >/dev/null &&
 		nbdinfo --map '$uri' | grep -q hole"
+	rbdc resize --size 96M san >/dev/null 2>&1
+	for _ in $(seq 100); do
+		[ "$(nbdinfo --size "$uri")" = $((96 << 20)) ] && break
+		sleep 0.1
+	done
+	check "sanitizer server: follows rbd resize while served" test "$(nbdinfo --size "$uri")" = $((96 << 20))
 	stop_server; st=$?
 	check "sanitizer server exits 0 (got $st)" test $st = 0
 	check "sanitizer server: no ASan/UBSan/LSan report" sanitizer_clean "$log"

@@ -140,3 +140,68 @@ host_ublk-powercut-fs() {
 	fi
 	rm -f "$img"
 }
+
+# ublk on an RBD image: a throwaway cluster (tests/ceph/cluster) bound to
+# this host's own address, which the guest reaches through qemu's user
+# network (its loopback would be the guest's); the guest's client
+# configuration on a small disk; the guest's "host - rbd-resize IMAGE
+# SIZE" lines answered with `rbd resize` while it runs; afterwards the
+# file system image checked on the host through `rbd export`.
+rbd_resize_hook() {	# LOG
+	local img size
+	while read -r img size; do
+		case " $RBD_RESIZED " in *" $img "*) continue ;; esac
+		RBD_RESIZED="$RBD_RESIZED $img"
+		timeout 60 rbd -c "$RBD_CONF" resize --size "$size" "rbd/$img" >/dev/null 2>&1 ||
+			echo "# rbd resize rbd/$img to $size failed"
+	done < <(tr -d '\r' <"$1" | sed -n 's/^host - rbd-resize //p')
+}
+host_ublk-rbd() {
+	local ver=$1 scen=$2 logf=$3 dir=$TMP/ceph-$1 img=$TMP/$2.img disk=$TMP/$2-conf.img addr t try
+	for t in ceph-mon ceph-osd ceph rbd monmaptool uuidgen; do
+		command -v $t >/dev/null || { echo "skip - vm-$ver/$scen: $t missing (scripts/install-deps)"; return; }
+	done
+	if "$AIOLOOP" serve -U "$TMP/probe.sock" "rbd:p/i:conf=$TMP/none.conf" 2>&1 |
+		grep -q 'compiled without RBD support'; then
+		echo "skip - vm-$ver/$scen: aioloop built without librbd"
+		return
+	fi
+	addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }')
+	if [ -z "$addr" ]; then
+		echo "skip - vm-$ver/$scen: this host has no address but loopback, which the guest cannot reach"
+		return
+	fi
+	RBD_CONF=
+	for try in 1 2 3; do
+		rm -rf "$dir"
+		RBD_CONF=$("$SRCDIR/tests/ceph/cluster" start "$dir" --addr "$addr" 2>"$TMP/cluster.err") && break
+		"$SRCDIR/tests/ceph/cluster" stop "$dir"
+		RBD_CONF=
+	done
+	if [ -z "$RBD_CONF" ]; then
+		echo "not ok - vm-$ver/$scen: a test cluster starts on $addr: $(tail -n 2 "$TMP/cluster.err" | tr '\n' ' ')"
+		return
+	fi
+	timeout 60 rbd -c "$RBD_CONF" create --size 64M fs &&
+		timeout 60 rbd -c "$RBD_CONF" create --size 32M grow ||
+		echo "# rbd create failed"
+	{
+		echo "[global]"
+		grep '^mon host' "$RBD_CONF"
+		echo "auth cluster required = none"
+		echo "auth service required = none"
+		echo "auth client required = none"
+		echo "ms bind msgr2 = false"
+	} >"$disk"
+	truncate -s 1M "$disk"
+	RBD_RESIZED="" BOOT_NET=1 BOOT_HOOK=rbd_resize_hook boot "$ver" "$scen" "$logf" "$disk"
+	report "$ver" "$scen" "$logf"
+	rm -f "$img"
+	if timeout 120 rbd -c "$RBD_CONF" export rbd/fs "$img" >/dev/null 2>&1; then
+		check_image "$ver" "$scen" "$logf" "$img"
+	else
+		echo "not ok - vm-$ver/$scen: rbd export of the file system image"
+	fi
+	"$SRCDIR/tests/ceph/cluster" stop "$dir"
+	rm -rf "$dir" "$img" "$disk"
+}

@@ -188,3 +188,21 @@ blk_scenario() {
 	fi
 	rm -f /tmp/b.*
 }
+
+# net_up: the network card of a guest booted with BOOT_NET=1 (qemu's user
+# network: this guest is 10.0.2.15, its gateway the host).  Loads the
+# driver from /netmodules (tests/vm/run fetches it by need); 1 with the
+# reason on standard error when there is no network.
+net_up() {
+	if [ -f /netmodules/order ]; then
+		for m in $(cat /netmodules/order); do
+			insmod /netmodules/$m.ko 2>/tmp/insmod.err ||
+				echo "# insmod $m: $(cat /tmp/insmod.err)"
+		done
+	fi
+	wait_for /sys/class/net/eth0 50 || { echo "no network card (eth0)" >&2; return 1; }
+	ip link set lo up
+	ip link set eth0 up &&
+		ip addr add 10.0.2.15/24 dev eth0 &&
+		ip route add default via 10.0.2.2
+}
