@@ -696,10 +696,14 @@ static void crypt_case(bool foreign, bool short_io, unsigned int threads, unsign
 	ret = aiol_crypt_store_open(&f.ms.base, &co, &cst);
 	aiol_crypt_key_free(key);
 	if (ret == -ENOTSUP) {
+		/* A build without ciphers (GnuTLS) refuses the stage; one
+		 * with them must not. */
+		const char *e = getenv("AIOLOOP_TEST_CIPHERS");
+
+		assert_true(e && !strcmp(e, "0"));
 		free(f.ms.data);
 		free(f.shadow);
-		print_message("skip - crypt stage: built without GnuTLS\n");
-		skip();
+		return;
 	}
 	assert_int_equal(ret, 0);
 	assert_int_equal(aiol_dev_open_store(cst, &f.dev), 0);
