@@ -60,6 +60,9 @@ int state_write(const struct att_state *s)
 		s->device, s->type, s->dev_id, s->backing, s->offset, s->sizelimit, s->size,
 		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->data_path, s->queues,
 		s->depth, (int)s->pid);
+	if (!strcmp(s->type, "nbd"))
+		fprintf(f, "nbd_timeout=%u\nnbd_dead_conn_timeout=%u\n", s->nbd_timeout,
+			s->nbd_dead_conn);
 	if (s->encrypt[0])
 		fprintf(
 		    f,
@@ -124,6 +127,10 @@ int state_read(const char *name, struct att_state *s)
 			s->depth = (unsigned int)atoi(v);
 		else if (!strcmp(line, "pid"))
 			s->pid = (pid_t)atoi(v);
+		else if (!strcmp(line, "nbd_timeout"))
+			s->nbd_timeout = (unsigned int)atoi(v);
+		else if (!strcmp(line, "nbd_dead_conn_timeout"))
+			s->nbd_dead_conn = (unsigned int)atoi(v);
 		else if (!strcmp(line, "encrypt"))
 			snprintf(s->encrypt, sizeof(s->encrypt), "%s", v);
 		else if (!strcmp(line, "encrypt_sector_size"))

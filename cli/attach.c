@@ -63,6 +63,7 @@ struct attach_ctx {
 	enum ublk_data_path data_path; /* ublk: asked, then the one in use */
 	int poll_us;
 	uint64_t resize_limit; /* the size limit of the resize in progress */
+	bool handed_over;      /* upgrade: the device was left to the next daemon */
 	enum ublk_recovery recovery;
 };
 
@@ -207,6 +208,7 @@ static void upgrade_done(void *arg, int err, const char *why)
 	struct attach_ctx *ctx = arg;
 
 	control_answer(ctx->st.name, ".upgraded", err, NULL, why);
+	ctx->handed_over = err == 0;
 }
 
 static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, bool recover)
@@ -253,6 +255,11 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .path = s->backing,
 		    .open = *oo,
 		    .nr_conns = s->queues,
+		    .index = recover ? s->dev_id : -1,
+		    .timeout_s = s->nbd_timeout,
+		    .dead_conn_timeout_s = s->nbd_dead_conn,
+		    .upgrade_request = upgrade_request,
+		    .upgrade_done = upgrade_done,
 		    .ready = dev_ready,
 		    .arg = ctx,
 		    .stats = &ctx->stats,
@@ -263,7 +270,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 	cli_notify("STOPPING=1\nSTATUS=%s: stopped", s->device[0] ? s->device : s->backing);
 	cli_metrics_stop(ctx->metrics);
 	cli_ctl_stop(ctx->ctl);
-	if (ret == UBLK_DEV_HANDED_OVER) {
+	if (ctx->handed_over && ret >= 0) {
 		/* the next daemon takes the state over */
 		aiol_info("%s: handed over to the next daemon", s->device);
 		return 0;
@@ -300,10 +307,14 @@ static void attach_usage(FILE *f)
 		"                         zero-copy-reg, user-copy or copy\n"
 		"      --poll USEC        ublk: a queue thread polls this long before it\n"
 		"                         sleeps (default 500, 0: never)\n"
-		"      --recovery R       ublk, when no daemon runs: reissue (default: I/O\n"
-		"                         waits), fail-io (I/O fails) or none (the device\n"
-		"                         goes with its daemon)\n"
-		"      --recover DEVICE   serve a ublk device whose daemon died\n"
+		"      --recovery R       when no daemon runs: reissue (default: I/O waits;\n"
+		"                         kernel NBD: up to an hour), fail-io (I/O fails)\n"
+		"                         or none (ublk: the device goes with its daemon)\n"
+		"      --timeout SEC      kernel NBD: a request unanswered this long is sent\n"
+		"                         again (default 30 with --recovery reissue, else\n"
+		"                         0: never)\n"
+		"      --recover DEVICE   serve a device whose daemon died (ublk, or kernel\n"
+		"                         NBD: reconnect it)\n"
 		"      --show             accepted for losetup's sake: the device is always\n"
 		"                         printed\n"
 		"  -f, --foreground       stay in the foreground (for debugging, and systemd)\n"
@@ -336,6 +347,7 @@ const struct option attach_longopts[] = {{"ublk", no_argument, NULL, 'U'},
 					 {"data-path", required_argument, NULL, 'P'},
 					 {"poll", required_argument, NULL, 'W'},
 					 {"recovery", required_argument, NULL, 'Y'},
+					 {"timeout", required_argument, NULL, 'T'},
 					 {"show", no_argument, NULL, 'w'},
 					 {"foreground", no_argument, NULL, 'f'},
 					 {"control", required_argument, NULL, 'C'},
@@ -353,6 +365,7 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 	cfg->fe = ATTACH_AUTO;
 	cfg->queues = 1;
 	cfg->depth = 64;
+	cfg->nbd_timeout = -1;
 	snprintf(cfg->direct_opt, sizeof(cfg->direct_opt), "auto");
 	err->msg[0] = '\0';
 	opterr = 0;
@@ -442,6 +455,14 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 				return -EINVAL;
 			}
 			break;
+		case 'T': {
+			uint64_t v;
+
+			if (cli_parse_uint("--timeout", optarg, 0, NBD_MAX_TIMEOUT_S, &v, err) < 0)
+				return -EINVAL;
+			cfg->nbd_timeout = (int)v;
+			break;
+		}
 		case 'W': {
 			uint64_t v;
 
@@ -554,11 +575,6 @@ int cmd_attach(int argc, char **argv)
 				recover);
 			return 1;
 		}
-		if (strcmp(s->type, "ublk")) {
-			fprintf(stderr, "aioloop: %s: only ublk devices can be recovered\n",
-				recover);
-			return 1;
-		}
 		if (pid_alive(s->pid)) {
 			fprintf(stderr, "aioloop: %s: its daemon (pid %d) is still running\n",
 				recover, (int)s->pid);
@@ -571,7 +587,7 @@ int cmd_attach(int argc, char **argv)
 		cli_parse_direct(s->direct_opt[0] ? s->direct_opt : "auto", &oo.direct);
 		if (aiol_engine_parse(s->engine, &oo.engine) < 0)
 			oo.engine = AIOL_ENGINE_URING;
-		fe = ATTACH_UBLK;
+		fe = strcmp(s->type, "nbd") ? ATTACH_UBLK : ATTACH_NBD;
 		if (s->encrypt[0] && !cfg.crypt.key_file) {
 			fprintf(stderr, "aioloop: %s: encrypted with %s: --key-file is needed\n",
 				recover, s->encrypt);
@@ -635,9 +651,23 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "aioloop: cannot attach with the kernel NBD client: %s\n", why_n);
 		return 1;
 	}
-	if (fe == ATTACH_NBD && (ctx.data_path != UBLK_DP_AUTO || cfg.recovery)) {
-		fprintf(stderr, "aioloop: --data-path and --recovery are for ublk devices\n");
+	if (fe == ATTACH_NBD && (ctx.data_path != UBLK_DP_AUTO || cfg.recovery == UBLK_REC_NONE)) {
+		fprintf(stderr, "aioloop: --data-path and --recovery none are for ublk devices\n");
 		return EXIT_USAGE;
+	}
+	if (fe == ATTACH_UBLK && cfg.nbd_timeout >= 0) {
+		fprintf(stderr, "aioloop: --timeout is for kernel NBD devices\n");
+		return EXIT_USAGE;
+	}
+	if (fe == ATTACH_NBD && !recover) {
+		/* reissue: I/O waits for a new daemon, and requests a dead one
+		 * did not answer are sent again after the timeout. */
+		bool wait = cfg.recovery == UBLK_REC_REISSUE;
+
+		s->nbd_dead_conn = wait ? NBD_DEAD_CONN_TIMEOUT_S : 0;
+		s->nbd_timeout = cfg.nbd_timeout >= 0 ? (unsigned int)cfg.nbd_timeout
+				 : wait		      ? NBD_DEFAULT_TIMEOUT_S
+						      : 0;
 	}
 	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
 

@@ -393,6 +393,20 @@ static void test_attach_config(void **state)
 	assert_non_null(strstr(err.msg, "--data-path 'zerocopy'"));
 	assert_int_equal(ATTACH(&cfg, &err, "attach", "--poll", "1000001", "f"), -EINVAL);
 	assert_non_null(strstr(err.msg, "--poll"));
+
+	/* the kernel NBD client's request timeout: -1 when not given */
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "f"), CLI_RUN);
+	assert_int_equal(cfg.nbd_timeout, -1);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--nbd", "--timeout", "0", "f"), CLI_RUN);
+	assert_int_equal(cfg.nbd_timeout, 0);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--nbd", "--timeout", "5", "--recovery",
+				"fail-io", "f"),
+			 CLI_RUN);
+	assert_int_equal(cfg.nbd_timeout, 5);
+	assert_int_equal(cfg.recovery, UBLK_REC_FAIL_IO);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--timeout", "86401", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--timeout"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--timeout", "-1", "f"), -EINVAL);
 }
 
 static void test_bench_config(void **state)

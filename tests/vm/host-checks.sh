@@ -57,6 +57,7 @@ host_bench() {
 host_nbd-fs() { fs_host "$@"; }
 
 host_ublk-recover() { fs_host "$@"; }
+host_nbd-recover() { fs_host "$@"; }
 
 # powercut_boot VER SCEN LOGF IMG COUNT WHAT: boot the scenario on a fresh
 # 64 MiB image and kill qemu after COUNT "ACK n" lines.  Sets POWERCUT_ACKS
