@@ -28,11 +28,13 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -47,6 +49,7 @@
 #include "nbd-attach.h"
 #include "ublk.h"
 #include "attach-state.h"
+#include "region.h"
 
 _Static_assert(ATTACH_MAX_DEPTH == UBLK_MAX_QUEUE_DEPTH, "--depth's bound is ublk's");
 
@@ -242,6 +245,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .resize_request = resize_request,
 		    .resize_done = resize_done,
 		    .recovery = ctx->recovery,
+		    .no_part_scan = s->partscan == 0,
 		    .upgrade_request = upgrade_request,
 		    .upgrade_done = upgrade_done,
 		    .ready = dev_ready,
@@ -283,6 +287,151 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 	return ret < 0 ? 1 : 0;
 }
 
+/* ---- attach -L: overlapping regions ---- */
+
+/* The region [offset, offset + sizelimit) of backing: 0, or -errno when
+ * it cannot be looked at. */
+static int backing_region(const char *backing, uint64_t offset, uint64_t sizelimit,
+			  struct att_region *r)
+{
+	struct stat sb;
+
+	if (aiol_rbd_name(backing))
+		return -EOPNOTSUPP;
+	if (stat(backing, &sb) < 0)
+		return -errno;
+	/* a block device is its device number (no file has inode 0) */
+	r->dev = S_ISBLK(sb.st_mode) ? sb.st_rdev : sb.st_dev;
+	r->ino = S_ISBLK(sb.st_mode) ? 0 : sb.st_ino;
+	r->offset = offset;
+	r->sizelimit = sizelimit;
+	return 0;
+}
+
+struct overlap_scan {
+	struct att_region want;
+	struct att_state overlap, same; /* the first of each found */
+	bool has_overlap, has_same;
+};
+
+static int overlap_cb(const char *name, void *arg)
+{
+	struct overlap_scan *o = arg;
+	struct att_state s;
+	struct att_region r;
+
+	if (state_read(name, &s) < 0 || backing_region(s.backing, s.offset, s.sizelimit, &r) < 0)
+		return 0;
+	switch (region_overlap(&o->want, &r)) {
+	case REGION_OVERLAP:
+		if (!o->has_overlap)
+			o->overlap = s;
+		o->has_overlap = true;
+		break;
+	case REGION_SAME:
+		if (!o->has_same)
+			o->same = s;
+		o->has_same = true;
+		break;
+	case REGION_APART:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * attach -L, as losetup's --nooverlap: refuse a region that overlaps an
+ * attached device's; a device serving the very same region with the same
+ * settings is used instead of a new one (its path printed).  Returns 0
+ * (attach), 1 (refused, said why) or 2 (reused).
+ */
+static int check_overlap(const struct att_state *s, const struct aiol_open_opts *oo)
+{
+	struct overlap_scan o = {.has_overlap = false};
+	int ret;
+
+	ret = backing_region(s->backing, s->offset, s->sizelimit, &o.want);
+	if (ret < 0) {
+		fprintf(stderr, "aioloop: %s: -L: %s\n", s->backing,
+			ret == -EOPNOTSUPP ? "needs a local file" : strerror(-ret));
+		return 1;
+	}
+	for_each_state(overlap_cb, &o);
+	if (o.has_overlap) {
+		fprintf(
+		    stderr,
+		    "aioloop: %s: %s already serves an overlapping region of it (offset %" PRIu64
+		    ", size limit %" PRIu64 "); not attached (-L)\n",
+		    s->backing, o.overlap.device, o.overlap.offset, o.overlap.sizelimit);
+		return 1;
+	}
+	if (!o.has_same)
+		return 0;
+	if (o.same.ro != oo->read_only || strcmp(o.same.encrypt, s->encrypt) ||
+	    (oo->block_size && oo->block_size != o.same.block_size)) {
+		fprintf(stderr,
+			"aioloop: %s: %s already serves this region with other settings "
+			"(read-only, block size or encryption); not attached (-L)\n",
+			s->backing, o.same.device);
+		return 1;
+	}
+	printf("%s\n", o.same.device);
+	return 2;
+}
+
+/* ---- attach -P: the partition table read before attach returns ---- */
+
+/*
+ * The kernel scans a ublk disk's partitions when it starts and a kernel
+ * NBD disk's when it is first opened.  If no partition shows yet, ask for a
+ * scan (BLKRRPART), so that DEVpN exist when attach prints the device.
+ * 0 or -errno with why filled.
+ */
+static int partscan_now(const char *name, const char *device, char *why, size_t len)
+{
+	char path[PATH_MAX];
+	size_t nlen = strlen(name);
+	struct dirent *e;
+	int ext = 0, fd, ret = 0;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/sys/block/%s/ext_range", name);
+	f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%d", &ext) != 1)
+			ext = 0;
+		fclose(f);
+	}
+	if (ext <= 1) {
+		snprintf(why, len, "the disk takes no partitions%s",
+			 strncmp(name, "nbd", 3) ? "" : " (the nbd module's max_part is 0)");
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "/sys/block/%s", name);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		/* ublkb0p1, nbd0p1: scanned already */
+		if (!strncmp(e->d_name, name, nlen) && e->d_name[nlen] == 'p' &&
+		    isdigit((unsigned char)e->d_name[nlen + 1])) {
+			closedir(d);
+			return 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	fd = open(device, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, BLKRRPART) < 0) {
+		ret = -errno;
+		snprintf(why, len, "BLKRRPART: %s", strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int detach_one(const char *name, bool force);
+
 /* ---- attach ---- */
 
 static void attach_usage(FILE *f)
@@ -295,6 +444,11 @@ static void attach_usage(FILE *f)
 		"  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
 		"                         else the kernel NBD client)\n"
 		"  -r, --read-only        read-only device\n"
+		"  -P, --partscan         scan the partition table (DEVpN) before returning\n"
+		"      --no-partscan      ublk: the kernel does not scan it (Linux 7.0+)\n"
+		"  -L, --nooverlap        refuse a region of FILE that overlaps an attached\n"
+		"                         device's; print the device that serves the very\n"
+		"                         same region (and settings) instead of a new one\n"
 		"  -o, --offset N         start N bytes into FILE\n"
 		"      --sizelimit N      expose at most N bytes\n"
 		"  -b, --block-size N     logical block size, 512 or 4096\n"
@@ -344,7 +498,10 @@ const struct option attach_longopts[] = {{"ublk", no_argument, NULL, 'U'},
 					 {"queues", required_argument, NULL, 'Q'},
 					 {"depth", required_argument, NULL, 'd'},
 					 {"recover", required_argument, NULL, 'R'},
-					 {"data-path", required_argument, NULL, 'P'},
+					 {"data-path", required_argument, NULL, 'A'},
+					 {"partscan", no_argument, NULL, 'P'},
+					 {"no-partscan", no_argument, NULL, 'p'},
+					 {"nooverlap", no_argument, NULL, 'L'},
 					 {"poll", required_argument, NULL, 'W'},
 					 {"recovery", required_argument, NULL, 'Y'},
 					 {"timeout", required_argument, NULL, 'T'},
@@ -366,11 +523,12 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 	cfg->queues = 1;
 	cfg->depth = 64;
 	cfg->nbd_timeout = -1;
+	cfg->partscan = -1;
 	snprintf(cfg->direct_opt, sizeof(cfg->direct_opt), "auto");
 	err->msg[0] = '\0';
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":ro:b:fvh", attach_longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ro:b:PLfvh", attach_longopts, NULL)) != -1) {
 		switch (c) {
 		case 'U':
 			cfg->fe = ATTACH_UBLK;
@@ -425,7 +583,16 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		case 'R':
 			cfg->recover = optarg;
 			break;
-		case 'P': {
+		case 'P':
+			cfg->partscan = 1;
+			break;
+		case 'p':
+			cfg->partscan = 0;
+			break;
+		case 'L':
+			cfg->nooverlap = true;
+			break;
+		case 'A': {
 			enum ublk_data_path dp;
 
 			if (ublk_data_path_parse(optarg, &dp) < 0) {
@@ -504,6 +671,11 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 					 argv[optind - 1]);
 			return -EINVAL;
 		}
+	}
+	if (cfg->recover && (cfg->partscan >= 0 || cfg->nooverlap)) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--recover keeps the device as it is: no -P, --no-partscan or -L");
+		return -EINVAL;
 	}
 	if (cfg->recover && cfg->crypt.cipher) {
 		snprintf(
@@ -655,6 +827,11 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "aioloop: --data-path and --recovery none are for ublk devices\n");
 		return EXIT_USAGE;
 	}
+	if (fe == ATTACH_NBD && cfg.partscan == 0) {
+		fprintf(stderr, "aioloop: --no-partscan is for ublk devices (the kernel NBD client "
+				"scans partitions as the nbd module's max_part says)\n");
+		return EXIT_USAGE;
+	}
 	if (fe == ATTACH_UBLK && cfg.nbd_timeout >= 0) {
 		fprintf(stderr, "aioloop: --timeout is for kernel NBD devices\n");
 		return EXIT_USAGE;
@@ -670,6 +847,13 @@ int cmd_attach(int argc, char **argv)
 						      : 0;
 	}
 	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
+	if (!recover)
+		s->partscan = cfg.partscan;
+	if (cfg.nooverlap) {
+		ret = check_overlap(s, &oo);
+		if (ret)
+			return ret == 2 ? 0 : 1;
+	}
 
 	/* The key, read here (standard input is the caller's); the daemon's
 	 * stage keeps its own locked copy. */
@@ -734,6 +918,16 @@ int cmd_attach(int argc, char **argv)
 		if (stat(buf + 3, &sb) == 0 && S_ISBLK(sb.st_mode))
 			break;
 		usleep(50000);
+	}
+	if (cfg.partscan == 1) {
+		char why[160];
+
+		ret = partscan_now(dev_name(buf + 3), buf + 3, why, sizeof(why));
+		if (ret < 0) {
+			fprintf(stderr, "aioloop: %s: -P: %s; detaching it\n", buf + 3, why);
+			detach_one(dev_name(buf + 3), true);
+			return 1;
+		}
 	}
 	printf("%s\n", buf + 3);
 	return 0;

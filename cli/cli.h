@@ -286,6 +286,8 @@ struct attach_config {
 	int recovery;	 /* enum ublk_recovery: --recovery */
 	int poll_us;	 /* --poll: 0 default, < 0 never */
 	int nbd_timeout; /* --timeout: seconds, -1 if not given */
+	int partscan;	 /* -P: 1, --no-partscan: 0, neither: -1 (the kernel's way) */
+	bool nooverlap;	 /* -L */
 	bool foreground, verbose;
 	struct cli_crypt crypt;
 };

@@ -407,6 +407,22 @@ static void test_attach_config(void **state)
 	assert_int_equal(ATTACH(&cfg, &err, "attach", "--timeout", "86401", "f"), -EINVAL);
 	assert_non_null(strstr(err.msg, "--timeout"));
 	assert_int_equal(ATTACH(&cfg, &err, "attach", "--timeout", "-1", "f"), -EINVAL);
+
+	/* losetup's -P and -L; --data-path is no longer -P's long form */
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, -1);
+	assert_false(cfg.nooverlap);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "-P", "-L", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, 1);
+	assert_true(cfg.nooverlap);
+	assert_int_equal(cfg.data_path, UBLK_DP_AUTO);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--partscan", "--nooverlap", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, 1);
+	assert_true(cfg.nooverlap);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--no-partscan", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, 0);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--recover", "/dev/ublkb0", "-P"), -EINVAL);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--recover", "/dev/ublkb0", "-L"), -EINVAL);
 }
 
 static void test_bench_config(void **state)
