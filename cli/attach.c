@@ -279,7 +279,9 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		aiol_info("%s: handed over to the next daemon", s->device);
 		return 0;
 	}
-	if (ctx->pipe_fd < 0 && s->name[0]) {
+	/* The state goes with a device this daemon served; a --recover that
+	 * failed leaves it for another try (or detach). */
+	if (ctx->pipe_fd < 0 && s->name[0] && s->pid == getpid()) {
 		state_remove(s->name);
 		if (ret == 0)
 			log_remove(s->name);
@@ -969,6 +971,84 @@ static bool dev_in_use(const struct att_state *s, char *why, size_t len)
 	return false;
 }
 
+/* Whether MAJ:MIN is mounted (a field of /proc/self/mountinfo). */
+static bool majmin_mounted(const char *majmin)
+{
+	char line[4096], mm[32];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %*s %31s", mm) == 1 && !strcmp(mm, majmin);
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Whether /sys/block/NAME[/PART] (dir) is mounted or held. */
+static bool sysfs_in_use(const char *dir, char *why, size_t len)
+{
+	char path[PATH_MAX], mm[32] = "";
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/dev", dir);
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(mm, sizeof(mm), f))
+			mm[0] = '\0';
+		fclose(f);
+		mm[strcspn(mm, "\n")] = '\0';
+	}
+	if (mm[0] && majmin_mounted(mm)) {
+		snprintf(why, len, "mounted");
+		return true;
+	}
+	snprintf(path, sizeof(path), "%s/holders", dir);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] != '.') {
+			snprintf(why, len, "in use by %s", e->d_name);
+			closedir(d);
+			return true;
+		}
+	}
+	if (d)
+		closedir(d);
+	return false;
+}
+
+/*
+ * dev_in_use() for a kernel NBD device whose daemon died, without opening
+ * it: the first open reads the partition table, and that I/O waits for a
+ * daemon (dead_conn_timeout).  Mounts and holders of the disk and its
+ * partitions, from sysfs and mountinfo.
+ */
+static bool dead_nbd_in_use(const struct att_state *s, char *why, size_t len)
+{
+	char dir[128], part[PATH_MAX];
+	size_t nlen = strlen(s->name);
+	struct dirent *e;
+	bool used;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/sys/block/%s", s->name);
+	if (sysfs_in_use(dir, why, len))
+		return true;
+	d = opendir(dir);
+	used = false;
+	while (d && !used && (e = readdir(d))) {
+		if (strncmp(e->d_name, s->name, nlen) || e->d_name[nlen] != 'p')
+			continue;
+		snprintf(part, sizeof(part), "%s/%s", dir, e->d_name);
+		used = sysfs_in_use(part, why, len);
+	}
+	if (d)
+		closedir(d);
+	return used;
+}
+
 static int detach_one(const char *name, bool force)
 {
 	struct att_state s;
@@ -979,7 +1059,9 @@ static int detach_one(const char *name, bool force)
 		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", name);
 		return 1;
 	}
-	if (!force && dev_in_use(&s, why, sizeof(why))) {
+	if (!force &&
+	    (strcmp(s.type, "nbd") || pid_alive(s.pid) ? dev_in_use(&s, why, sizeof(why))
+						       : dead_nbd_in_use(&s, why, sizeof(why)))) {
 		fprintf(stderr, "aioloop: %s: %s; not detached (--force detaches anyway)\n",
 			s.device, why);
 		return 1;
