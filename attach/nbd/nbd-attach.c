@@ -603,6 +603,25 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 		o->ready(o->arg, index, di, 0);
 	for (;;) {
 		why = wait_signal(o, use_ioctl);
+		if (why == STOP_UPGRADE) {
+			/*
+			 * Let go of the device as a killed daemon would, but
+			 * with everything acknowledged on stable storage: the
+			 * kernel keeps the device, I/O waits for the next
+			 * daemon, and requests this one did not answer are sent
+			 * again once their timeout passes.  The server is not
+			 * shut down (it would answer new requests with errors);
+			 * exiting closes its sockets.  If the sync fails, this
+			 * daemon keeps serving.
+			 */
+			ret = aiol_dev_sync(dev);
+			if (o->upgrade_done)
+				o->upgrade_done(o->arg, ret, "syncing the backing");
+			if (ret < 0)
+				continue;
+			aiol_info("nbd%d: left to the next daemon", index);
+			return NBD_ATTACH_HANDED_OVER;
+		}
 		if (why != STOP_LOST)
 			break;
 		watch_join(&w);
@@ -621,24 +640,9 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 		watch_start(&w, srv);
 	}
 
-	if (why == STOP_UPGRADE) {
-		/*
-		 * Let go of the device as a killed daemon would, but with
-		 * everything acknowledged on stable storage: the kernel keeps
-		 * the device, I/O waits for the next daemon, and requests this
-		 * one did not answer are sent again once their timeout passes.
-		 * The server is not shut down (it would answer new requests
-		 * with errors); exiting closes its sockets.
-		 */
-		ret = aiol_dev_sync(dev);
-		if (o->upgrade_done)
-			o->upgrade_done(o->arg, ret, "syncing the backing");
-		if (ret == 0) {
-			aiol_info("nbd%d: left to the next daemon", index);
-			return NBD_ATTACH_HANDED_OVER;
-		}
-	}
-	attach_flush_device("/dev/nbd", (unsigned int)index);
+	/* With no connection left a flush would wait for one: skip it. */
+	if (why != STOP_LOST)
+		attach_flush_device("/dev/nbd", (unsigned int)index);
 	if (use_ioctl) {
 		ioctl_disconnect(&doit);
 	} else {
