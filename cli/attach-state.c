@@ -60,6 +60,11 @@ int state_write(const struct att_state *s)
 		s->device, s->type, s->dev_id, s->backing, s->offset, s->sizelimit, s->size,
 		s->block_size, s->ro, s->direct, s->direct_opt, s->engine, s->data_path, s->queues,
 		s->depth, (int)s->pid);
+	if (s->partscan >= 0)
+		fprintf(f, "partscan=%d\n", s->partscan);
+	if (!strcmp(s->type, "nbd"))
+		fprintf(f, "nbd_timeout=%u\nnbd_dead_conn_timeout=%u\n", s->nbd_timeout,
+			s->nbd_dead_conn);
 	if (s->encrypt[0])
 		fprintf(
 		    f,
@@ -80,6 +85,7 @@ int state_read(const char *name, struct att_state *s)
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
+	s->partscan = -1;
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	state_path(name, "", path, sizeof(path));
 	f = fopen(path, "re");
@@ -124,6 +130,12 @@ int state_read(const char *name, struct att_state *s)
 			s->depth = (unsigned int)atoi(v);
 		else if (!strcmp(line, "pid"))
 			s->pid = (pid_t)atoi(v);
+		else if (!strcmp(line, "partscan"))
+			s->partscan = atoi(v) != 0;
+		else if (!strcmp(line, "nbd_timeout"))
+			s->nbd_timeout = (unsigned int)atoi(v);
+		else if (!strcmp(line, "nbd_dead_conn_timeout"))
+			s->nbd_dead_conn = (unsigned int)atoi(v);
 		else if (!strcmp(line, "encrypt"))
 			snprintf(s->encrypt, sizeof(s->encrypt), "%s", v);
 		else if (!strcmp(line, "encrypt_sector_size"))

@@ -31,6 +31,11 @@ struct att_state {
 	char engine[16];
 	char data_path[16]; /* ublk: auto-buf-reg, zero-copy, user-copy, copy */
 	pid_t pid;
+	/* Kernel NBD: the request timeout and how long I/O waits for a new
+	 * daemon (seconds, as told to the kernel; 0: none). */
+	unsigned int nbd_timeout, nbd_dead_conn;
+	/* -P: 1, --no-partscan: 0, neither (or an older state file): -1 */
+	int partscan;
 	/* Encryption: cipher ("" if none) and geometry, never the key. */
 	char encrypt[32];
 	unsigned int enc_sector;

@@ -31,12 +31,14 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -51,6 +53,7 @@
 #include "nbd-attach.h"
 #include "ublk.h"
 #include "attach-state.h"
+#include "region.h"
 
 _Static_assert(ATTACH_MAX_DEPTH == UBLK_MAX_QUEUE_DEPTH, "--depth's bound is ublk's");
 
@@ -71,6 +74,7 @@ struct attach_ctx {
 	 * resize in progress is that one, which nobody waits an answer for */
 	atomic_bool resize_auto_asked;
 	bool resize_auto;
+	bool handed_over;      /* upgrade: the device was left to the next daemon */
 	enum ublk_recovery recovery;
 };
 
@@ -240,6 +244,7 @@ static void upgrade_done(void *arg, int err, const char *why)
 	struct attach_ctx *ctx = arg;
 
 	control_answer(ctx->st.name, ".upgraded", err, NULL, why);
+	ctx->handed_over = err == 0;
 }
 
 static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, bool recover)
@@ -273,6 +278,7 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .resize_request = resize_request,
 		    .resize_done = resize_done,
 		    .recovery = ctx->recovery,
+		    .no_part_scan = s->partscan == 0,
 		    .upgrade_request = upgrade_request,
 		    .upgrade_done = upgrade_done,
 		    .ready = dev_ready,
@@ -289,6 +295,11 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 		    .path = s->backing,
 		    .open = *oo,
 		    .nr_conns = s->queues,
+		    .index = recover ? s->dev_id : -1,
+		    .timeout_s = s->nbd_timeout,
+		    .dead_conn_timeout_s = s->nbd_dead_conn,
+		    .upgrade_request = upgrade_request,
+		    .upgrade_done = upgrade_done,
 		    .ready = dev_ready,
 		    .arg = ctx,
 		    .stats = &ctx->stats,
@@ -299,18 +310,165 @@ static int daemon_main(struct attach_ctx *ctx, const struct aiol_open_opts *oo, 
 	cli_notify("STOPPING=1\nSTATUS=%s: stopped", s->device[0] ? s->device : s->backing);
 	cli_metrics_stop(ctx->metrics);
 	cli_ctl_stop(ctx->ctl);
-	if (ret == UBLK_DEV_HANDED_OVER) {
+	if (ctx->handed_over && ret >= 0) {
 		/* the next daemon takes the state over */
 		aiol_info("%s: handed over to the next daemon", s->device);
 		return 0;
 	}
-	if (ctx->pipe_fd < 0 && s->name[0]) {
+	/* The state goes with a device this daemon served; a --recover that
+	 * failed leaves it for another try (or detach). */
+	if (ctx->pipe_fd < 0 && s->name[0] && s->pid == getpid()) {
 		state_remove(s->name);
 		if (ret == 0)
 			log_remove(s->name);
 	}
 	return ret < 0 ? 1 : 0;
 }
+
+/* ---- attach -L: overlapping regions ---- */
+
+/* The region [offset, offset + sizelimit) of backing: 0, or -errno when
+ * it cannot be looked at. */
+static int backing_region(const char *backing, uint64_t offset, uint64_t sizelimit,
+			  struct att_region *r)
+{
+	struct stat sb;
+
+	if (aiol_rbd_name(backing))
+		return -EOPNOTSUPP;
+	if (stat(backing, &sb) < 0)
+		return -errno;
+	/* a block device is its device number (no file has inode 0) */
+	r->dev = S_ISBLK(sb.st_mode) ? sb.st_rdev : sb.st_dev;
+	r->ino = S_ISBLK(sb.st_mode) ? 0 : sb.st_ino;
+	r->offset = offset;
+	r->sizelimit = sizelimit;
+	return 0;
+}
+
+struct overlap_scan {
+	struct att_region want;
+	struct att_state overlap, same; /* the first of each found */
+	bool has_overlap, has_same;
+};
+
+static int overlap_cb(const char *name, void *arg)
+{
+	struct overlap_scan *o = arg;
+	struct att_state s;
+	struct att_region r;
+
+	if (state_read(name, &s) < 0 || backing_region(s.backing, s.offset, s.sizelimit, &r) < 0)
+		return 0;
+	switch (region_overlap(&o->want, &r)) {
+	case REGION_OVERLAP:
+		if (!o->has_overlap)
+			o->overlap = s;
+		o->has_overlap = true;
+		break;
+	case REGION_SAME:
+		if (!o->has_same)
+			o->same = s;
+		o->has_same = true;
+		break;
+	case REGION_APART:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * attach -L, as losetup's --nooverlap: refuse a region that overlaps an
+ * attached device's; a device serving the very same region with the same
+ * settings is used instead of a new one (its path printed).  Returns 0
+ * (attach), 1 (refused, said why) or 2 (reused).
+ */
+static int check_overlap(const struct att_state *s, const struct aiol_open_opts *oo)
+{
+	struct overlap_scan o = {.has_overlap = false};
+	int ret;
+
+	ret = backing_region(s->backing, s->offset, s->sizelimit, &o.want);
+	if (ret < 0) {
+		fprintf(stderr, "aioloop: %s: -L: %s\n", s->backing,
+			ret == -EOPNOTSUPP ? "needs a local file" : strerror(-ret));
+		return 1;
+	}
+	for_each_state(overlap_cb, &o);
+	if (o.has_overlap) {
+		fprintf(
+		    stderr,
+		    "aioloop: %s: %s already serves an overlapping region of it (offset %" PRIu64
+		    ", size limit %" PRIu64 "); not attached (-L)\n",
+		    s->backing, o.overlap.device, o.overlap.offset, o.overlap.sizelimit);
+		return 1;
+	}
+	if (!o.has_same)
+		return 0;
+	if (o.same.ro != oo->read_only || strcmp(o.same.encrypt, s->encrypt) ||
+	    (oo->block_size && oo->block_size != o.same.block_size)) {
+		fprintf(stderr,
+			"aioloop: %s: %s already serves this region with other settings "
+			"(read-only, block size or encryption); not attached (-L)\n",
+			s->backing, o.same.device);
+		return 1;
+	}
+	printf("%s\n", o.same.device);
+	return 2;
+}
+
+/* ---- attach -P: the partition table read before attach returns ---- */
+
+/*
+ * The kernel scans a ublk disk's partitions when it starts and a kernel
+ * NBD disk's when it is first opened.  If no partition shows yet, ask for a
+ * scan (BLKRRPART), so that DEVpN exist when attach prints the device.
+ * 0 or -errno with why filled.
+ */
+static int partscan_now(const char *name, const char *device, char *why, size_t len)
+{
+	char path[PATH_MAX];
+	size_t nlen = strlen(name);
+	struct dirent *e;
+	int ext = 0, fd, ret = 0;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/sys/block/%s/ext_range", name);
+	f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%d", &ext) != 1)
+			ext = 0;
+		fclose(f);
+	}
+	if (ext <= 1) {
+		snprintf(why, len, "the disk takes no partitions%s",
+			 strncmp(name, "nbd", 3) ? "" : " (the nbd module's max_part is 0)");
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "/sys/block/%s", name);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		/* ublkb0p1, nbd0p1: scanned already */
+		if (!strncmp(e->d_name, name, nlen) && e->d_name[nlen] == 'p' &&
+		    isdigit((unsigned char)e->d_name[nlen + 1])) {
+			closedir(d);
+			return 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	fd = open(device, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, BLKRRPART) < 0) {
+		ret = -errno;
+		snprintf(why, len, "BLKRRPART: %s", strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int detach_one(const char *name, bool force);
 
 /* ---- attach ---- */
 
@@ -324,6 +482,11 @@ static void attach_usage(FILE *f)
 		"  --ublk | --nbd         frontend (default: ublk if /dev/ublk-control exists,\n"
 		"                         else the kernel NBD client)\n"
 		"  -r, --read-only        read-only device\n"
+		"  -P, --partscan         scan the partition table (DEVpN) before returning\n"
+		"      --no-partscan      ublk: the kernel does not scan it (Linux 7.0+)\n"
+		"  -L, --nooverlap        refuse a region of FILE that overlaps an attached\n"
+		"                         device's; print the device that serves the very\n"
+		"                         same region (and settings) instead of a new one\n"
 		"  -o, --offset N         start N bytes into FILE\n"
 		"      --sizelimit N      expose at most N bytes\n"
 		"  -b, --block-size N     logical block size, 512 or 4096\n"
@@ -336,10 +499,14 @@ static void attach_usage(FILE *f)
 		"                         zero-copy-reg, user-copy or copy\n"
 		"      --poll USEC        ublk: a queue thread polls this long before it\n"
 		"                         sleeps (default 500, 0: never)\n"
-		"      --recovery R       ublk, when no daemon runs: reissue (default: I/O\n"
-		"                         waits), fail-io (I/O fails) or none (the device\n"
-		"                         goes with its daemon)\n"
-		"      --recover DEVICE   serve a ublk device whose daemon died\n"
+		"      --recovery R       when no daemon runs: reissue (default: I/O waits;\n"
+		"                         kernel NBD: up to an hour), fail-io (I/O fails)\n"
+		"                         or none (ublk: the device goes with its daemon)\n"
+		"      --timeout SEC      kernel NBD: a request unanswered this long is sent\n"
+		"                         again (default 30 with --recovery reissue, else\n"
+		"                         0: never)\n"
+		"      --recover DEVICE   serve a device whose daemon died (ublk, or kernel\n"
+		"                         NBD: reconnect it)\n"
 		"      --show             accepted for losetup's sake: the device is always\n"
 		"                         printed\n"
 		"  -f, --foreground       stay in the foreground (for debugging, and systemd)\n"
@@ -369,9 +536,13 @@ const struct option attach_longopts[] = {{"ublk", no_argument, NULL, 'U'},
 					 {"queues", required_argument, NULL, 'Q'},
 					 {"depth", required_argument, NULL, 'd'},
 					 {"recover", required_argument, NULL, 'R'},
-					 {"data-path", required_argument, NULL, 'P'},
+					 {"data-path", required_argument, NULL, 'A'},
+					 {"partscan", no_argument, NULL, 'P'},
+					 {"no-partscan", no_argument, NULL, 'p'},
+					 {"nooverlap", no_argument, NULL, 'L'},
 					 {"poll", required_argument, NULL, 'W'},
 					 {"recovery", required_argument, NULL, 'Y'},
+					 {"timeout", required_argument, NULL, 'T'},
 					 {"show", no_argument, NULL, 'w'},
 					 {"foreground", no_argument, NULL, 'f'},
 					 {"control", required_argument, NULL, 'C'},
@@ -389,11 +560,13 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 	cfg->fe = ATTACH_AUTO;
 	cfg->queues = 1;
 	cfg->depth = 64;
+	cfg->nbd_timeout = -1;
+	cfg->partscan = -1;
 	snprintf(cfg->direct_opt, sizeof(cfg->direct_opt), "auto");
 	err->msg[0] = '\0';
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":ro:b:fvh", attach_longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ro:b:PLfvh", attach_longopts, NULL)) != -1) {
 		switch (c) {
 		case 'U':
 			cfg->fe = ATTACH_UBLK;
@@ -448,7 +621,16 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 		case 'R':
 			cfg->recover = optarg;
 			break;
-		case 'P': {
+		case 'P':
+			cfg->partscan = 1;
+			break;
+		case 'p':
+			cfg->partscan = 0;
+			break;
+		case 'L':
+			cfg->nooverlap = true;
+			break;
+		case 'A': {
 			enum ublk_data_path dp;
 
 			if (ublk_data_path_parse(optarg, &dp) < 0) {
@@ -478,6 +660,14 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 				return -EINVAL;
 			}
 			break;
+		case 'T': {
+			uint64_t v;
+
+			if (cli_parse_uint("--timeout", optarg, 0, NBD_MAX_TIMEOUT_S, &v, err) < 0)
+				return -EINVAL;
+			cfg->nbd_timeout = (int)v;
+			break;
+		}
 		case 'W': {
 			uint64_t v;
 
@@ -519,6 +709,11 @@ int attach_parse_args(int argc, char **argv, struct attach_config *cfg, struct c
 					 argv[optind - 1]);
 			return -EINVAL;
 		}
+	}
+	if (cfg->recover && (cfg->partscan >= 0 || cfg->nooverlap)) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "--recover keeps the device as it is: no -P, --no-partscan or -L");
+		return -EINVAL;
 	}
 	if (cfg->recover && cfg->crypt.cipher) {
 		snprintf(
@@ -590,11 +785,6 @@ int cmd_attach(int argc, char **argv)
 				recover);
 			return 1;
 		}
-		if (strcmp(s->type, "ublk")) {
-			fprintf(stderr, "aioloop: %s: only ublk devices can be recovered\n",
-				recover);
-			return 1;
-		}
 		if (pid_alive(s->pid)) {
 			fprintf(stderr, "aioloop: %s: its daemon (pid %d) is still running\n",
 				recover, (int)s->pid);
@@ -607,7 +797,7 @@ int cmd_attach(int argc, char **argv)
 		cli_parse_direct(s->direct_opt[0] ? s->direct_opt : "auto", &oo.direct);
 		if (aiol_engine_parse(s->engine, &oo.engine) < 0)
 			oo.engine = AIOL_ENGINE_URING;
-		fe = ATTACH_UBLK;
+		fe = strcmp(s->type, "nbd") ? ATTACH_UBLK : ATTACH_NBD;
 		if (s->encrypt[0] && !cfg.crypt.key_file) {
 			fprintf(stderr, "aioloop: %s: encrypted with %s: --key-file is needed\n",
 				recover, s->encrypt);
@@ -671,11 +861,37 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "aioloop: cannot attach with the kernel NBD client: %s\n", why_n);
 		return 1;
 	}
-	if (fe == ATTACH_NBD && (ctx.data_path != UBLK_DP_AUTO || cfg.recovery)) {
-		fprintf(stderr, "aioloop: --data-path and --recovery are for ublk devices\n");
+	if (fe == ATTACH_NBD && (ctx.data_path != UBLK_DP_AUTO || cfg.recovery == UBLK_REC_NONE)) {
+		fprintf(stderr, "aioloop: --data-path and --recovery none are for ublk devices\n");
 		return EXIT_USAGE;
 	}
+	if (fe == ATTACH_NBD && cfg.partscan == 0) {
+		fprintf(stderr, "aioloop: --no-partscan is for ublk devices (the kernel NBD client "
+				"scans partitions as the nbd module's max_part says)\n");
+		return EXIT_USAGE;
+	}
+	if (fe == ATTACH_UBLK && cfg.nbd_timeout >= 0) {
+		fprintf(stderr, "aioloop: --timeout is for kernel NBD devices\n");
+		return EXIT_USAGE;
+	}
+	if (fe == ATTACH_NBD && !recover) {
+		/* reissue: I/O waits for a new daemon, and requests a dead one
+		 * did not answer are sent again after the timeout. */
+		bool wait = cfg.recovery == UBLK_REC_REISSUE;
+
+		s->nbd_dead_conn = wait ? NBD_DEAD_CONN_TIMEOUT_S : 0;
+		s->nbd_timeout = cfg.nbd_timeout >= 0 ? (unsigned int)cfg.nbd_timeout
+				 : wait		      ? NBD_DEFAULT_TIMEOUT_S
+						      : 0;
+	}
 	snprintf(s->type, sizeof(s->type), "%s", fe == ATTACH_UBLK ? "ublk" : "nbd");
+	if (!recover)
+		s->partscan = cfg.partscan;
+	if (cfg.nooverlap) {
+		ret = check_overlap(s, &oo);
+		if (ret)
+			return ret == 2 ? 0 : 1;
+	}
 
 	/* The key, read here (standard input is the caller's); the daemon's
 	 * stage keeps its own locked copy. */
@@ -741,6 +957,16 @@ int cmd_attach(int argc, char **argv)
 			break;
 		usleep(50000);
 	}
+	if (cfg.partscan == 1) {
+		char why[160];
+
+		ret = partscan_now(dev_name(buf + 3), buf + 3, why, sizeof(why));
+		if (ret < 0) {
+			fprintf(stderr, "aioloop: %s: -P: %s; detaching it\n", buf + 3, why);
+			detach_one(dev_name(buf + 3), true);
+			return 1;
+		}
+	}
 	printf("%s\n", buf + 3);
 	return 0;
 }
@@ -781,6 +1007,84 @@ static bool dev_in_use(const struct att_state *s, char *why, size_t len)
 	return false;
 }
 
+/* Whether MAJ:MIN is mounted (a field of /proc/self/mountinfo). */
+static bool majmin_mounted(const char *majmin)
+{
+	char line[4096], mm[32];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %*s %31s", mm) == 1 && !strcmp(mm, majmin);
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Whether /sys/block/NAME[/PART] (dir) is mounted or held. */
+static bool sysfs_in_use(const char *dir, char *why, size_t len)
+{
+	char path[PATH_MAX], mm[32] = "";
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/dev", dir);
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(mm, sizeof(mm), f))
+			mm[0] = '\0';
+		fclose(f);
+		mm[strcspn(mm, "\n")] = '\0';
+	}
+	if (mm[0] && majmin_mounted(mm)) {
+		snprintf(why, len, "mounted");
+		return true;
+	}
+	snprintf(path, sizeof(path), "%s/holders", dir);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] != '.') {
+			snprintf(why, len, "in use by %s", e->d_name);
+			closedir(d);
+			return true;
+		}
+	}
+	if (d)
+		closedir(d);
+	return false;
+}
+
+/*
+ * dev_in_use() for a kernel NBD device whose daemon died, without opening
+ * it: the first open reads the partition table, and that I/O waits for a
+ * daemon (dead_conn_timeout).  Mounts and holders of the disk and its
+ * partitions, from sysfs and mountinfo.
+ */
+static bool dead_nbd_in_use(const struct att_state *s, char *why, size_t len)
+{
+	char dir[128], part[PATH_MAX];
+	size_t nlen = strlen(s->name);
+	struct dirent *e;
+	bool used;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/sys/block/%s", s->name);
+	if (sysfs_in_use(dir, why, len))
+		return true;
+	d = opendir(dir);
+	used = false;
+	while (d && !used && (e = readdir(d))) {
+		if (strncmp(e->d_name, s->name, nlen) || e->d_name[nlen] != 'p')
+			continue;
+		snprintf(part, sizeof(part), "%s/%s", dir, e->d_name);
+		used = sysfs_in_use(part, why, len);
+	}
+	if (d)
+		closedir(d);
+	return used;
+}
+
 static int detach_one(const char *name, bool force)
 {
 	struct att_state s;
@@ -791,7 +1095,9 @@ static int detach_one(const char *name, bool force)
 		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", name);
 		return 1;
 	}
-	if (!force && dev_in_use(&s, why, sizeof(why))) {
+	if (!force &&
+	    (strcmp(s.type, "nbd") || pid_alive(s.pid) ? dev_in_use(&s, why, sizeof(why))
+						       : dead_nbd_in_use(&s, why, sizeof(why)))) {
 		fprintf(stderr, "aioloop: %s: %s; not detached (--force detaches anyway)\n",
 			s.device, why);
 		return 1;

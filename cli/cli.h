@@ -282,9 +282,12 @@ struct attach_config {
 	const char *control; /* control socket; NULL: CLI_RUN_DIR/DEV.ctl; "none" */
 	struct cli_metrics_addr metrics;
 	bool metrics_on;
-	int data_path; /* enum ublk_data_path: --data-path */
-	int recovery;  /* enum ublk_recovery: --recovery */
-	int poll_us;   /* --poll: 0 default, < 0 never */
+	int data_path;	 /* enum ublk_data_path: --data-path */
+	int recovery;	 /* enum ublk_recovery: --recovery */
+	int poll_us;	 /* --poll: 0 default, < 0 never */
+	int nbd_timeout; /* --timeout: seconds, -1 if not given */
+	int partscan;	 /* -P: 1, --no-partscan: 0, neither: -1 (the kernel's way) */
+	bool nooverlap;	 /* -L */
 	bool foreground, verbose;
 	struct cli_crypt crypt;
 };

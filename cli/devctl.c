@@ -86,15 +86,15 @@ static int control_request(const struct att_state *s, const char *what, const ch
 	return 0;
 }
 
-/* The state of a ublk device whose daemon runs, for resize and upgrade;
- * 1 (printed why) when there is none. */
-static int running_ublk(const char *arg, const char *what, struct att_state *s)
+/* The state of a device whose daemon runs, for resize (ublk only) and
+ * upgrade; 1 (printed why) when there is none. */
+static int running_dev(const char *arg, const char *what, bool nbd_too, struct att_state *s)
 {
 	if (state_read(dev_name(arg), s) < 0) {
 		fprintf(stderr, "aioloop: %s: not attached by aioloop\n", arg);
 		return 1;
 	}
-	if (strcmp(s->type, "ublk")) {
+	if (!nbd_too && strcmp(s->type, "ublk")) {
 		fprintf(stderr,
 			"aioloop: %s: a kernel NBD device cannot be %s (the kernel client takes "
 			"its size and server when it connects); detach and attach again\n",
@@ -130,7 +130,7 @@ int cmd_resize(int argc, char **argv)
 		fprintf(stderr, "aioloop resize: %s\n", err.msg);
 		return EXIT_USAGE;
 	}
-	if (running_ublk(argv[1], "resized", &s))
+	if (running_dev(argv[1], "resized", false, &s))
 		return 1;
 	if (size && stat(s.backing, &sb) == 0 && S_ISREG(sb.st_mode) &&
 	    (uint64_t)sb.st_size < s.offset + size &&
@@ -146,9 +146,11 @@ int cmd_resize(int argc, char **argv)
 #define UPGRADE_EXIT_WAIT_S 60
 
 /*
- * aioloop upgrade DEVICE: the running daemon quiesces the device (I/O waits
- * in the kernel) and lets go of it; this program, the binary installed now,
- * then recovers it with a new daemon, as attach --recover does.
+ * aioloop upgrade DEVICE: the running daemon quiesces the device (ublk) or
+ * syncs the backing and closes its connections (kernel NBD, where the
+ * kernel keeps the device for dead_conn_timeout), so that I/O waits in the
+ * kernel, and lets go of it; this program, the binary installed now, then
+ * recovers it with a new daemon, as attach --recover does.
  */
 int cmd_upgrade(int argc, char **argv)
 {
@@ -158,12 +160,15 @@ int cmd_upgrade(int argc, char **argv)
 	if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fprintf(argc != 2 ? stderr : stdout,
 			"Usage: aioloop upgrade DEVICE\n"
-			"Hand a ublk device to a new daemon (this aioloop binary) without failing\n"
+			"Hand a device to a new daemon (this aioloop binary) without failing\n"
 			"its I/O: the old daemon quiesces the device and exits, the new one\n"
-			"recovers it.  Linux 6.16+ (UBLK_F_QUIESCE).\n");
+			"recovers it.  ublk: Linux 6.16+ (UBLK_F_QUIESCE); kernel NBD: a device\n"
+			"attached with --recovery reissue (the default), whose I/O waits for the\n"
+			"new daemon; requests the old one left unanswered are sent again after\n"
+			"--timeout.\n");
 		return argc != 2 ? EXIT_USAGE : 0;
 	}
-	if (running_ublk(argv[1], "upgraded", &s))
+	if (running_dev(argv[1], "upgraded", true, &s))
 		return 1;
 	if (control_request(&s, "upgrade", ".upgrade", "upgrade", ".upgraded"))
 		return 1;

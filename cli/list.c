@@ -173,7 +173,12 @@ static void list_value(const struct att_state *s, enum col_id c, bool alive, cha
 		snprintf(v, len, "%u", s->block_size);
 		break;
 	case COL_PARTSCAN:
-		/* the disk takes partitions, which the kernel scans */
+		/* as asked at attach (-P, --no-partscan); else whether the
+		 * disk takes partitions, which the kernel then scans */
+		if (s->partscan >= 0) {
+			snprintf(v, len, "%d", s->partscan);
+			break;
+		}
 		snprintf(path, sizeof(path), "/sys/block/%s/ext_range", s->name);
 		f = fopen(path, "re");
 		if (f) {

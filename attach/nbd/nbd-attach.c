@@ -146,11 +146,29 @@ static int nbdnl_index_cb(struct nl_msg *m, void *arg)
 	return NL_OK;
 }
 
+/* NBD_ATTR_SOCKETS with fds[0..n) into m: 0 or -ENOBUFS. */
+static int nbdnl_put_sockets(struct nl_msg *m, const int *fds, unsigned int n)
+{
+	struct nlattr *socks, *item;
+
+	socks = nla_nest_start(m, NBD_ATTR_SOCKETS);
+	if (!socks)
+		return -ENOBUFS;
+	for (unsigned int i = 0; i < n; i++) {
+		item = nla_nest_start(m, NBD_SOCK_ITEM);
+		if (!item || nla_put_u32(m, NBD_SOCK_FD, (uint32_t)fds[i]) < 0)
+			return -ENOBUFS;
+		nla_nest_end(m, item);
+	}
+	nla_nest_end(m, socks);
+	return 0;
+}
+
 static int nbdnl_connect(struct nbdnl *nl, const int *fds, unsigned int n, uint64_t size,
-			 uint64_t bsize, uint64_t flags, int *index)
+			 uint64_t bsize, uint64_t flags, const struct nbd_attach_opts *o,
+			 int *index)
 {
 	struct nl_msg *m = nbdnl_msg(nl, NBD_CMD_CONNECT);
-	struct nlattr *socks, *item;
 	uint32_t idx = UINT32_MAX;
 	int ret;
 
@@ -159,15 +177,11 @@ static int nbdnl_connect(struct nbdnl *nl, const int *fds, unsigned int n, uint6
 	if (nla_put_u64(m, NBD_ATTR_SIZE_BYTES, size) < 0 ||
 	    nla_put_u64(m, NBD_ATTR_BLOCK_SIZE_BYTES, bsize) < 0 ||
 	    nla_put_u64(m, NBD_ATTR_SERVER_FLAGS, flags) < 0 ||
-	    !(socks = nla_nest_start(m, NBD_ATTR_SOCKETS)))
+	    (o->timeout_s && nla_put_u64(m, NBD_ATTR_TIMEOUT, o->timeout_s) < 0) ||
+	    (o->dead_conn_timeout_s &&
+	     nla_put_u64(m, NBD_ATTR_DEAD_CONN_TIMEOUT, o->dead_conn_timeout_s) < 0) ||
+	    nbdnl_put_sockets(m, fds, n) < 0)
 		goto full;
-	for (unsigned int i = 0; i < n; i++) {
-		item = nla_nest_start(m, NBD_SOCK_ITEM);
-		if (!item || nla_put_u32(m, NBD_SOCK_FD, (uint32_t)fds[i]) < 0)
-			goto full;
-		nla_nest_end(m, item);
-	}
-	nla_nest_end(m, socks);
 	nl_socket_modify_cb(nl->sk, NL_CB_VALID, NL_CB_CUSTOM, nbdnl_index_cb, &idx);
 	ret = nbdnl_send(nl, m, "NBD_CMD_CONNECT");
 	nl_socket_modify_cb(nl->sk, NL_CB_VALID, NL_CB_DEFAULT, NULL, NULL);
@@ -181,6 +195,25 @@ static int nbdnl_connect(struct nbdnl *nl, const int *fds, unsigned int n, uint6
 full:
 	nlmsg_free(m);
 	return -ENOBUFS;
+}
+
+/*
+ * NBD_CMD_RECONFIGURE: fds[0..n) replace dead connections of /dev/nbdINDEX
+ * (the kernel takes a dead slot for each; -ENOSPC when none is dead yet).
+ * 0 or -errno.
+ */
+static int nbdnl_reconfigure(struct nbdnl *nl, int index, const int *fds, unsigned int n)
+{
+	struct nl_msg *m = nbdnl_msg(nl, NBD_CMD_RECONFIGURE);
+
+	if (!m)
+		return -ENOMEM;
+	if (nla_put_u32(m, NBD_ATTR_INDEX, (uint32_t)index) < 0 ||
+	    nbdnl_put_sockets(m, fds, n) < 0) {
+		nlmsg_free(m);
+		return -ENOBUFS;
+	}
+	return nbdnl_send(nl, m, "NBD_CMD_RECONFIGURE");
 }
 
 static int nbdnl_disconnect(struct nbdnl *nl, int index)
@@ -324,6 +357,11 @@ static void ioctl_disconnect(struct doit *d)
 
 /* ---- the daemon ---- */
 
+struct watcher {
+	pthread_t thread;
+	bool running;
+};
+
 static void *watch_thread(void *arg)
 {
 	struct nbd_server *srv = arg;
@@ -336,17 +374,149 @@ static void *watch_thread(void *arg)
 	return NULL;
 }
 
-static void wait_signal(void)
+static void watch_start(struct watcher *w, struct nbd_server *srv)
+{
+	w->running = pthread_create(&w->thread, NULL, watch_thread, srv) == 0;
+	if (!w->running)
+		aiol_warn("nbd: no watcher thread: a lost connection goes unnoticed");
+}
+
+static void watch_join(struct watcher *w)
+{
+	if (w->running)
+		pthread_join(w->thread, NULL);
+	w->running = false;
+}
+
+static void close_fds(int *fds, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+/* n socketpairs: the server serves one end of each, kfds[] gets the other
+ * (for the kernel; the caller closes them once the kernel holds them).
+ * 0, or -errno with every kfds[] closed. */
+static int serve_conns(struct nbd_server *srv, unsigned int n, int *kfds)
+{
+	int ret;
+
+	for (unsigned int i = 0; i < n; i++)
+		kfds[i] = -1;
+	for (unsigned int i = 0; i < n; i++) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			ret = -errno;
+			aiol_err("socketpair: %m");
+			goto err;
+		}
+		kfds[i] = sv[0];
+		ret = nbd_server_add_client_transmission(srv, sv[1], 0);
+		if (ret < 0) {
+			aiol_err("nbd: serving a connection: %s", strerror(-ret));
+			goto err;
+		}
+	}
+	return 0;
+
+err:
+	close_fds(kfds, n);
+	return ret;
+}
+
+/* Whether /dev/nbdINDEX is still configured: its pid file is there (it
+ * goes when the device is disconnected). */
+static bool nbd_configured(int index)
+{
+	char path[64];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "/sys/block/nbd%d/pid", index);
+	return stat(path, &sb) == 0;
+}
+
+#define RECONNECT_TRIES 20
+#define RECONNECT_SETTLE_US 250000
+
+/*
+ * Give /dev/nbdINDEX n new connections to srv with NBD_CMD_RECONFIGURE.
+ * The kernel puts a new socket only in a slot it has marked dead, and says
+ * nothing when there is none (it reads EOF on the old socket a moment
+ * after the old daemon is gone): the server then sees the socket we gave
+ * closed again.  So the connections that stay are counted, and the missing
+ * ones given again, for a few seconds.  0 or -errno.  Control thread.
+ */
+static int reconnect(struct nbdnl *nl, struct nbd_server *srv, int index, unsigned int n)
+{
+	int kfds[MAX_CONNS], ret = -ETIMEDOUT;
+	unsigned int live = nbd_server_connections(srv);
+
+	for (int t = 0; t < RECONNECT_TRIES && live < n; t++) {
+		if (!nbd_configured(index))
+			return -ENODEV;
+		ret = serve_conns(srv, n - live, kfds);
+		if (ret < 0)
+			return ret;
+		ret = nbdnl_reconfigure(nl, index, kfds, n - live);
+		close_fds(kfds, n - live);
+		if (ret < 0)
+			return ret;
+		usleep(RECONNECT_SETTLE_US);
+		live = nbd_server_connections(srv);
+		ret = live < n ? -ETIMEDOUT : 0;
+	}
+	return ret;
+}
+
+/* The device's size as the kernel has it matches the export's: 0, or
+ * -ENODEV (not configured), -EINVAL (another size: not this backing). */
+static int check_reconnect(int index, const struct aiol_dev_info *di)
+{
+	unsigned long long sectors;
+
+	if (!nbd_configured(index) || nbd_sysfs_size(index, &sectors) < 0 || !sectors) {
+		aiol_err("nbd%d: not connected: nothing to reconnect", index);
+		return -ENODEV;
+	}
+	if (sectors != di->size >> 9) {
+		aiol_err("nbd%d: %llu bytes, the backing has %llu: not reconnected", index,
+			 sectors << 9, (unsigned long long)di->size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* What ended wait_signal(). */
+enum nbd_stop { STOP_ASKED, STOP_LOST, STOP_UPGRADE };
+
+static enum nbd_stop wait_signal(const struct nbd_attach_opts *o, bool use_ioctl)
 {
 	sigset_t set;
 	int sig;
 
 	attach_daemon_sigset(&set);
-	/* no control requests for kernel NBD devices: the CLI refuses them */
-	while (sigwait(&set, &sig) != 0 || sig == ATTACH_SIG_CONTROL)
-		;
-	if (sig == SIGUSR1)
-		aiol_warn("nbd: the kernel closed every connection; stopping");
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1)
+			return STOP_LOST;
+		if (sig != ATTACH_SIG_CONTROL)
+			return STOP_ASKED;
+		/* the CLI sends only upgrade requests to kernel NBD daemons */
+		if (!o->upgrade_request || o->upgrade_request(o->arg) < 0)
+			continue;
+		if (!use_ioctl && o->dead_conn_timeout_s)
+			return STOP_UPGRADE;
+		if (o->upgrade_done)
+			o->upgrade_done(o->arg, -EOPNOTSUPP,
+					use_ioctl
+					    ? "attached through the ioctls (no reconnect)"
+					    : "attached with --recovery fail-io (I/O would fail)");
+	}
 }
 
 int nbd_attach_run(const struct nbd_attach_opts *o)
@@ -358,17 +528,18 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	const struct aiol_dev_info *di;
 	struct nbdnl nl = {.sk = NULL};
 	struct doit doit = {.fd = -1};
-	unsigned int n = o->nr_conns ? o->nr_conns : 1, i;
+	struct watcher w = {.running = false};
+	unsigned int n = o->nr_conns ? o->nr_conns : 1;
 	int kfds[MAX_CONNS];
 	uint16_t tflags = 0;
-	pthread_t watcher;
-	bool watching = false, use_ioctl;
-	int index = -1, ret;
+	bool use_ioctl;
+	enum nbd_stop why;
+	int index = o->index, ret;
 	const char *env = getenv("AIOLOOP_NBD_IOCTL");
 
 	if (n > MAX_CONNS)
 		n = MAX_CONNS;
-	for (i = 0; i < n; i++)
+	for (unsigned int i = 0; i < n; i++)
 		kfds[i] = -1;
 	ret = aiol_dev_open(o->path, &o->open, &dev);
 	if (ret < 0)
@@ -376,6 +547,11 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	di = aiol_dev_info(dev);
 	ex.dev = dev;
 	so.threads = n;
+	if (o->index >= 0) {
+		ret = check_reconnect(o->index, di);
+		if (ret < 0)
+			goto out;
+	}
 	ret = nbd_server_create(&ex, 1, &so, &srv);
 	if (ret < 0) {
 		aiol_err("nbd: starting the server: %s", strerror(-ret));
@@ -387,26 +563,10 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	if (n > 1 && !(tflags & NBD_FLAG_CAN_MULTI_CONN))
 		aiol_warn("nbd: the export does not allow several connections; using them anyway");
 
-	for (i = 0; i < n; i++) {
-		int sv[2];
-
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			ret = -errno;
-			aiol_err("socketpair: %m");
-			goto out;
-		}
-		kfds[i] = sv[0];
-		ret = nbd_server_add_client_transmission(srv, sv[1], 0);
-		if (ret < 0) {
-			aiol_err("nbd: serving a connection: %s", strerror(-ret));
-			goto out;
-		}
-	}
-
-	use_ioctl = env && !strcmp(env, "1");
+	use_ioctl = o->index < 0 && env && !strcmp(env, "1");
 	if (!use_ioctl) {
 		ret = nbdnl_open(&nl);
-		if (ret == -ENOENT) {
+		if (ret == -ENOENT && o->index < 0) {
 			aiol_debug("nbd: no netlink family 'nbd': using the ioctls");
 			use_ioctl = true;
 		} else if (ret < 0) {
@@ -414,27 +574,75 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 			goto out;
 		}
 	}
-	if (use_ioctl)
-		ret = ioctl_connect(kfds, n, di->size, di->block_size, tflags, &doit, &index);
-	else
-		ret = nbdnl_connect(&nl, kfds, n, di->size, di->block_size, tflags, &index);
-	if (ret < 0) {
-		aiol_err("nbd: connecting the kernel client: %s", strerror(-ret));
-		goto out;
+	if (o->index >= 0) {
+		ret = reconnect(&nl, srv, o->index, n);
+		if (ret < 0) {
+			aiol_err("nbd%d: reconnecting: %s", o->index, strerror(-ret));
+			goto out;
+		}
+	} else {
+		ret = serve_conns(srv, n, kfds);
+		if (ret < 0)
+			goto out;
+		if (use_ioctl)
+			ret =
+			    ioctl_connect(kfds, n, di->size, di->block_size, tflags, &doit, &index);
+		else
+			ret = nbdnl_connect(&nl, kfds, n, di->size, di->block_size, tflags, o,
+					    &index);
+		if (ret < 0) {
+			aiol_err("nbd: connecting the kernel client: %s", strerror(-ret));
+			goto out;
+		}
+		/* The kernel holds its own references to the sockets now. */
+		close_fds(kfds, n);
 	}
-	/* The kernel holds its own references to the sockets now. */
-	for (i = 0; i < n; i++) {
-		close(kfds[i]);
-		kfds[i] = -1;
-	}
-	if (pthread_create(&watcher, NULL, watch_thread, srv) == 0)
-		watching = true;
+	watch_start(&w, srv);
 
 	if (o->ready)
 		o->ready(o->arg, index, di, 0);
-	wait_signal();
+	for (;;) {
+		why = wait_signal(o, use_ioctl);
+		if (why == STOP_UPGRADE) {
+			/*
+			 * Let go of the device as a killed daemon would, but
+			 * with everything acknowledged on stable storage: the
+			 * kernel keeps the device, I/O waits for the next
+			 * daemon, and requests this one did not answer are sent
+			 * again once their timeout passes.  The server is not
+			 * shut down (it would answer new requests with errors);
+			 * exiting closes its sockets.  If the sync fails, this
+			 * daemon keeps serving.
+			 */
+			ret = aiol_dev_sync(dev);
+			if (o->upgrade_done)
+				o->upgrade_done(o->arg, ret, "syncing the backing");
+			if (ret < 0)
+				continue;
+			aiol_info("nbd%d: left to the next daemon", index);
+			return NBD_ATTACH_HANDED_OVER;
+		}
+		if (why != STOP_LOST)
+			break;
+		watch_join(&w);
+		if (use_ioctl || !o->dead_conn_timeout_s) {
+			aiol_warn("nbd%d: the kernel closed every connection; stopping", index);
+			break;
+		}
+		/* A request timed out and the kernel dropped the connection: it
+		 * waits for new ones (dead_conn_timeout), here they are. */
+		aiol_warn("nbd%d: the kernel closed every connection; reconnecting", index);
+		ret = reconnect(&nl, srv, index, n);
+		if (ret < 0) {
+			aiol_err("nbd%d: reconnecting: %s; stopping", index, strerror(-ret));
+			break;
+		}
+		watch_start(&w, srv);
+	}
 
-	attach_flush_device("/dev/nbd", (unsigned int)index);
+	/* With no connection left a flush would wait for one: skip it. */
+	if (why != STOP_LOST)
+		attach_flush_device("/dev/nbd", (unsigned int)index);
 	if (use_ioctl) {
 		ioctl_disconnect(&doit);
 	} else {
@@ -443,8 +651,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 		if (r < 0)
 			aiol_err("nbd%d: disconnect: %s", index, strerror(-r));
 	}
-	if (watching)
-		pthread_join(watcher, NULL);
+	watch_join(&w);
 	ret = nbd_server_shutdown(srv);
 	nbd_server_destroy(srv);
 	srv = NULL;
@@ -453,9 +660,7 @@ int nbd_attach_run(const struct nbd_attach_opts *o)
 	return ret;
 
 out:
-	for (i = 0; i < n; i++)
-		if (kfds[i] >= 0)
-			close(kfds[i]);
+	close_fds(kfds, n);
 	nbdnl_close(&nl);
 	if (srv)
 		nbd_server_destroy(srv);

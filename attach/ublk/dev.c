@@ -156,7 +156,7 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 {
 	const struct aiol_dev_info *di = aiol_dev_info(dev);
 	struct ublk_params params;
-	uint64_t features = 0;
+	uint64_t features = 0, keep;
 	bool have_features;
 	char why[160];
 	int ret;
@@ -225,16 +225,22 @@ static int dev_create(struct ublk_ctrl *c, const struct ublk_dev_opts *o, struct
 		if (features & UBLK_F_QUIESCE)
 			info->flags |= UBLK_F_QUIESCE;
 	}
-	info->flags |= ublk_data_path_flag(*dp);
+	if (o->no_part_scan && !(features & UBLK_F_NO_AUTO_PART_SCAN)) {
+		aiol_err("ublk: --no-partscan: the kernel has no UBLK_F_NO_AUTO_PART_SCAN "
+			 "(Linux 7.0+): it scans partitions when the device starts");
+		return -EOPNOTSUPP;
+	}
+	keep = ublk_data_path_flag(*dp) | (o->no_part_scan ? UBLK_F_NO_AUTO_PART_SCAN : 0);
+	info->flags |= keep;
 	{
 		struct ublksrv_ctrl_dev_info req = *info;
 
 		ret = ublk_ctrl_add_dev(c, info);
-		if (ret == -EINVAL && (req.flags & ~ublk_data_path_flag(*dp))) {
+		if (ret == -EINVAL && (req.flags & ~keep)) {
 			aiol_warn("ublk: ADD_DEV refused recovery flags; the device will not "
 				  "survive its daemon");
 			*info = req;
-			info->flags = ublk_data_path_flag(*dp);
+			info->flags = keep;
 			ret = ublk_ctrl_add_dev(c, info);
 		}
 	}

@@ -117,6 +117,7 @@ struct ublk_dev_opts {
 	bool recover;		       /* dev_id exists, its daemon died */
 	enum ublk_data_path data_path; /* asked; ignored with recover */
 	enum ublk_recovery recovery;   /* ignored with recover */
+	bool no_part_scan;	       /* UBLK_F_NO_AUTO_PART_SCAN (7.0+), else -EOPNOTSUPP */
 	int poll_us;		       /* queue threads poll their ring this long before
 					* sleeping; 0: UBLK_DEFAULT_POLL_US, < 0: never */
 	/* Filled before ready(): the data path in use. */

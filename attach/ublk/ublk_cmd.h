@@ -136,6 +136,7 @@ static inline __u64 ublk_user_copy_pos(__u16 q_id, __u16 tag)
 #define UBLK_F_PER_IO_DAEMON		(1ULL << 13)	/* 6.16 */
 #define UBLK_F_BUF_REG_OFF_DAEMON	(1ULL << 14)	/* 6.17 */
 #define UBLK_F_SAFE_STOP_DEV		(1ULL << 17)	/* 6.19/7.0 */
+#define UBLK_F_NO_AUTO_PART_SCAN	(1ULL << 18)	/* 7.0 */
 
 /* Device states. */
 #define UBLK_S_DEV_DEAD		0

@@ -54,6 +54,10 @@ t "resize of an unknown device fails" 1 "$A" resize /dev/ublkb4095
 t "upgrade without a device is a usage error" 2 "$A" upgrade
 t "upgrade of an unknown device fails" 1 "$A" upgrade /dev/ublkb4095
 t "--recovery sometimes is refused" 2 "$A" attach --recovery sometimes "$T/f.img"
+t "--timeout past a day is refused" 2 "$A" attach --timeout 86401 "$T/f.img"
+t "-P with --recover is a usage error" 2 "$A" attach --recover /dev/nbd0 -P
+t "-L with --recover is a usage error" 2 "$A" attach --recover /dev/nbd0 -L
+t "-P, -L and --no-partscan are accepted" 0 "$A" attach -P -L --no-partscan --help
 t "--show is accepted" 0 "$A" attach --show --help
 t "detach with both -a and a device is a usage error" 2 "$A" detach -a /dev/ublkb4095
 t "list -O with an unknown column is a usage error" 2 "$A" list -O NAME,NOPE

@@ -393,6 +393,36 @@ static void test_attach_config(void **state)
 	assert_non_null(strstr(err.msg, "--data-path 'zerocopy'"));
 	assert_int_equal(ATTACH(&cfg, &err, "attach", "--poll", "1000001", "f"), -EINVAL);
 	assert_non_null(strstr(err.msg, "--poll"));
+
+	/* the kernel NBD client's request timeout: -1 when not given */
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "f"), CLI_RUN);
+	assert_int_equal(cfg.nbd_timeout, -1);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--nbd", "--timeout", "0", "f"), CLI_RUN);
+	assert_int_equal(cfg.nbd_timeout, 0);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--nbd", "--timeout", "5", "--recovery",
+				"fail-io", "f"),
+			 CLI_RUN);
+	assert_int_equal(cfg.nbd_timeout, 5);
+	assert_int_equal(cfg.recovery, UBLK_REC_FAIL_IO);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--timeout", "86401", "f"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--timeout"));
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--timeout", "-1", "f"), -EINVAL);
+
+	/* losetup's -P and -L; --data-path is no longer -P's long form */
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, -1);
+	assert_false(cfg.nooverlap);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "-P", "-L", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, 1);
+	assert_true(cfg.nooverlap);
+	assert_int_equal(cfg.data_path, UBLK_DP_AUTO);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--partscan", "--nooverlap", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, 1);
+	assert_true(cfg.nooverlap);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--no-partscan", "f"), CLI_RUN);
+	assert_int_equal(cfg.partscan, 0);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--recover", "/dev/ublkb0", "-P"), -EINVAL);
+	assert_int_equal(ATTACH(&cfg, &err, "attach", "--recover", "/dev/ublkb0", "-L"), -EINVAL);
 }
 
 static void test_bench_config(void **state)

@@ -54,9 +54,20 @@ host_bench() {
 	grep -a '^# \(bench\|ublk:\|loop:\)' "$3.clean"
 	rm -f "$img"
 }
+# Where a 4k request's time goes: as host_bench, its own lines.
+host_bench-where() {
+	local img=$TMP/$2.img
+	rm -f "$img"
+	truncate -s 128M "$img"
+	boot "$1" "$2" "$3" "$img"
+	report "$1" "$2" "$3"
+	grep -a '^# \(where\|stats\|ublk\)' "$3.clean"
+	rm -f "$img"
+}
 host_nbd-fs() { fs_host "$@"; }
 
 host_ublk-recover() { fs_host "$@"; }
+host_nbd-recover() { fs_host "$@"; }
 
 # powercut_boot VER SCEN LOGF IMG COUNT WHAT: boot the scenario on a fresh
 # 64 MiB image and kill qemu after COUNT "ACK n" lines.  Sets POWERCUT_ACKS
