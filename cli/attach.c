@@ -74,7 +74,7 @@ struct attach_ctx {
 	 * resize in progress is that one, which nobody waits an answer for */
 	atomic_bool resize_auto_asked;
 	bool resize_auto;
-	bool handed_over;      /* upgrade: the device was left to the next daemon */
+	bool handed_over; /* upgrade: the device was left to the next daemon */
 	enum ublk_recovery recovery;
 };
 
