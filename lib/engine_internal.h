@@ -121,6 +121,8 @@ struct aiol_queue {
 	unsigned int outstanding;	/* accepted, done() not yet called */
 	STAILQ_HEAD(, eng_priv) fifo;
 	bool pumping;			/* eng_pump() is running */
+	unsigned int submitting;	/* inside aiol_submit()'s start of a request */
+	unsigned int completing;	/* inside a store completion (io_done) */
 	struct aiol_req *held;		/* last done() held while the store is busy */
 	/* writing zeroes by hand: a zeroed, aligned buffer of ENG_CHUNK */
 	void *zbuf;

@@ -435,6 +435,8 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 		if (ev)
 			ev->fn(ev, res, flags);
 		n++;
+		if (loop->submit_batch && io_uring_sq_ready(&loop->ring) >= loop->submit_batch)
+			io_uring_submit(&loop->ring);
 	}
 	if (n && loop->poll_us)
 		aiol_spin_seen(&loop->spin, now_ns());

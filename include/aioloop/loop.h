@@ -55,7 +55,7 @@ struct aiol_loop_opts {
 	size_t arena_bytes;	/* in-flight buffer cap of this thread; 0: 64 MiB */
 	unsigned int flags;	/* extra io_uring setup flags (IORING_SETUP_SQE128 for
 				 * uring_cmd users: every SQE is then 128 bytes) */
-	unsigned int submit_batch;	/* while running deferred work, submit as soon as
+	unsigned int submit_batch;	/* while running completions and deferred work, submit as soon as
 					 * this many SQEs are ready; 0: once per pass */
 	unsigned int poll_us;	/* before sleeping for a completion, poll the ring for
 				 * at most this many microseconds (yielding the CPU to

@@ -12,7 +12,9 @@
  * replaced by writing zeroes; a registered-buffer request (AIOL_F_FIXED_BUF)
  * reaching the store with its index, or refused by a store that cannot
  * take it; and a size refreshed by the store, or refused by one that
- * cannot change it; and the encryption stage over such a store.
+ * cannot change it; done() called inside the store's completion while
+ * other requests are in flight, at the next iteration for the last; and
+ * the encryption stage over such a store.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -41,6 +43,7 @@ struct mem_store {
 	bool foreign;	   /* complete from the queue's own thread */
 	bool short_io;	   /* move at most half of a multi-block READ/WRITE */
 	bool zero_fails;   /* ZERO answers -EOPNOTSUPP */
+	bool manual;	   /* park every io: the test completes it, as a CQE would */
 	uint64_t new_size; /* what mem_refresh_size finds */
 	uint64_t limit;	   /* the size limit in force, 0: none */
 	/* the last AIOL_F_FIXED_BUF READ/WRITE (loop-thread stores only) */
@@ -60,7 +63,10 @@ struct mem_queue {
 	pthread_cond_t cv;
 	STAILQ_HEAD(, aiol_store_io) todo;
 	bool stop;
+	unsigned int parked; /* manual: ios submitted, in todo */
 };
+
+static struct mem_queue *last_queue; /* the newest queue made */
 
 static struct mem_store *ms_of(struct aiol_store *st)
 {
@@ -146,6 +152,7 @@ static int mem_queue_create(struct aiol_store *st, struct aiol_loop *loop, unsig
 	pthread_mutex_init(&mq->mu, NULL);
 	pthread_cond_init(&mq->cv, NULL);
 	STAILQ_INIT(&mq->todo);
+	last_queue = mq;
 	if (ms_of(st)->foreign && pthread_create(&mq->th, NULL, mem_thread, mq)) {
 		free(mq);
 		return -EAGAIN;
@@ -175,6 +182,11 @@ static void mem_submit(struct aiol_store_queue *sq, struct aiol_store_io *io)
 	struct mem_queue *mq = aiol_container_of(sq, struct mem_queue, base);
 	struct mem_store *ms = ms_of(sq->store);
 
+	if (ms->manual) {
+		STAILQ_INSERT_TAIL(&mq->todo, io, link);
+		mq->parked++;
+		return;
+	}
 	if (!ms->foreign) {
 		aiol_store_complete_later(sq, io, mem_exec(ms, io));
 		return;
@@ -719,6 +731,90 @@ static void crypt_case(bool foreign, bool short_io, unsigned int threads, unsign
 	fix_close(&f);
 }
 
+/* The oldest parked io of a manual store, run and completed on the loop
+ * thread the way a ring completion is (aiol_store_complete). */
+static void complete_parked(struct fix *f)
+{
+	struct mem_queue *mq = last_queue;
+	struct aiol_store_io *io = STAILQ_FIRST(&mq->todo);
+
+	assert_non_null(io);
+	STAILQ_REMOVE_HEAD(&mq->todo, link);
+	mq->parked--;
+	aiol_store_complete(io, mem_exec(&f->ms, io));
+}
+
+static struct fix *resubmit_fix;
+
+/* done() that submits the next request at once, as a benchmark or a
+ * client at a fixed queue depth does. */
+static void resubmit_done(struct aiol_req *req, int res)
+{
+	struct slot *s = aiol_container_of(req, struct slot, req);
+
+	s->res = res;
+	s->busy = false;
+	if (resubmit_fix) {
+		s->busy = true;
+		assert_int_equal(aiol_submit(resubmit_fix->q, req), 0);
+	}
+}
+
+/*
+ * A request completed by its store while others are in flight calls done()
+ * before the completion returns, so that a request submitted from done()
+ * reaches the store before the loop works through the rest of its batch of
+ * completions; the queue's last request completes at the next iteration
+ * (its done() may destroy the queue), and done() never runs inside
+ * aiol_submit().
+ */
+static void test_done_in_completion(void **state)
+{
+	static struct slot s[2];
+	struct mem_queue *mq;
+	struct fix f;
+
+	(void)state;
+	fix_open(&f, 512, AIOL_STORE_FLUSH | AIOL_STORE_FUA, false);
+	f.ms.manual = true;
+	mq = last_queue;
+	for (int i = 0; i < 2; i++) {
+		memset(&s[i].req, 0, sizeof(s[i].req));
+		s[i].req.op = AIOL_OP_READ;
+		s[i].req.off = (uint64_t)i * 4096;
+		s[i].req.len = 4096;
+		s[i].req.buf = s[i].buf;
+		s[i].req.done = resubmit_done;
+		s[i].busy = true;
+		assert_int_equal(aiol_submit(f.q, &s[i].req), 0);
+		assert_true(s[i].busy); /* never inside aiol_submit() */
+	}
+	assert_int_equal(mq->parked, 2);
+
+	/* Another in flight: done() ran, and its resubmission is parked. */
+	resubmit_fix = &f;
+	complete_parked(&f);
+	assert_int_equal(s[0].res, 0);
+	assert_true(s[0].busy);
+	assert_int_equal(mq->parked, 2);
+	assert_int_equal(aiol_queue_inflight(f.q), 2);
+
+	/* Still another in flight: done() at once, nothing resubmitted. */
+	resubmit_fix = NULL;
+	complete_parked(&f);
+	assert_false(s[1].busy);
+	assert_int_equal(mq->parked, 1);
+	/* The last request: its done() waits for the loop. */
+	complete_parked(&f);
+	assert_true(s[0].busy);
+	assert_int_equal(aiol_queue_inflight(f.q), 1);
+	assert_true(aiol_loop_run_once(f.loop, false) >= 1);
+	assert_false(s[0].busy);
+	assert_int_equal(s[0].res, 0);
+	assert_int_equal(aiol_queue_inflight(f.q), 0);
+	fix_close(&f);
+}
+
 static void test_crypt_stage(void **state)
 {
 	(void)state;
@@ -740,6 +836,7 @@ int main(void)
 	    cmocka_unit_test(test_zero_cleared),
 	    cmocka_unit_test(test_fixed_buf),
 	    cmocka_unit_test(test_refresh_size),
+	    cmocka_unit_test(test_done_in_completion),
 
 	    cmocka_unit_test(test_crypt_stage),
 	};
