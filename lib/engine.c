@@ -7,7 +7,7 @@
  * resubmitted for the rest, zero-byte reads are -EIO, errors passed on
  * unchanged), read-modify-write driven by the step function of rmw.c,
  * write ordering through order.c, the FIFO behind the queue depth, and
- * deferred completion.
+ * completion (inside the store's, or deferred to the next iteration).
  *
  * Block semantics follow the kernel loop driver: flush, FUA, discard
  * (deallocate), write-zeroes as a zero that keeps the allocation with

@@ -30,7 +30,11 @@
  *                            back to the op's state machine.
  *   eng_finish()             frees what the request held (bounce buffer,
  *                            ordering entry), starts the next parked request
- *                            and defers done() to the loop.
+ *                            and calls done(): at once when it finishes
+ *                            inside a store completion (io_done) with other
+ *                            requests of the queue in flight, otherwise at
+ *                            the loop's next iteration (the last request's
+ *                            done() may destroy the queue).
  *
  * All per-request state lives in aiol_req._priv (struct eng_priv, checked by
  * a static_assert).  Nothing on the data path allocates memory sized by a
