@@ -3,7 +3,8 @@
 # bench/compare --quick: the benchmark harness runs end to end in seconds and
 # writes a well-formed report (Markdown table with rows, JSON that parses
 # and has every target accounted for, CPU per I/O for every NBD job, PNGs,
-# no absolute path of the tree), leaves no server process and
+# no absolute path of the tree, a name of its own beside a report of the
+# same day), leaves no server process and
 # no loop device behind.  It asserts no speeds: the figures of a smoke run
 # on a busy machine mean nothing.
 set -u
@@ -114,6 +115,24 @@ if [ -n "$md" ] && ! grep -qF "$SRCDIR/" "$md" "$json"; then
 	echo "ok - bench-quick: the report names no absolute path of the tree"
 else
 	echo "not ok - bench-quick: the report names absolute paths of the tree: $(grep -ohF "$SRCDIR/" "$md" "$json" | head -n1)"
+fi
+
+# A second report of the same name on the same day goes beside the first.
+stem=$(basename "${md%.md}")
+if [ -n "$md" ] && python3 - "$SRCDIR/bench/compare" "$out" "$stem" <<'EOF'
+import importlib.machinery, importlib.util, sys
+loader = importlib.machinery.SourceFileLoader("compare", sys.argv[1])
+spec = importlib.util.spec_from_loader("compare", loader)
+m = importlib.util.module_from_spec(spec)
+loader.exec_module(m)
+out, stem = sys.argv[2], sys.argv[3]
+assert m.free_stem(out, stem) == stem + "-2", m.free_stem(out, stem)
+assert m.free_stem(out, stem + "-other") == stem + "-other"
+EOF
+then
+	echo "ok - bench-quick: a second run the same day gets its own report name (-2)"
+else
+	echo "not ok - bench-quick: a second run the same day would overwrite $stem"
 fi
 
 if grep -q '^\[ *1/[0-9]*\]' "$TESTTMP/compare.err"; then
