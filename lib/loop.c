@@ -306,6 +306,13 @@ void aiol_loop_post(struct aiol_loop *loop, struct aiol_work *w)
 	atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_release);
 }
 
+/* Submit now when submit_batch SQEs are ready (see aiol_loop_opts). */
+static void submit_if_batch(struct aiol_loop *loop)
+{
+	if (loop->submit_batch && io_uring_sq_ready(&loop->ring) >= loop->submit_batch)
+		io_uring_submit(&loop->ring);
+}
+
 /*
  * Run the work queued before this call.  Work deferred while it runs waits
  * for the next iteration ("at the next iteration", loop.h): otherwise a
@@ -326,8 +333,7 @@ static int run_work(struct aiol_loop *loop)
 		STAILQ_NEXT(w, link) = NULL;
 		w->fn(w);
 		n++;
-		if (loop->submit_batch && io_uring_sq_ready(&loop->ring) >= loop->submit_batch)
-			io_uring_submit(&loop->ring);
+		submit_if_batch(loop);
 	}
 	return n;
 }
@@ -435,8 +441,7 @@ int aiol_loop_run_once(struct aiol_loop *loop, bool wait)
 		if (ev)
 			ev->fn(ev, res, flags);
 		n++;
-		if (loop->submit_batch && io_uring_sq_ready(&loop->ring) >= loop->submit_batch)
-			io_uring_submit(&loop->ring);
+		submit_if_batch(loop);
 	}
 	if (n && loop->poll_us)
 		aiol_spin_seen(&loop->spin, now_ns());
