@@ -94,22 +94,19 @@ else
 	echo "not ok - bench-quick: Markdown report missing or without rows ($md)"
 fi
 
-if [ -n "$png" ] && [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
-	echo "ok - bench-quick: PNG plot written"
-elif ! command -v gnuplot >/dev/null; then
-	echo "skip - bench-quick: PNG plot: gnuplot not installed"
-else
-	echo "not ok - bench-quick: PNG plot missing or not a PNG ($png)"
-fi
-
-cpng=$(find "$out" -maxdepth 1 -name '*-cpu.png' | head -n1)
-if [ -n "$cpng" ] && [ "$(head -c 8 "$cpng" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
-	echo "ok - bench-quick: IOPS against CPU per I/O plot written"
-elif ! command -v gnuplot >/dev/null; then
-	echo "skip - bench-quick: CPU plot: gnuplot not installed"
-else
-	echo "not ok - bench-quick: CPU plot missing or not a PNG ($cpng)"
-fi
+# png_check FILE OK-TEXT NAME: FILE is a PNG (skipped without gnuplot).
+png_check() {
+	if [ -n "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
+		echo "ok - bench-quick: $2"
+	elif ! command -v gnuplot >/dev/null; then
+		echo "skip - bench-quick: $3: gnuplot not installed"
+	else
+		echo "not ok - bench-quick: $3 missing or not a PNG ($1)"
+	fi
+}
+png_check "$png" "PNG plot written" "PNG plot"
+png_check "$(find "$out" -maxdepth 1 -name '*-cpu.png' | head -n1)" \
+	"IOPS against CPU per I/O plot written" "CPU plot"
 
 if [ -n "$md" ] && ! grep -qF "$SRCDIR/" "$md" "$json"; then
 	echo "ok - bench-quick: the report names no absolute path of the tree"
