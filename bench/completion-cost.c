@@ -13,6 +13,7 @@
  *
  * A COST is written as:
  *   U      spin U microseconds (CPU, no memory touched)
+ *   Ur     the same, after reading every byte of the buffer
  *   Ut     the same, after reading and writing every byte of the buffer
  *   Ux     the same, after decrypting the buffer in place with AES-256-XTS
  *          through GnuTLS, 512-byte sectors, the IV their sector number: the
@@ -71,9 +72,10 @@ static uint64_t rnd(void)
 	return rnd_state;
 }
 
-enum work { W_SPIN, W_TOUCH, W_XTS512, W_XTS4096, W_PIPE, W_PIPE_SLEEP };
+enum work { W_SPIN, W_READ, W_TOUCH, W_XTS512, W_XTS4096, W_PIPE, W_PIPE_SLEEP };
 
 static gnutls_cipher_hd_t xts;
+static volatile uint64_t sink; /* keeps the reads of W_READ */
 
 /* Decrypt buf in place, sector by sector, as lib/cipher.c does. */
 static int xts_decrypt(void *buf, unsigned int bs, unsigned int ss, uint64_t off)
@@ -138,7 +140,15 @@ static int one_run(int fd, uint64_t blocks, unsigned int qd, unsigned int bs, do
 		io_uring_cqe_seen(&ring, cqe);
 		inflight--;
 		done++;
-		if (work == W_TOUCH) {
+		if (work == W_READ) {
+			/* Read every byte, as anything that uses the data does. */
+			const uint64_t *w = buf;
+			uint64_t sum = 0;
+
+			for (i = 0; i < bs / 8; i++)
+				sum += w[i];
+			sink += sum;
+		} else if (work == W_TOUCH) {
 			/* Read and write every byte, as a cipher working in place would. */
 			uint64_t *w = buf;
 
@@ -290,6 +300,8 @@ static int parse_cost(const char *a, double *cost, double *delay, enum work *wor
 			return -EINVAL;
 		if (!*end)
 			*work = W_SPIN;
+		else if (!strcmp(end, "r"))
+			*work = W_READ;
 		else if (!strcmp(end, "t"))
 			*work = W_TOUCH;
 		else if (!strcmp(end, "x"))
@@ -342,7 +354,7 @@ int main(int argc, char **argv)
 	for (c = 0; c < ncost; c++) {
 		if (parse_cost(argv[6 + c], &cost[c], &delay[c], &work[c]) < 0) {
 			fprintf(stderr,
-				"completion-cost: bad COST %s (U, Ut, Ux, UX, pS/D or PS/D)\n",
+				"completion-cost: bad COST %s (U, Ur, Ut, Ux, UX, pS/D or PS/D)\n",
 				argv[6 + c]);
 			return 2;
 		}
