@@ -97,65 +97,115 @@ struct run {
 	double iops, cpu_us;
 };
 
-static void queue_read(struct io_uring *ring, int fd, void *buf, unsigned int bs, uint64_t blocks)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+/* One run's reads: its ring, its clock, what it has done. */
+struct reader {
+	struct io_uring ring;
+	int fd;
+	unsigned int bs, inflight;
+	uint64_t blocks, start, end, done;
+	double c0;
+};
 
-	io_uring_prep_read(sqe, fd, buf, bs, (rnd() % blocks) * bs);
+/* Queue a read of a random block into buf. */
+static void reader_queue(struct reader *r, void *buf)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+
+	io_uring_prep_read(sqe, r->fd, buf, r->bs, (rnd() % r->blocks) * r->bs);
 	io_uring_sqe_set_data(sqe, buf);
+	r->inflight++;
+}
+
+/* The next read into buf, submitted at once, if the run is not over. */
+static void reader_issue(struct reader *r, void *buf)
+{
+	if (now_ns() >= r->end)
+		return;
+	reader_queue(r, buf);
+	io_uring_submit(&r->ring);
+}
+
+/* Set up the ring and put qd reads in flight, one per buffer of bufs. */
+static int reader_start(struct reader *r, int fd, uint64_t blocks, unsigned int qd, unsigned int bs,
+			double secs, char *bufs)
+{
+	int ret = io_uring_queue_init(qd * 2, &r->ring, 0);
+
+	if (ret < 0)
+		return ret;
+	r->fd = fd;
+	r->bs = bs;
+	r->blocks = blocks;
+	r->inflight = 0;
+	r->done = 0;
+	r->c0 = cpu_s();
+	r->start = now_ns();
+	r->end = r->start + (uint64_t)(secs * 1e9);
+	for (unsigned int i = 0; i < qd; i++)
+		reader_queue(r, bufs + (size_t)i * bs);
+	io_uring_submit(&r->ring);
+	return 0;
+}
+
+/* Take a completion: its buffer, or NULL with *ret set on a failed read. */
+static void *reader_take(struct reader *r, struct io_uring_cqe *cqe, int *ret)
+{
+	void *buf = io_uring_cqe_get_data(cqe);
+
+	if (cqe->res != (int)r->bs) {
+		*ret = cqe->res < 0 ? cqe->res : -EIO;
+		return NULL;
+	}
+	io_uring_cqe_seen(&r->ring, cqe);
+	r->inflight--;
+	r->done++;
+	return buf;
+}
+
+/* The run's figures into out, and the ring closed. */
+static void reader_finish(struct reader *r, struct run *out)
+{
+	out->iops = (double)r->done / ((double)(now_ns() - r->start) * 1e-9);
+	out->cpu_us = (cpu_s() - r->c0) * 1e6 / (double)(r->done ? r->done : 1);
+	io_uring_queue_exit(&r->ring);
 }
 
 static int one_run(int fd, uint64_t blocks, unsigned int qd, unsigned int bs, double secs,
 		   double cost_us, enum work work, char *bufs, struct run *out)
 {
-	struct io_uring ring;
-	uint64_t cost_ns = (uint64_t)(cost_us * 1000.0), start, end, done = 0;
-	unsigned int i, inflight = 0;
-	double c0;
+	uint64_t cost_ns = (uint64_t)(cost_us * 1000.0);
+	struct reader r;
 	int ret;
 
-	ret = io_uring_queue_init(qd * 2, &ring, 0);
+	ret = reader_start(&r, fd, blocks, qd, bs, secs, bufs);
 	if (ret < 0)
 		return ret;
-	c0 = cpu_s();
-	start = now_ns();
-	end = start + (uint64_t)(secs * 1e9);
-	for (i = 0; i < qd; i++) {
-		queue_read(&ring, fd, bufs + (size_t)i * bs, bs, blocks);
-		inflight++;
-	}
-	io_uring_submit(&ring);
-	while (inflight) {
+	while (r.inflight) {
 		struct io_uring_cqe *cqe;
 		void *buf;
 
-		ret = io_uring_wait_cqe(&ring, &cqe);
+		ret = io_uring_wait_cqe(&r.ring, &cqe);
 		if (ret < 0)
 			break;
-		if (cqe->res != (int)bs) {
-			ret = cqe->res < 0 ? cqe->res : -EIO;
+		buf = reader_take(&r, cqe, &ret);
+		if (!buf)
 			break;
-		}
-		buf = io_uring_cqe_get_data(cqe);
-		io_uring_cqe_seen(&ring, cqe);
-		inflight--;
-		done++;
 		if (work == W_READ) {
 			/* Read every byte, as anything that uses the data does. */
 			const uint64_t *w = buf;
 			uint64_t sum = 0;
 
-			for (i = 0; i < bs / 8; i++)
+			for (unsigned int i = 0; i < bs / 8; i++)
 				sum += w[i];
 			sink += sum;
 		} else if (work == W_TOUCH) {
 			/* Read and write every byte, as a cipher working in place would. */
 			uint64_t *w = buf;
 
-			for (i = 0; i < bs / 8; i++)
+			for (unsigned int i = 0; i < bs / 8; i++)
 				w[i] ^= 0x5a5a5a5a5a5a5a5aull;
 		} else if (work == W_XTS512 || work == W_XTS4096) {
-			ret = xts_decrypt(buf, bs, work == W_XTS512 ? 512 : 4096, done * bs);
+			ret = xts_decrypt(buf, bs, work == W_XTS512 ? 512 : 4096, r.done * bs);
 			if (ret < 0)
 				break;
 		}
@@ -165,15 +215,9 @@ static int one_run(int fd, uint64_t blocks, unsigned int qd, unsigned int bs, do
 			while (now_ns() < until)
 				;
 		}
-		if (now_ns() < end) {
-			queue_read(&ring, fd, buf, bs, blocks);
-			inflight++;
-			io_uring_submit(&ring);
-		}
+		reader_issue(&r, buf);
 	}
-	out->iops = (double)done / ((double)(now_ns() - start) * 1e-9);
-	out->cpu_us = (cpu_s() - c0) * 1e6 / (double)(done ? done : 1);
-	io_uring_queue_exit(&ring);
+	reader_finish(&r, out);
 	return ret < 0 ? ret : 0;
 }
 
@@ -190,76 +234,54 @@ static int one_run(int fd, uint64_t blocks, unsigned int qd, unsigned int bs, do
 static int pipe_run(int fd, uint64_t blocks, unsigned int qd, unsigned int bs, double secs,
 		    double serve_us, double delay_us, bool sleep, char *bufs, struct run *out)
 {
-	struct io_uring ring;
 	uint64_t serve = (uint64_t)(serve_us * 1000.0), delay = (uint64_t)(delay_us * 1000.0);
-	uint64_t start, end, done = 0, free_at = 0, *ready;
-	unsigned int i, inflight = 0, head = 0, count = 0;
+	uint64_t free_at = 0, *ready;
+	unsigned int head = 0, count = 0;
+	struct reader r;
 	void **pend;
-	double c0;
 	int ret;
 
 	ready = calloc(qd, sizeof(*ready));
 	pend = calloc(qd, sizeof(*pend));
 	if (!ready || !pend) {
-		free(ready);
-		free(pend);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto out;
 	}
-	ret = io_uring_queue_init(qd * 2, &ring, 0);
+	ret = reader_start(&r, fd, blocks, qd, bs, secs, bufs);
 	if (ret < 0)
 		goto out;
-	c0 = cpu_s();
-	start = now_ns();
-	end = start + (uint64_t)(secs * 1e9);
-	for (i = 0; i < qd; i++) {
-		queue_read(&ring, fd, bufs + (size_t)i * bs, bs, blocks);
-		inflight++;
-	}
-	io_uring_submit(&ring);
-	while (inflight || count) {
+	while (r.inflight || count) {
 		struct io_uring_cqe *cqe;
 		uint64_t now = now_ns();
 
-		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
-			uint64_t at;
+		while (io_uring_peek_cqe(&r.ring, &cqe) == 0) {
+			void *buf = reader_take(&r, cqe, &ret);
 
-			if (cqe->res != (int)bs) {
-				ret = cqe->res < 0 ? cqe->res : -EIO;
-				goto exit_ring;
-			}
-			at = free_at > now ? free_at : now;
-			free_at = at + serve;
-			pend[(head + count) % qd] = io_uring_cqe_get_data(cqe);
+			if (!buf)
+				goto finish;
+			free_at = (free_at > now ? free_at : now) + serve;
+			pend[(head + count) % qd] = buf;
 			ready[(head + count) % qd] = free_at + delay;
 			count++;
-			io_uring_cqe_seen(&ring, cqe);
-			inflight--;
-			done++;
 		}
 		while (count && ready[head] <= now) {
-			if (now < end) {
-				queue_read(&ring, fd, pend[head], bs, blocks);
-				inflight++;
-				io_uring_submit(&ring);
-			}
+			reader_issue(&r, pend[head]);
 			head = (head + 1) % qd;
 			count--;
 		}
-		if (sleep && !count && inflight) {
+		if (sleep && !count && r.inflight) {
 			/* Nothing due: sleep until a completion comes. */
-			if (io_uring_wait_cqe(&ring, &cqe) < 0)
+			if (io_uring_wait_cqe(&r.ring, &cqe) < 0)
 				break;
 		} else if (sleep && count && ready[head] > now + 2000) {
 			/* Sleep until the next one is due, or a completion comes. */
 			struct __kernel_timespec ts = {0, (long long)(ready[head] - now)};
 
-			io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+			io_uring_wait_cqe_timeout(&r.ring, &cqe, &ts);
 		}
 	}
-	out->iops = (double)done / ((double)(now_ns() - start) * 1e-9);
-	out->cpu_us = (cpu_s() - c0) * 1e6 / (double)(done ? done : 1);
-exit_ring:
-	io_uring_queue_exit(&ring);
+finish:
+	reader_finish(&r, out);
 out:
 	free(ready);
 	free(pend);
